@@ -1,0 +1,92 @@
+// The public programme catalogue: what the school offers, with each programme's modules in order.
+// Public and cacheable (`public, max-age=300` with an ETag); nothing here is personal.
+import { z } from 'zod';
+import { db } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { notFound } from '../lib/errors';
+import { json } from '../lib/http';
+import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+
+interface ProgramRow {
+  id: string;
+  code: string;
+  name: string;
+  credential_level: string;
+  total_clock_hours: number;
+  description: string | null;
+}
+
+const toProgram = (row: ProgramRow) => ({
+  id: row.id,
+  code: row.code,
+  name: row.name,
+  credentialLevel: row.credential_level,
+  totalClockHours: row.total_clock_hours,
+  description: row.description,
+});
+
+const CatalogueQuery = z.object({
+  limit: limitSchema,
+  cursor: cursorSchema(z.tuple([z.string()])),
+});
+
+endpoint({
+  name: 'catalogue-programs-list',
+  methods: ['GET'],
+  route: 'programs',
+  access: 'public',
+  cache: 'public',
+  query: CatalogueQuery,
+  handler: async ({ query, request }) => {
+    const after = query.cursor?.[0];
+    const rows = await db()<ProgramRow[]>`
+      select id, code, name, credential_level, total_clock_hours, description
+        from programs
+       where status = 'active' ${after === undefined ? db()`` : db()`and code > ${after}`}
+       order by code
+       limit ${query.limit + 1}`;
+    const page = pageOf(rows, query.limit, (row) => [row.code], toProgram);
+    return json(page, 200, nextLink(request.url, page.next));
+  },
+});
+
+const ProgramParams = z.object({ id: z.uuid() });
+
+interface ProgramWithModulesRow extends ProgramRow {
+  modules: {
+    id: string;
+    code: string;
+    title: string;
+    description: string | null;
+    deliveryType: string;
+    clockHours: number;
+    requiresInPerson: boolean;
+    position: number;
+  }[];
+}
+
+endpoint({
+  name: 'catalogue-programs-get',
+  methods: ['GET'],
+  route: 'programs/{id}',
+  access: 'public',
+  cache: 'public',
+  params: ProgramParams,
+  handler: async ({ params }) => {
+    // One round trip: the programme and its ordered modules aggregated by the database.
+    const [row] = await db()<ProgramWithModulesRow[]>`
+      select p.id, p.code, p.name, p.credential_level, p.total_clock_hours, p.description,
+             coalesce(
+               (select json_agg(json_build_object(
+                         'id', m.id, 'code', m.code, 'title', m.title, 'description', m.description,
+                         'deliveryType', m.delivery_type, 'clockHours', m.clock_hours,
+                         'requiresInPerson', m.requires_in_person, 'position', m.position)
+                       order by m.position)
+                  from modules m where m.program_id = p.id),
+               '[]'::json) as modules
+        from programs p
+       where p.id = ${params.id} and p.status = 'active'`;
+    if (!row) throw notFound('No such programme in the catalogue');
+    return json({ ...toProgram(row), modules: row.modules });
+  },
+});

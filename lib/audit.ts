@@ -1,0 +1,35 @@
+// The audit trail (HIPAA §164.312(b)): one append-only row per request to a protected or PHI route,
+// whatever its outcome, written before a PHI response leaves. Never any PII: who is a user id.
+import type { Caller } from './access';
+import { db } from './db';
+
+export interface AuditEntry {
+  requestId: string;
+  caller: Caller | null;
+  /** A user the request acted for without a token (a sign-in, a refresh), when known. */
+  actingUserId?: string | null | undefined;
+  method: string;
+  /** Route template, never the raw URL (which may carry personal data in its query). */
+  route: string;
+  resourceIds: Record<string, string>;
+  status: number;
+  durationMs: number;
+  clientIp: string | null;
+  userAgent: string | null;
+  phi: boolean;
+  event?: string | null | undefined;
+}
+
+const USER_AGENT_MAX = 512;
+
+export async function writeAudit(entry: AuditEntry): Promise<void> {
+  const userId = entry.caller?.userId ?? entry.actingUserId ?? null;
+  const resourceIds = Object.keys(entry.resourceIds).length > 0 ? entry.resourceIds : null;
+  await db()`
+    insert into audit_log (request_id, user_id, roles, method, route, resource_ids, status, duration_ms,
+                           client_ip, user_agent, phi, event)
+    values (${entry.requestId}, ${userId}, ${entry.caller ? [...entry.caller.roles] : []}, ${entry.method},
+            ${entry.route}, ${resourceIds ? db().json(resourceIds) : null}, ${entry.status},
+            ${Math.max(0, Math.round(entry.durationMs))}, ${entry.clientIp}::inet,
+            ${entry.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${entry.phi}, ${entry.event ?? null})`;
+}

@@ -1,0 +1,113 @@
+// Access tokens: short-lived HS256 JWTs carrying the user id and roles, verified in-process with no
+// database round trip. Browsers carry them in an HttpOnly cookie (with a double-submit CSRF token for
+// mutations); tools send `Authorization: Bearer`.
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { HttpRequest } from '@azure/functions';
+import { ConfigError, config } from './config';
+import { type Caller, ROLES, type Role } from './access';
+
+export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+export const ISSUER = 'aada-lms-api';
+export const AUDIENCE = 'aada-lms';
+
+/** Cookie names. `__Host-` cookies are Secure, Path=/ and cannot be set by a subdomain. */
+export const ACCESS_COOKIE = '__Host-aada-access';
+export const CSRF_COOKIE = '__Host-aada-csrf';
+export const REFRESH_COOKIE = '__Secure-aada-refresh';
+export const CSRF_HEADER = 'x-csrf-token';
+
+const DEMO_JWT_KEY = 'ZGVtby1vbmx5LWp3dC1zaWduaW5nLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=';
+
+let signingKey: Uint8Array | undefined;
+function key(): Uint8Array {
+  if (!signingKey) {
+    const cfg = config();
+    const base64 = cfg.JWT_SIGNING_KEY ?? (cfg.APP_ENV === 'production' ? undefined : DEMO_JWT_KEY);
+    if (!base64) throw new ConfigError('JWT_SIGNING_KEY is required in production');
+    const bytes = Buffer.from(base64, 'base64');
+    if (bytes.length < 32) throw new ConfigError('JWT_SIGNING_KEY: at least 32 bytes, base64 encoded');
+    signingKey = new Uint8Array(bytes);
+  }
+  return signingKey;
+}
+
+// jose is an ES module; loaded once, on first use, so cold starts that need no token skip it.
+let joseModule: Promise<typeof import('jose', { with: { 'resolution-mode': 'import' } })> | undefined;
+const jose = () => {
+  joseModule ??= import('jose');
+  return joseModule;
+};
+
+export async function issueAccessToken(user: { id: string; roles: readonly Role[] }): Promise<string> {
+  const { SignJWT } = await jose();
+  return new SignJWT({ roles: [...user.roles] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setSubject(user.id)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(`${ACCESS_TOKEN_TTL_SECONDS}s`)
+    .sign(key());
+}
+
+const ROLE_SET = new Set<string>(ROLES);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The caller a token speaks for, or null when it is malformed, expired, forged or not ours. */
+export async function verifyAccessToken(token: string): Promise<Caller | null> {
+  if (token.length > 4096) return null;
+  const { jwtVerify } = await jose();
+  try {
+    const { payload } = await jwtVerify(token, key(), {
+      algorithms: ['HS256'],
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      requiredClaims: ['sub', 'iat', 'exp', 'jti'],
+    });
+    const roles = payload.roles;
+    if (!payload.sub || !UUID.test(payload.sub) || !Array.isArray(roles)) return null;
+    if (!roles.every((role) => typeof role === 'string' && ROLE_SET.has(role))) return null;
+    return { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string };
+  } catch {
+    return null;
+  }
+}
+
+export function cookieValue(request: HttpRequest, name: string): string | null {
+  const header = request.headers.get('cookie');
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name) return part.slice(index + 1).trim();
+  }
+  return null;
+}
+
+export interface PresentedToken {
+  token: string;
+  via: 'bearer' | 'cookie';
+}
+
+/** The access token a request presents: the Bearer header first, else the access cookie. */
+export function presentedAccessToken(request: HttpRequest): PresentedToken | null {
+  const authorization = request.headers.get('authorization');
+  if (authorization) {
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization.trim());
+    return match ? { token: match[1] as string, via: 'bearer' } : { token: '', via: 'bearer' };
+  }
+  const cookie = cookieValue(request, ACCESS_COOKIE);
+  return cookie ? { token: cookie, via: 'cookie' } : null;
+}
+
+/**
+ * Double-submit CSRF check for requests authenticated by cookie: the `X-CSRF-Token` header must
+ * equal the CSRF cookie. A cross-site page can neither read that cookie nor send the custom header
+ * without a CORS preflight that only the configured portals pass.
+ */
+export function csrfTokenMatches(request: HttpRequest): boolean {
+  const cookie = cookieValue(request, CSRF_COOKIE);
+  const header = request.headers.get(CSRF_HEADER);
+  if (!cookie || !header || cookie.length !== header.length) return false;
+  return timingSafeEqual(Buffer.from(cookie), Buffer.from(header));
+}

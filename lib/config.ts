@@ -1,0 +1,147 @@
+// Configuration: read from the environment once, validated with zod, frozen.
+// In Azure every value is an app setting (Bicep in infra/ provides them); locally, the dev host
+// fills in defaults for the embedded database. A missing or malformed variable fails start-up with
+// a message that names it, instead of surfacing later as a confusing runtime error.
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalInteger = (min: number, max: number) =>
+  z.preprocess((v) => (v === '' ? undefined : v), integer(min, max).optional());
+const commaList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+const flag = z
+  .enum(['true', 'false', '1', '0', ''])
+  .default('false')
+  .transform((v) => v === 'true' || v === '1');
+
+const EnvSchema = z.object({
+  APP_ENV: z.enum(['development', 'test', 'production']).default('development'),
+
+  // Database: either a URL (local, CI) or discrete settings (Azure, passwordless with Entra ID).
+  DATABASE_URL: z.string().url().optional(),
+  DB_HOST: z.string().min(1).optional(),
+  DB_PORT: integer(1, 65535).default(5432),
+  DB_NAME: z.string().min(1).optional(),
+  DB_USER: z.string().min(1).optional(),
+  DB_PASSWORD: z.string().min(1).optional(),
+  DB_SSL: z.enum(['disable', 'prefer', 'require', 'verify-full']).default('prefer'),
+  // PgBouncer (Azure's built-in, port 6432) pools per transaction: prepared statements must be off.
+  DB_PREPARE_STATEMENTS: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+
+  // Pool sizing: all instances together must fit the server's connection limit.
+  DB_POOL_MAX: optionalInteger(1, 100),
+  DB_MAX_CONNECTIONS: integer(5, 10_000).default(100),
+  DB_RESERVED_CONNECTIONS: integer(0, 1_000).default(20),
+  MAX_INSTANCES: integer(1, 1_000).default(1),
+  DB_IDLE_TIMEOUT_SECONDS: integer(1, 3_600).default(30),
+  DB_MAX_LIFETIME_SECONDS: integer(60, 86_400).default(1_800),
+  DB_CONNECT_TIMEOUT_SECONDS: integer(1, 120).default(10),
+  DB_STATEMENT_TIMEOUT_MS: integer(100, 600_000).default(15_000),
+
+  // HTTP
+  CORS_ALLOWED_ORIGINS: commaList,
+  MAX_REQUEST_BODY_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
+  PUBLIC_CACHE_MAX_AGE_SECONDS: integer(0, 86_400).default(300),
+  PRIVATE_CACHE_MAX_AGE_SECONDS: integer(0, 86_400).default(300),
+  HSTS_MAX_AGE_SECONDS: integer(0, 63_072_000).default(31_536_000),
+  LOG_REQUESTS: flag,
+
+  // Secrets (Key Vault references in Azure). Development and tests fall back to demo keys.
+  /** `keyId:base64(32 bytes)` pairs, comma separated; the first encrypts, all decrypt. */
+  PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
+  /** base64 of at least 32 bytes: keys the HMAC blind indexes (email lookup, name search). */
+  PII_BLIND_INDEX_KEY: z.string().min(1).optional(),
+  /** base64 of at least 32 bytes: signs access tokens (HS256). */
+  JWT_SIGNING_KEY: z.string().min(1).optional(),
+});
+
+export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly poolMax: number };
+
+/** Settings an Azure deployment must provide (checked against infra/ by a test). */
+export const REQUIRED_IN_PRODUCTION = [
+  'APP_ENV',
+  'DB_HOST',
+  'DB_NAME',
+  'DB_USER',
+  'DB_SSL',
+  'DB_MAX_CONNECTIONS',
+  'DB_RESERVED_CONNECTIONS',
+  'MAX_INSTANCES',
+  'CORS_ALLOWED_ORIGINS',
+  'PII_ENCRYPTION_KEYS',
+  'PII_BLIND_INDEX_KEY',
+  'JWT_SIGNING_KEY',
+] as const;
+
+/** The most connections one instance ever needs: one Node event loop cannot keep more busy. */
+export const POOL_MAX_CEILING = 10;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Pool size per instance. DB_POOL_MAX wins when set; otherwise the connection budget
+ * (server limit minus reserved admin/replication headroom) is shared by every instance the
+ * platform may start, and capped at POOL_MAX_CEILING.
+ */
+export function derivePoolMax(env: {
+  DB_POOL_MAX?: number | undefined;
+  DB_MAX_CONNECTIONS: number;
+  DB_RESERVED_CONNECTIONS: number;
+  MAX_INSTANCES: number;
+}): number {
+  if (env.DB_POOL_MAX !== undefined) return env.DB_POOL_MAX;
+  const perInstance = Math.floor((env.DB_MAX_CONNECTIONS - env.DB_RESERVED_CONNECTIONS) / env.MAX_INSTANCES);
+  if (perInstance < 1) {
+    throw new ConfigError(
+      `DB_MAX_CONNECTIONS (${env.DB_MAX_CONNECTIONS}) minus DB_RESERVED_CONNECTIONS (${env.DB_RESERVED_CONNECTIONS}) ` +
+        `cannot give every one of MAX_INSTANCES (${env.MAX_INSTANCES}) a connection: lower MAX_INSTANCES or pick a larger server`,
+    );
+  }
+  return Math.min(perInstance, POOL_MAX_CEILING);
+}
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const result = EnvSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  const parsed = result.data;
+  if (!parsed.DATABASE_URL) {
+    const missing = (['DB_HOST', 'DB_NAME', 'DB_USER'] as const).filter((name) => !parsed[name]);
+    if (missing.length > 0) {
+      throw new ConfigError(`Invalid configuration: set DATABASE_URL, or ${missing.join(', ')}`);
+    }
+  }
+  if (parsed.APP_ENV === 'production') {
+    const missing = REQUIRED_IN_PRODUCTION.filter((name) => env[name] === undefined);
+    if (missing.length > 0)
+      throw new ConfigError(`Invalid configuration: ${missing.join(', ')} required in production`);
+  }
+  return Object.freeze({ ...parsed, poolMax: derivePoolMax(parsed) });
+}
+
+let cached: Config | undefined;
+
+/** The process configuration, parsed on first use (never at module load: cold starts stay cheap). */
+export function config(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
+
+/** Tests and the dev host change the environment between runs; this forgets the parsed copy. */
+export function resetConfigForTests(): void {
+  cached = undefined;
+}

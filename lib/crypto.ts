@@ -1,0 +1,178 @@
+// Personal data at rest: AES-256-GCM in the application (a fresh 96-bit nonce per value, the key id
+// inside the ciphertext so keys can rotate, the column as associated data so a value cannot be
+// moved to another column), and keyed HMAC blind indexes so lookups never decrypt a table.
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { type Config, ConfigError, config } from './config';
+
+const FORMAT_VERSION = 'v1';
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** Demo keys for development and tests only; production refuses to start without real ones. */
+const DEMO_ENCRYPTION_KEYS = 'demo1:ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q=';
+const DEMO_BLIND_INDEX_KEY = 'ZGVtby1vbmx5LWJsaW5kLWluZGV4LWtleS0zMi1ieXRlcw==';
+
+/** Where an encrypted value lives; bound into the ciphertext as associated data. */
+export type PiiField =
+  | 'users.email'
+  | 'users.first_name'
+  | 'users.last_name'
+  | 'registration_requests.email'
+  | 'outbox.recipient'
+  | 'outbox.body'
+  | (string & {});
+
+interface KeyRing {
+  current: { id: string; key: Buffer };
+  byId: Map<string, Buffer>;
+  blindIndexKey: Buffer;
+}
+
+let ring: KeyRing | undefined;
+
+function decodeKey(name: string, base64: string): Buffer {
+  const key = Buffer.from(base64, 'base64');
+  if (key.length < 32) throw new ConfigError(`${name}: a key must be at least 32 bytes (base64 encoded)`);
+  return key;
+}
+
+export function parseKeyRing(cfg: Pick<Config, 'APP_ENV' | 'PII_ENCRYPTION_KEYS' | 'PII_BLIND_INDEX_KEY'>): KeyRing {
+  const production = cfg.APP_ENV === 'production';
+  const encryptionKeys = cfg.PII_ENCRYPTION_KEYS ?? (production ? undefined : DEMO_ENCRYPTION_KEYS);
+  const blindIndexKey = cfg.PII_BLIND_INDEX_KEY ?? (production ? undefined : DEMO_BLIND_INDEX_KEY);
+  if (!encryptionKeys || !blindIndexKey) {
+    throw new ConfigError('PII_ENCRYPTION_KEYS and PII_BLIND_INDEX_KEY are required in production');
+  }
+  const byId = new Map<string, Buffer>();
+  const entries = encryptionKeys.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const match = /^([A-Za-z0-9_-]{1,32}):(.+)$/.exec(entry);
+    if (!match) throw new ConfigError('PII_ENCRYPTION_KEYS: expected keyId:base64key[,keyId:base64key…]');
+    const [, id, base64] = match as unknown as [string, string, string];
+    const key = decodeKey('PII_ENCRYPTION_KEYS', base64);
+    if (key.length !== 32) throw new ConfigError('PII_ENCRYPTION_KEYS: AES-256 keys are exactly 32 bytes');
+    byId.set(id, key);
+  }
+  const firstId = /^([^:]+):/.exec(entries[0] ?? '')?.[1] as string;
+  return {
+    current: { id: firstId, key: byId.get(firstId) as Buffer },
+    byId,
+    blindIndexKey: decodeKey('PII_BLIND_INDEX_KEY', blindIndexKey),
+  };
+}
+
+function keys(): KeyRing {
+  ring ??= parseKeyRing(config());
+  return ring;
+}
+
+/** Forget the parsed keys (tests and the rotation command change them). */
+export function resetKeysForTests(): void {
+  ring = undefined;
+}
+
+export function currentKeyId(): string {
+  return keys().current.id;
+}
+
+/** Encrypts one value: `v1.<keyId>.<base64url(nonce ‖ ciphertext ‖ tag)>`. */
+export function encrypt(plaintext: string, field: PiiField): string {
+  const { id, key } = keys().current;
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(field));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return `${FORMAT_VERSION}.${id}.${Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url')}`;
+}
+
+/** The key id a ciphertext was made with (for rotation). */
+export function keyIdOf(ciphertext: string): string {
+  const [version, keyId] = ciphertext.split('.', 3);
+  if (version !== FORMAT_VERSION || !keyId) throw new Error('not a ciphertext of this application');
+  return keyId;
+}
+
+export function decrypt(ciphertext: string, field: PiiField): string {
+  const [version, keyId, payload] = ciphertext.split('.', 3);
+  if (version !== FORMAT_VERSION || !keyId || !payload) throw new Error('not a ciphertext of this application');
+  const key = keys().byId.get(keyId);
+  if (!key) throw new Error(`no key ${keyId} configured to decrypt this value`);
+  const raw = Buffer.from(payload, 'base64url');
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
+  decipher.setAAD(Buffer.from(field));
+  decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
+  return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
+    'utf8',
+  );
+}
+
+/**
+ * Decrypts the named fields of many rows at once, in-process: one pass over a page that one query
+ * fetched, never a database round trip per value. Returns new objects with plaintext fields.
+ */
+export function decryptRows<R extends Record<string, unknown>, K extends keyof R & string>(
+  rows: readonly R[],
+  fields: Readonly<Record<K, PiiField>>,
+): (Omit<R, K> & Record<K, string>)[] {
+  const names = Object.keys(fields) as K[];
+  return rows.map((row) => {
+    const out: Record<string, unknown> = { ...row };
+    for (const name of names) {
+      const value = row[name];
+      out[name] = typeof value === 'string' ? decrypt(value, fields[name]) : value;
+    }
+    return out as Omit<R, K> & Record<K, string>;
+  });
+}
+
+/** Email as compared everywhere: Unicode-normalised, trimmed, lower-cased. */
+export function normalizeEmail(email: string): string {
+  return email.normalize('NFKC').trim().toLowerCase();
+}
+
+function hmac(purpose: string, value: string): Buffer {
+  return createHmac('sha256', keys().blindIndexKey).update(`${purpose}\u0000${value}`).digest();
+}
+
+/** Keyed blind index of an email: equality lookups and uniqueness without decrypting. */
+export function emailBlindIndex(email: string): Buffer {
+  return hmac('email', normalizeEmail(email));
+}
+
+/** Longest name prefix that gets its own search token; longer searches filter after decryption. */
+export const NAME_PREFIX_MAX = 8;
+const NAME_PREFIX_MIN = 2;
+const NAME_TOKEN_BYTES = 12;
+
+export function normalizeName(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
+}
+
+/**
+ * Search tokens for the prefixes (2..8 characters) of every word of a person's names. What they
+ * reveal to someone holding the database but not the key: which rows share a name prefix, and
+ * roughly how many words and characters a name has (up to 8) — no letters.
+ */
+export function nameSearchTokens(...names: string[]): Buffer[] {
+  const tokens = new Map<string, Buffer>();
+  for (const word of names.flatMap((name) => normalizeName(name).split(' ')).filter(Boolean)) {
+    const chars = [...word];
+    for (let length = NAME_PREFIX_MIN; length <= Math.min(chars.length, NAME_PREFIX_MAX); length++) {
+      const prefix = chars.slice(0, length).join('');
+      if (!tokens.has(prefix)) tokens.set(prefix, hmac('name', prefix).subarray(0, NAME_TOKEN_BYTES));
+    }
+  }
+  return [...tokens.values()];
+}
+
+/** The token to look up for a typed prefix, or null when it is too short to search by. */
+export function nameSearchToken(prefix: string): Buffer | null {
+  const chars = [...normalizeName(prefix).split(' ')[0]!];
+  if (chars.length < NAME_PREFIX_MIN) return null;
+  return hmac('name', chars.slice(0, NAME_PREFIX_MAX).join('')).subarray(0, NAME_TOKEN_BYTES);
+}

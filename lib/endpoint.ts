@@ -1,0 +1,282 @@
+// The route wrapper: every HTTP function is one `endpoint({...})` declaration. The wrapper
+// authenticates, checks the declared roles (deny by default), parses path, query and body with
+// zod, runs the handler, maps errors to problem+json and builds the response through lib/http.
+// Only `app` is imported at run time: it is the one named export that Node detects in this
+// CommonJS bundle when it is loaded from ESM (vitest), so the same code runs everywhere.
+
+import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { app } from '@azure/functions';
+import { type ZodType, z } from 'zod';
+import { type Caller, hasAnyRole, type Role } from './access';
+import { writeAudit } from './audit';
+import { csrfTokenMatches, presentedAccessToken, verifyAccessToken } from './auth';
+import { config } from './config';
+import { closePool } from './db';
+import {
+  badRequest,
+  fieldErrors,
+  forbidden,
+  fromDatabaseError,
+  HttpError,
+  payloadTooLarge,
+  serviceUnavailable,
+  unauthorized,
+  unsupportedMediaType,
+} from './errors';
+import { type CachePolicy, preflightHeaders, problemReply, type Reply, respond } from './http';
+
+export interface HandlerInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  caller: Caller | null;
+  request: HttpRequest;
+  context: InvocationContext;
+  requestId: string;
+  clientIp: string | null;
+  /** What the audit row should add: ids the request created or reached, a security event. */
+  audit: AuditNotes;
+}
+
+export interface AuditNotes {
+  resourceIds: Record<string, string>;
+  event: string | null;
+  /** For routes that act for a user before any token exists (sign-in, refresh). */
+  actingUserId: string | null;
+}
+
+export interface EndpointSpec<P, Q, B> {
+  /** Function name, unique in the app: `programs-list`. */
+  name: string;
+  methods: readonly HttpMethod[];
+  /** Route template without the `api/` prefix: `programs/{id:guid}`. */
+  route: string;
+  /** `'public'` for anonymous routes (must be said explicitly), else the roles that may call. */
+  access: 'public' | readonly Role[];
+  /** Defaults to `no-store`. */
+  cache?: CachePolicy;
+  /** Whether the route reads or changes PII/PHI (audited as such; never cacheable). */
+  phi?: boolean;
+  params?: ZodType<P>;
+  query?: ZodType<Q>;
+  body?: ZodType<B>;
+  maxBodyBytes?: number;
+  /**
+   * Audit every request even though the route is public (sign-in, refresh, registration).
+   * Protected and PHI routes are always audited.
+   */
+  audit?: boolean;
+  handler: (input: HandlerInput<P, Q, B>) => Promise<Reply>;
+}
+
+export interface DeclaredRoute {
+  name: string;
+  methods: readonly HttpMethod[];
+  route: string;
+  access: 'public' | readonly Role[];
+  cache: CachePolicy;
+  phi: boolean;
+  audited: boolean;
+}
+
+const declared: DeclaredRoute[] = [];
+
+/** Every route the app declared, for the authorization matrix and the OpenAPI document. */
+export function declaredRoutes(): readonly DeclaredRoute[] {
+  return declared;
+}
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+function queryObject(search: URLSearchParams): Record<string, string | string[]> {
+  const result: Record<string, string | string[]> = {};
+  for (const key of new Set(search.keys())) {
+    const values = search.getAll(key);
+    result[key] = values.length === 1 ? (values[0] as string) : values;
+  }
+  return result;
+}
+
+/** Reads a JSON body, refusing more than `limit` bytes without buffering past it. */
+async function readJsonBody(request: HttpRequest, limit: number): Promise<unknown> {
+  const declaredLength = Number(request.headers.get('content-length') ?? '0');
+  const hasBody = declaredLength > 0 || request.headers.has('transfer-encoding');
+  if (!hasBody || !request.body) return undefined;
+  if (declaredLength > limit) throw payloadTooLarge(limit);
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) throw unsupportedMediaType('application/json');
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) throw payloadTooLarge(limit);
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch {
+    throw badRequest('The body is not valid UTF-8 JSON', [{ field: 'body', message: 'Malformed JSON' }]);
+  }
+}
+
+function parseWith<T>(schema: ZodType<T> | undefined, value: unknown, where: 'params' | 'query' | 'body'): T {
+  if (!schema) return undefined as T;
+  const result = schema.safeParse(value);
+  if (!result.success) throw badRequest(`Check the ${where} of your request`, fieldErrors(where, result.error));
+  return result.data;
+}
+
+/**
+ * The client address as the platform reports it. Azure's front end appends the address it saw to
+ * X-Forwarded-For, so the last entry is the trustworthy one (earlier entries are client-supplied).
+ */
+export function clientIpOf(request: HttpRequest): string | null {
+  const forwarded = request.headers.get('x-forwarded-for');
+  const last = forwarded?.split(',').pop()?.trim();
+  if (!last) return null;
+  // "1.2.3.4:5678" → "1.2.3.4"; "[::1]:5678" → "::1"; bare IPv6 stays as is.
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(last);
+  if (bracketed) return bracketed[1] ?? null;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(last);
+  if (v4) return v4[1] ?? null;
+  return z.ipv6().safeParse(last).success ? last : null;
+}
+
+function toHttpError(error: unknown, context: InvocationContext, requestId: string): HttpError {
+  if (error instanceof HttpError) return error;
+  const mapped = fromDatabaseError(error);
+  if (mapped) {
+    if (mapped.status >= 500) context.warn(`request ${requestId}: database unavailable (${describe(error)})`);
+    return mapped;
+  }
+  context.error(`request ${requestId}: unexpected error`, error);
+  return new HttpError({
+    status: 500,
+    slug: 'internal-error',
+    title: 'Something went wrong on our side',
+    detail: `Quote request id ${requestId} when you report this`,
+  });
+}
+
+function describe(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown };
+  return String(e?.code ?? e?.message ?? 'unknown');
+}
+
+/** Declares one route: registers it with the Functions runtime behind the wrapper. */
+export function endpoint<P = undefined, Q = undefined, B = undefined>(spec: EndpointSpec<P, Q, B>): void {
+  const cache = spec.cache ?? 'no-store';
+  if (spec.phi && cache !== 'no-store') throw new Error(`${spec.name}: a PHI route must be no-store`);
+  declared.push({
+    name: spec.name,
+    audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
+    methods: spec.methods,
+    route: spec.route,
+    access: spec.access,
+    cache,
+    phi: spec.phi ?? false,
+  });
+
+  app.http(spec.name, {
+    methods: [...spec.methods, 'OPTIONS'],
+    route: spec.route,
+    // Function keys are not how this API authenticates: the wrapper checks tokens and roles.
+    authLevel: 'anonymous',
+    handler: (request, context) => handle(spec, cache, request, context),
+  });
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Establishes the caller. A route that is public ignores a bad token (the caller is anonymous);
+ * a protected route answers 401 for a missing, malformed, expired or forged token, and requires the
+ * CSRF header when the token came from the browser's cookie on a state-changing request.
+ */
+async function authenticate(request: HttpRequest, isPublic: boolean): Promise<Caller | null> {
+  const presented = presentedAccessToken(request);
+  const caller = presented?.token ? await verifyAccessToken(presented.token) : null;
+  if (isPublic) return caller;
+  if (!caller) throw unauthorized(presented ? 'Your session is not valid; sign in again' : undefined);
+  if (presented?.via === 'cookie' && UNSAFE_METHODS.has(request.method) && !csrfTokenMatches(request)) {
+    throw forbidden('Missing or wrong CSRF token');
+  }
+  return caller;
+}
+
+function authorize(caller: Caller | null, access: 'public' | readonly Role[]): void {
+  if (access === 'public') return;
+  if (!caller || !hasAnyRole(caller, access)) throw forbidden();
+}
+
+async function handle<P, Q, B>(
+  spec: EndpointSpec<P, Q, B>,
+  cache: CachePolicy,
+  request: HttpRequest,
+  context: InvocationContext,
+): Promise<HttpResponseInit> {
+  const started = performance.now();
+  const requestId = context.invocationId;
+  const origin = request.headers.get('origin');
+  const respondCtx = { policy: cache, requestId, origin, ifNoneMatch: request.headers.get('if-none-match') };
+  if (request.method === 'OPTIONS') {
+    return { status: 204, headers: { ...preflightHeaders(origin, spec.methods), 'Cache-Control': 'no-store' } };
+  }
+  const isPublic = spec.access === 'public';
+  const audited = !isPublic || spec.phi === true || spec.audit === true;
+  const notes: AuditNotes = { resourceIds: { ...request.params }, event: null, actingUserId: null };
+  const clientIp = clientIpOf(request);
+  let caller: Caller | null = null;
+  let reply: Reply;
+  let policy = cache;
+  try {
+    caller = await authenticate(request, isPublic);
+    authorize(caller, spec.access);
+    const params = parseWith(spec.params, request.params, 'params');
+    const query = parseWith(spec.query, queryObject(request.query), 'query');
+    const rawBody = BODY_METHODS.has(request.method)
+      ? await readJsonBody(request, spec.maxBodyBytes ?? config().MAX_REQUEST_BODY_BYTES)
+      : undefined;
+    const body = parseWith(spec.body, rawBody, 'body');
+    reply = await spec.handler({ params, query, body, caller, request, context, requestId, clientIp, audit: notes });
+    // Mutations are never cacheable, whatever the route declared.
+    if (request.method !== 'GET' && request.method !== 'HEAD') policy = 'no-store';
+  } catch (error) {
+    reply = problemReply(toHttpError(error, context, requestId), requestId);
+  }
+  if (audited) {
+    try {
+      await writeAudit({
+        requestId,
+        caller,
+        actingUserId: notes.actingUserId,
+        method: request.method,
+        route: spec.route,
+        resourceIds: notes.resourceIds,
+        status: reply.status,
+        durationMs: performance.now() - started,
+        clientIp,
+        userAgent: request.headers.get('user-agent'),
+        phi: spec.phi === true,
+        event: notes.event,
+      });
+    } catch (error) {
+      // No audit row, no personal data: the response is withheld rather than sent unrecorded.
+      context.error(`request ${requestId}: audit write failed`, describe(error));
+      reply = problemReply(serviceUnavailable('The request could not be recorded; try again'), requestId);
+    }
+  }
+  return respond(reply, { ...respondCtx, policy });
+}
+
+let terminateHookRegistered = false;
+
+/** Runs once per instance: HTTP streaming on, and the pool closed when the host stops the app. */
+function setUpApp(): void {
+  if (terminateHookRegistered) return;
+  terminateHookRegistered = true;
+  app.setup({ enableHttpStream: true });
+  app.hook.appTerminate(() => closePool());
+}
+setUpApp();

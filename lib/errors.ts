@@ -1,0 +1,136 @@
+// Every error a client can see is an HttpError, rendered as application/problem+json (RFC 9457)
+// by lib/http. Anything else that escapes a handler becomes a logged 500 that says nothing more.
+import type { ZodError } from 'zod';
+
+export interface FieldError {
+  /** Where the bad value was: `body.email`, `query.limit`, `params.id`. */
+  field: string;
+  message: string;
+}
+
+export interface ProblemInit {
+  status: number;
+  /** Stable machine-readable slug; becomes `urn:aada:problem:<slug>`. */
+  slug: string;
+  title: string;
+  detail?: string | undefined;
+  errors?: FieldError[] | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+export class HttpError extends Error {
+  readonly status: number;
+  readonly slug: string;
+  readonly title: string;
+  readonly detail: string | undefined;
+  readonly errors: FieldError[] | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(init: ProblemInit) {
+    super(init.detail ?? init.title);
+    this.name = 'HttpError';
+    this.status = init.status;
+    this.slug = init.slug;
+    this.title = init.title;
+    this.detail = init.detail;
+    this.errors = init.errors;
+    this.headers = init.headers ?? {};
+  }
+}
+
+export const badRequest = (detail: string, errors?: FieldError[]) =>
+  new HttpError({ status: 400, slug: 'validation-error', title: 'Your request is not valid', detail, errors });
+
+export const unauthorized = (detail = 'Sign in to continue') =>
+  new HttpError({ status: 401, slug: 'unauthorized', title: 'Authentication required', detail });
+
+export const forbidden = (detail = 'You are not allowed to do this') =>
+  new HttpError({ status: 403, slug: 'forbidden', title: 'Forbidden', detail });
+
+export const notFound = (detail = 'No such resource') =>
+  new HttpError({ status: 404, slug: 'not-found', title: 'Not found', detail });
+
+export const conflict = (detail: string) => new HttpError({ status: 409, slug: 'conflict', title: 'Conflict', detail });
+
+export const payloadTooLarge = (limit: number) =>
+  new HttpError({
+    status: 413,
+    slug: 'payload-too-large',
+    title: 'Request body too large',
+    detail: `The request body may be at most ${limit} bytes`,
+  });
+
+export const unsupportedMediaType = (expected: string) =>
+  new HttpError({
+    status: 415,
+    slug: 'unsupported-media-type',
+    title: 'Unsupported media type',
+    detail: `Send the body as ${expected}`,
+  });
+
+export const tooManyRequests = (retryAfterSeconds: number) =>
+  new HttpError({
+    status: 429,
+    slug: 'rate-limited',
+    title: 'Too many requests',
+    detail: `Try again in ${retryAfterSeconds} seconds`,
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+
+export const serviceUnavailable = (detail: string, retryAfterSeconds = 5) =>
+  new HttpError({
+    status: 503,
+    slug: 'service-unavailable',
+    title: 'Service temporarily unavailable',
+    detail,
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+
+/** Field errors from a failed zod parse, each named by where it came from (`body.email`). */
+export function fieldErrors(where: 'body' | 'query' | 'params', error: ZodError): FieldError[] {
+  return error.issues.map((issue) => ({
+    field: [where, ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+}
+
+/**
+ * Database errors a client can cause or a caller should retry, by SQLSTATE. Messages are ours:
+ * PostgreSQL's own text can name tables, constraints and values, so it never reaches a client.
+ */
+export function fromDatabaseError(error: unknown): HttpError | undefined {
+  const code = (error as { code?: unknown })?.code;
+  switch (code) {
+    case '57014': // query_canceled: statement_timeout fired
+      return serviceUnavailable('The database took too long to answer; try again');
+    case '53300': // too_many_connections
+    case '57P01': // admin_shutdown (connection terminated)
+    case '57P03': // cannot_connect_now
+    case '08000':
+    case '08001':
+    case '08003':
+    case '08006':
+    case 'CONNECT_TIMEOUT':
+    case 'CONNECTION_CLOSED':
+    case 'CONNECTION_ENDED':
+    case 'CONNECTION_DESTROYED':
+    case 'ECONNREFUSED':
+    case 'ECONNRESET':
+      return serviceUnavailable('The database is unavailable; try again');
+    case '23505':
+      return conflict('A record with these values already exists');
+    case '23503':
+      return conflict('The record refers to, or is referred to by, another record');
+    case '23514':
+    case '22P02':
+    case '22003':
+    case '22007':
+    case '22008':
+      return badRequest('A value is out of range or malformed');
+    case '40001':
+    case '40P01':
+      return serviceUnavailable('The request conflicted with another one; try again', 1);
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,202 @@
+// The one place that builds HTTP responses: JSON and streamed bodies, problem+json errors,
+// the cache policy of each route (DESIGN.md's table), ETag/304, CORS and security headers.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { HttpResponseInit } from '@azure/functions';
+import { config } from './config';
+import type { HttpError } from './errors';
+
+/**
+ * Cache policies of DESIGN.md. `no-store` is the default: anything with PII/PHI, tokens or signing
+ * data, every mutation and every error. Only `public` and `private` get an ETag.
+ */
+export type CachePolicy = 'no-store' | 'public' | 'private' | 'immutable';
+
+export interface Cookie {
+  name: string;
+  value: string;
+  path?: string;
+  maxAge?: number;
+  httpOnly?: boolean;
+  secure?: boolean;
+  sameSite?: 'Strict' | 'Lax' | 'None';
+}
+
+/** What a handler returns; `respond` turns it into the wire response. */
+export type Reply =
+  | {
+      kind: 'json';
+      status: number;
+      body: unknown;
+      contentType?: string;
+      headers?: Record<string, string>;
+      cookies?: Cookie[];
+    }
+  | {
+      kind: 'stream';
+      status: number;
+      body: AsyncIterable<string | Uint8Array>;
+      contentType: string;
+      headers?: Record<string, string>;
+    }
+  | { kind: 'bytes'; status: number; body: Uint8Array; contentType: string; headers?: Record<string, string> }
+  | { kind: 'empty'; status: number; headers?: Record<string, string>; cookies?: Cookie[] };
+
+export const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({
+  kind: 'json',
+  status,
+  body,
+  ...(headers ? { headers } : {}),
+});
+export const created = (body: unknown, location?: string): Reply =>
+  json(body, 201, location ? { Location: location } : undefined);
+export const noContent = (): Reply => ({ kind: 'empty', status: 204 });
+export const streamed = (
+  body: AsyncIterable<string | Uint8Array>,
+  contentType: string,
+  headers?: Record<string, string>,
+): Reply => ({ kind: 'stream', status: 200, body, contentType, ...(headers ? { headers } : {}) });
+export const bytes = (body: Uint8Array, contentType: string, headers?: Record<string, string>): Reply => ({
+  kind: 'bytes',
+  status: 200,
+  body,
+  contentType,
+  ...(headers ? { headers } : {}),
+});
+
+/** Web streams carry bytes only: strings a handler yields are encoded as UTF-8. */
+async function* asBytes(chunks: AsyncIterable<string | Uint8Array>): AsyncIterable<Uint8Array> {
+  for await (const chunk of chunks) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+}
+
+const PROBLEM_TYPE_PREFIX = 'urn:aada:problem:';
+
+/** Security headers for an API that serves JSON to browsers and is never framed or rendered. */
+function securityHeaders(): Record<string, string> {
+  return {
+    'Strict-Transport-Security': `max-age=${config().HSTS_MAX_AGE_SECONDS}; includeSubDomains`,
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+  };
+}
+
+function cacheControl(policy: CachePolicy): string {
+  const cfg = config();
+  switch (policy) {
+    case 'immutable':
+      return 'public, max-age=31536000, immutable';
+    case 'public':
+      return `public, max-age=${cfg.PUBLIC_CACHE_MAX_AGE_SECONDS}`;
+    case 'private':
+      return `private, max-age=${cfg.PRIVATE_CACHE_MAX_AGE_SECONDS}`;
+    case 'no-store':
+      return 'no-store';
+  }
+}
+
+/** Credentialed CORS for configured origins only: the Origin is echoed, never `*`. */
+export function corsHeaders(origin: string | null): Record<string, string> {
+  if (!origin || !config().CORS_ALLOWED_ORIGINS.includes(origin)) return {};
+  return {
+    'Access-Control-Allow-Origin': origin,
+    'Access-Control-Allow-Credentials': 'true',
+    'Access-Control-Expose-Headers': 'ETag, Link, Location, Retry-After, X-Request-Id',
+  };
+}
+
+export function preflightHeaders(origin: string | null, methods: readonly string[]): Record<string, string> {
+  const cors = corsHeaders(origin);
+  if (!cors['Access-Control-Allow-Origin']) return {};
+  return {
+    ...cors,
+    'Access-Control-Allow-Methods': methods.join(', '),
+    'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-None-Match, X-CSRF-Token',
+    'Access-Control-Max-Age': '600',
+  };
+}
+
+function etagOf(payload: string): string {
+  return `"${createHash('sha256').update(payload).digest('base64url').slice(0, 32)}"`;
+}
+
+function ifNoneMatchHits(header: string | null, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  // Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
+  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag);
+}
+
+function serializeCookie(cookie: Cookie): string {
+  const parts = [`${cookie.name}=${cookie.value}`, `Path=${cookie.path ?? '/'}`];
+  if (cookie.maxAge !== undefined) parts.push(`Max-Age=${cookie.maxAge}`);
+  if (cookie.httpOnly !== false) parts.push('HttpOnly');
+  if (cookie.secure !== false) parts.push('Secure');
+  parts.push(`SameSite=${cookie.sameSite ?? 'Strict'}`);
+  return parts.join('; ');
+}
+
+export interface RespondContext {
+  policy: CachePolicy;
+  requestId: string;
+  origin: string | null;
+  ifNoneMatch: string | null;
+}
+
+/** Builds the wire response for a handler's reply under the route's cache policy. */
+export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
+  const success = reply.status < 300;
+  const policy: CachePolicy = success ? ctx.policy : 'no-store';
+  const headers = new Headers({
+    ...securityHeaders(),
+    ...corsHeaders(ctx.origin),
+    'Cache-Control': cacheControl(policy),
+    'X-Request-Id': ctx.requestId,
+  });
+  if (policy === 'private') headers.set('Vary', 'Authorization, Cookie, Origin');
+  else if (policy !== 'no-store') headers.set('Vary', 'Origin');
+  for (const [name, value] of Object.entries(reply.headers ?? {})) headers.set(name, value);
+  const cookies = 'cookies' in reply && reply.cookies ? reply.cookies : [];
+  for (const cookie of cookies) headers.append('Set-Cookie', serializeCookie(cookie));
+
+  switch (reply.kind) {
+    case 'empty':
+      return { status: reply.status, headers };
+    case 'bytes':
+      headers.set('Content-Type', reply.contentType);
+      return { status: reply.status, headers, body: reply.body };
+    case 'stream':
+      headers.set('Content-Type', reply.contentType);
+      return { status: reply.status, headers, body: Readable.toWeb(Readable.from(asBytes(reply.body))) as ReadableStream };
+    case 'json': {
+      const payload = JSON.stringify(reply.body);
+      if (policy === 'public' || policy === 'private') {
+        const etag = etagOf(payload);
+        headers.set('ETag', etag);
+        if (ifNoneMatchHits(ctx.ifNoneMatch, etag)) return { status: 304, headers };
+      }
+      headers.set('Content-Type', reply.contentType ?? 'application/json; charset=utf-8');
+      return { status: reply.status, headers, body: payload };
+    }
+  }
+}
+
+/** An RFC 9457 problem document: never a stack, SQL text or secret. */
+export function problemReply(error: HttpError, requestId: string): Reply {
+  return {
+    kind: 'json',
+    status: error.status,
+    contentType: 'application/problem+json; charset=utf-8',
+    headers: error.headers,
+    body: {
+      type: `${PROBLEM_TYPE_PREFIX}${error.slug}`,
+      title: error.title,
+      status: error.status,
+      ...(error.detail ? { detail: error.detail } : {}),
+      ...(error.errors ? { errors: error.errors } : {}),
+      requestId,
+    },
+  };
+}

@@ -1,0 +1,91 @@
+// The public catalogue and the health probes, over HTTP, on the demo data.
+import { beforeAll, describe, expect, test } from 'vitest';
+import { seedDemoData } from '../dev/seed';
+import { useTestApp } from './helpers/app';
+
+const app = useTestApp();
+
+beforeAll(async () => {
+  await seedDemoData(app.db.sql);
+});
+
+interface Program {
+  id: string;
+  code: string;
+  name: string;
+  totalClockHours: number;
+}
+
+describe('the public catalogue', () => {
+  test('lists active programmes, publicly cacheable with an ETag', async () => {
+    const response = await app.api('/programs');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('public, max-age=300');
+    expect(response.headers.get('etag')).toBeTruthy();
+    const body = (await response.json()) as { items: Program[]; next: string | null };
+    expect(body.items.map((program) => program.code)).toEqual(['DA-20W', 'EFDA']);
+    expect(body.next).toBeNull();
+    expect(body.items[0]?.totalClockHours).toBe(480);
+  });
+
+  test('pages by cursor with a Link header, and a retired programme disappears', async () => {
+    await app.db.sql`insert into programs (code, name, credential_level, total_clock_hours, status)
+                     values ('ZZ-OLD', 'Retired programme', 'certificate', 10, 'retired')`;
+    const first = await app.api('/programs?limit=1');
+    const page1 = (await first.json()) as { items: Program[]; next: string };
+    expect(page1.items).toHaveLength(1);
+    expect(first.headers.get('link')).toBe(`</api/programs?limit=1&cursor=${page1.next}>; rel="next"`);
+    const second = await app.api(`/programs?limit=1&cursor=${page1.next}`);
+    const page2 = (await second.json()) as { items: Program[]; next: string | null };
+    expect(page2.items.map((program) => program.code)).toEqual(['EFDA']);
+    expect(page2.next).toBeNull();
+  });
+
+  test('rejects an invalid limit or cursor with a 400 naming the field', async () => {
+    for (const [query, field] of [
+      ['limit=0', 'query.limit'],
+      ['limit=100000', 'query.limit'],
+      ['limit=abc', 'query.limit'],
+      ['cursor=not-a-cursor', 'query.cursor'],
+      [`cursor=${Buffer.from('[1,2,3]').toString('base64url')}`, 'query.cursor'],
+    ] as const) {
+      const response = await app.api(`/programs?${query}`);
+      expect(response.status, query).toBe(400);
+      const body = (await response.json()) as { errors: { field: string }[] };
+      expect(body.errors.map((error) => error.field)).toContain(field);
+    }
+  });
+
+  test('one programme with its modules in order; 304 on revalidation', async () => {
+    const list = (await (await app.api('/programs')).json()) as { items: Program[] };
+    const da = list.items.find((program) => program.code === 'DA-20W') as Program;
+    const response = await app.api(`/programs/${da.id}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('public, max-age=300');
+    const body = (await response.json()) as { modules: { code: string; position: number; clockHours: number }[] };
+    expect(body.modules.map((module) => module.code)).toEqual(['DA101', 'DA102', 'DA103', 'DA104', 'DA105', 'DA106']);
+    expect(body.modules.map((module) => module.position)).toEqual([1, 2, 3, 4, 5, 6]);
+    const again = await app.api(`/programs/${da.id}`, { headers: { 'If-None-Match': response.headers.get('etag') as string } });
+    expect(again.status).toBe(304);
+  });
+
+  test('an unknown or malformed id', async () => {
+    expect((await app.api('/programs/6f1c1d4e-1111-4111-8111-111111111111')).status).toBe(404);
+    const malformed = await app.api("/programs/1'%20or%20'1'='1");
+    expect(malformed.status).toBe(400);
+  });
+});
+
+describe('health', () => {
+  test('liveness answers without the database; readiness reports database, migrations and pool', async () => {
+    const live = await app.api('/health');
+    expect(live.status).toBe(200);
+    expect(live.headers.get('cache-control')).toBe('no-store');
+    const ready = await app.api('/health/ready');
+    expect(ready.status).toBe(200);
+    const body = (await ready.json()) as { status: string; migrations: { pending: string[] }; pool: { max: number } };
+    expect(body.status).toBe('ready');
+    expect(body.migrations.pending).toEqual([]);
+    expect(body.pool.max).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,47 @@
+// Starts one PostgreSQL for the whole run (embedded unless DATABASE_URL names a server), builds the
+// migrated template database that each test file clones, and stops everything at the end.
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import postgres from 'postgres';
+import type { TestProject } from 'vitest/node';
+import { freePort, prepareDatabase, REPO_ROOT, startEmbeddedPostgres } from '../dev/database';
+
+export const TEMPLATE_DATABASE = 'aada_test_template';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    adminUrl: string;
+    templateDatabase: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  let adminUrl = process.env.DATABASE_URL;
+  let stopServer: (() => Promise<void>) | undefined;
+  let dataDir: string | undefined;
+  if (!adminUrl) {
+    dataDir = path.join(REPO_ROOT, '.data', `test-postgres-${process.pid}`);
+    const server = await startEmbeddedPostgres({
+      dataDir,
+      port: await freePort(),
+      persistent: false,
+      password: randomBytes(12).toString('hex'),
+    });
+    adminUrl = server.adminUrl;
+    stopServer = server.stop;
+  }
+  // A stale template from an interrupted run on a shared server is rebuilt from scratch.
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
+  await admin.end();
+  await prepareDatabase(adminUrl, TEMPLATE_DATABASE);
+
+  project.provide('adminUrl', adminUrl);
+  project.provide('templateDatabase', TEMPLATE_DATABASE);
+
+  return async () => {
+    if (stopServer) await stopServer();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  };
+}

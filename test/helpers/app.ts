@@ -1,0 +1,81 @@
+// Starts the real app on the local host, on a free port, over its own migrated database.
+// One app per test file: vitest runs each file in its own process, so the module-level pool and
+// the function registrations belong to that file alone.
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { REPO_ROOT } from '../../dev/database';
+import { installFunctionsCoreStandIn, loadFunctionModules, startHost } from '../../dev/functions-host';
+import { resetConfigForTests } from '../../lib/config';
+import { createMigratedDatabase, type TestDatabase } from './database';
+
+export interface TestApp {
+  /** Base URL including the route prefix: `http://127.0.0.1:PORT/api`. */
+  url: string;
+  db: TestDatabase;
+  /** fetch relative to the API base: `api('/programs')`. */
+  api(pathAndQuery: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export function functionFiles(): string[] {
+  const dir = path.join(REPO_ROOT, 'functions');
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.ts'))
+    .sort()
+    .map((file) => path.join(dir, file));
+}
+
+/**
+ * Declares the app for this test file: started before its tests, closed after them. Call at the
+ * top level of a test file; use the returned object inside tests.
+ */
+export interface TestAppOptions {
+  /** Extra environment for the app (e.g. a small pool). */
+  env?: Record<string, string>;
+  /** Test-only function modules loaded after the app's own (under test/fixtures). */
+  fixtures?: string[];
+}
+
+export function useTestApp(options: TestAppOptions = {}): TestApp {
+  let running: TestApp | undefined;
+  const current = () => {
+    if (!running) throw new Error('the test app is not running (use it inside tests)');
+    return running;
+  };
+  beforeAll(async () => {
+    running = await boot(options);
+  });
+  afterAll(async () => {
+    await running?.close();
+  });
+  return {
+    get url() {
+      return current().url;
+    },
+    get db() {
+      return current().db;
+    },
+    api: (pathAndQuery, init) => current().api(pathAndQuery, init),
+    close: () => current().close(),
+  };
+}
+
+async function boot(options: TestAppOptions): Promise<TestApp> {
+  const database = await createMigratedDatabase();
+  Object.assign(process.env, { APP_ENV: 'test', DATABASE_URL: database.appUrl, ...options.env });
+  resetConfigForTests();
+  installFunctionsCoreStandIn();
+  const fixtures = (options.fixtures ?? []).map((name) => path.join(REPO_ROOT, 'test', 'fixtures', name));
+  await loadFunctionModules([...functionFiles(), ...fixtures]);
+  const host = await startHost({ port: 0 });
+  return {
+    url: host.url,
+    db: database,
+    api: (pathAndQuery, init) => fetch(`${host.url}${pathAndQuery}`, init),
+    close: async () => {
+      await host.close();
+      await database.drop();
+    },
+  };
+}
