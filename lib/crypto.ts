@@ -110,15 +110,15 @@ export function decrypt(ciphertext: string, field: PiiField): string {
  * Decrypts the named fields of many rows at once, in-process: one pass over a page that one query
  * fetched, never a database round trip per value. Returns new objects with plaintext fields.
  */
-export function decryptRows<R extends Record<string, unknown>, K extends keyof R & string>(
+export function decryptRows<R extends object, K extends keyof R & string>(
   rows: readonly R[],
   fields: Readonly<Record<K, PiiField>>,
 ): (Omit<R, K> & Record<K, string>)[] {
   const names = Object.keys(fields) as K[];
   return rows.map((row) => {
-    const out: Record<string, unknown> = { ...row };
+    const out = { ...row } as Record<string, unknown>;
     for (const name of names) {
-      const value = row[name];
+      const value = (row as Record<string, unknown>)[name];
       out[name] = typeof value === 'string' ? decrypt(value, fields[name]) : value;
     }
     return out as Omit<R, K> & Record<K, string>;
