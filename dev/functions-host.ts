@@ -937,7 +937,7 @@ function emptyResponse(res: http.ServerResponse, status: number, extraHeaders: R
     return;
   }
   res.statusCode = status;
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  for (const name of res.getHeaderNames()) if (name !== 'connection') res.removeHeader(name);
   for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v);
   res.setHeader('content-length', '0');
   res.end();
@@ -974,17 +974,17 @@ async function handleRequest(
   port: number,
 ): Promise<void> {
   const method = (req.method ?? 'GET').toUpperCase();
+  // The Host header is client input: only a plain host[:port] may become the request URL's authority.
   const hostHeader = req.headers.host;
+  const authority = hostHeader && /^[A-Za-z0-9.\-_[\]:]+$/.test(hostHeader) ? hostHeader : `localhost:${port}`;
+  const target = req.url ?? '/';
   let url: URL;
   try {
-    url = new URL(req.url ?? '/', `http://${hostHeader || `localhost:${port}`}`);
+    // Origin-form targets are appended (not resolved), so `//evil.example/api/x` stays a path.
+    url = target.startsWith('/') ? new URL(`http://${authority}${target}`) : new URL(target);
   } catch {
-    try {
-      url = new URL(req.url ?? '/', `http://localhost:${port}`);
-    } catch {
-      emptyResponse(res, 400, { connection: 'close' });
-      return;
-    }
+    emptyResponse(res, 400, { connection: 'close' });
+    return;
   }
 
   // Azure rejects bodies over 100 MB. Only the declared length is checked (the host never buffers bodies).

@@ -219,18 +219,15 @@ async function appliedRows(sql: AnySql): Promise<AppliedRow[]> {
      order by version`;
 }
 
-/**
- * Throws unless every applied migration is on disk unchanged and no pending file sorts before an
- * applied one. Returns the files not yet applied.
- */
-function verify(files: MigrationFile[], applied: AppliedRow[]): MigrationFile[] {
+/** Throws unless every applied migration is still on disk, unchanged. */
+function verifyApplied(files: MigrationFile[], applied: AppliedRow[]): void {
   const byVersion = new Map(files.map((file) => [file.version, file]));
   for (const row of applied) {
     const file = byVersion.get(row.version);
     if (!file) {
       throw new Error(
-        `Migration ${fileName(row)} was applied on ${row.appliedat.toISOString()} but is no longer on disk; ` +
-          'restore the file (or roll the database back with the release that has it)',
+        `Migration ${fileName(row)} was applied on ${new Date(row.appliedat).toISOString()} but is no longer on ` +
+          'disk; restore the file (or roll the database back with the release that has it)',
       );
     }
     if (file.checksum !== row.checksum) {
@@ -241,6 +238,10 @@ function verify(files: MigrationFile[], applied: AppliedRow[]): MigrationFile[] 
       );
     }
   }
+}
+
+/** The files not yet applied; throws when one of them sorts before an applied one. */
+function pendingFiles(files: MigrationFile[], applied: AppliedRow[]): MigrationFile[] {
   const appliedVersions = new Set(applied.map((row) => row.version));
   const pending = files.filter((file) => !appliedVersions.has(file.version));
   const lastApplied = applied.at(-1);
@@ -276,10 +277,17 @@ async function withMigrationLock<T>(
       await sleep(delay);
     }
     locked = true;
+    // For this run only (reset below, before the connection goes back to the pool): no statement
+    // timeout inherited from the app's pool settings (an index build on a large table takes minutes),
+    // and every object lands in public whatever the role's default search_path.
+    await conn`select set_config('statement_timeout', '0', false), set_config('search_path', 'public', false)`;
     return await run(conn);
   } finally {
     try {
-      if (locked) await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY}::bigint)`;
+      if (locked) {
+        await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY}::bigint)`;
+        await conn.unsafe('reset statement_timeout; reset search_path');
+      }
     } catch {
       // The connection is gone; the server released the session lock with it.
     } finally {
@@ -351,7 +359,7 @@ async function dropInvalidIndexesNamedIn(conn: Conn, statements: string[], log: 
       join pg_class c on c.oid = i.indexrelid
       join pg_namespace n on n.oid = c.relnamespace
      where not i.indisvalid
-       and n.nspname <> 'information_schema' and n.nspname not like 'pg\_%'`;
+       and n.nspname <> 'information_schema' and left(n.nspname, 3) <> 'pg_'`;
   const text = statements.join('\n').toLowerCase();
   for (const index of invalid) {
     const name = index.name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -372,8 +380,10 @@ export async function migrateUp(sql: AnySql, opts: MigrationOptions = {}): Promi
   const log = opts.log ?? (() => {});
   return withMigrationLock(sql, log, async (conn) => {
     await ensureTable(conn);
-    const pending = verify(files, await appliedRows(conn));
-    const applied: string[] = [];
+    const applied = await appliedRows(conn);
+    verifyApplied(files, applied);
+    const pending = pendingFiles(files, applied);
+    const done: string[] = [];
     for (const migration of pending) {
       const started = performance.now();
       await runPart(conn, migration, 'up', log, async () => {
@@ -381,10 +391,10 @@ export async function migrateUp(sql: AnySql, opts: MigrationOptions = {}): Promi
           insert into public.schema_migrations (version, name, checksum)
           values (${migration.version}, ${migration.name}, ${migration.checksum})`;
       });
-      applied.push(migration.version);
+      done.push(migration.version);
       log(`applied ${fileName(migration)} in ${Math.round(performance.now() - started)} ms`);
     }
-    return applied;
+    return done;
   });
 }
 
@@ -395,7 +405,7 @@ export async function migrateDown(sql: AnySql, opts: MigrationOptions = {}): Pro
   return withMigrationLock(sql, log, async (conn) => {
     if (!(await tableExists(conn))) return null;
     const applied = await appliedRows(conn);
-    verify(files, applied);
+    verifyApplied(files, applied);
     const last = applied.at(-1);
     if (!last) return null;
     const migration = files.find((file) => file.version === last.version) as MigrationFile;

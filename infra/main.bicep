@@ -1,0 +1,349 @@
+// AADA LMS API: the Azure resources of one environment, deployed into one resource group.
+//
+//   az deployment group create --resource-group <rg> --parameters infra/parameters/prod.bicepparam
+//
+// infra/README.md is the runbook: provision, set the secrets, create the database role, migrate, publish.
+//
+// Reading order: parameters; names; the connection budget (pool size x instances must fit the server);
+// the resources; the app settings (every setting the app receives, in one object); outputs.
+// Needs Bicep 0.33 or later (fail()).
+targetScope = 'resourceGroup'
+
+metadata description = 'AADA LMS API on Azure Functions Flex Consumption with Azure Database for PostgreSQL'
+
+// ---------------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------------
+
+@description('Environment name; part of every resource name.')
+@allowed(['dev', 'test', 'prod'])
+param environmentName string
+
+param location string = resourceGroup().location
+
+@description('Extra tags for every resource.')
+param tags object = {}
+
+// Function app (Flex Consumption)
+
+@description('Most instances Flex Consumption may run. Every instance holds its own pool, so this divides the database connection budget.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of one instance.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Concurrent HTTP invocations per instance (one Node event loop; host.json maxConcurrentRequests matches).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Browser origins allowed to call the API: the admin portal and the student portal, e.g. https://admin.example.org.')
+@minLength(1)
+param corsAllowedOrigins string[]
+
+// PostgreSQL
+
+@allowed(['15', '16', '17'])
+param postgresVersion string = '16'
+
+@description('Compute SKU; must be a key of maxConnectionsBySku below.')
+param postgresSkuName string = 'Standard_B2s'
+
+@description('Tier of that SKU: Burstable for Standard_B*, GeneralPurpose for Standard_D*.')
+@allowed(['Burstable', 'GeneralPurpose'])
+param postgresSkuTier string = 'Burstable'
+
+@allowed([32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767])
+param postgresStorageSizeGB int = 32
+
+@minValue(7)
+@maxValue(35)
+param postgresBackupRetentionDays int = 7
+
+@description('Geo-redundant backups; can only be chosen when the server is created.')
+param postgresGeoRedundantBackup bool = false
+
+@description('High availability (not offered on Burstable).')
+@allowed(['Disabled', 'SameZone', 'ZoneRedundant'])
+param postgresHighAvailability string = 'Disabled'
+
+@description('Also allow password logins (break-glass). Refused for prod: Microsoft Entra ID only.')
+param postgresPasswordAuthEnabled bool = false
+
+param postgresAdminLogin string = 'aada_break_glass'
+
+@description('Password of postgresAdminLogin; required only when postgresPasswordAuthEnabled.')
+@secure()
+param postgresAdminPassword string = ''
+
+@description('Object id of the PostgreSQL Microsoft Entra administrator (a group of operators is recommended).')
+param postgresEntraAdminObjectId string
+
+@description('Display name of that principal; it is also its PostgreSQL role name.')
+param postgresEntraAdminName string
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param postgresEntraAdminType string = 'Group'
+
+@description('Extensions the application database may create (azure.extensions allow-list).')
+param postgresAllowedExtensions string[] = ['pg_stat_statements']
+
+@description('Public IPv4 addresses (operators, CI) allowed through the server firewall, for migrations and psql.')
+param operatorIpAddresses string[] = []
+
+@description('Connections kept out of the app\'s budget: the 15 Azure reserves (replication, monitoring) plus headroom for the administrator and migrations.')
+@minValue(15)
+@maxValue(1000)
+param dbReservedConnections int = 25
+
+// Key Vault
+
+@description('Optional object id of the operators (group) who set and rotate Key Vault secrets.')
+param keyVaultSecretsOfficerPrincipalId string = ''
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param keyVaultSecretsOfficerPrincipalType string = 'Group'
+
+// Monitoring
+
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+@description('Application Insights accepts Entra ID-authenticated telemetry only. Turn on once the app\'s OpenTelemetry exporter uses a credential.')
+param appInsightsLocalAuthDisabled bool = false
+
+@description('E-mail addresses that receive alerts. Empty: alerts show in the portal only.')
+param alertEmailAddresses string[] = []
+
+@minValue(1)
+@maxValue(100)
+param http5xxPercentThreshold int = 5
+
+@minValue(1)
+@maxValue(600)
+param slowQuerySeconds int = 5
+
+// ---------------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var baseName = 'aada-lms-${environmentName}'
+var functionAppName = 'func-${baseName}-${resourceToken}'
+var planName = 'plan-${baseName}'
+// The identity's name is also the app's PostgreSQL role (DB_USER).
+var identityName = 'id-${baseName}'
+var postgresServerName = 'psql-${baseName}-${resourceToken}'
+var databaseName = 'aada_lms'
+var keyVaultName = 'kv-aada-${environmentName}-${take(resourceToken, 8)}'
+var storageAccountName = 'staada${environmentName}${resourceToken}'
+var workspaceName = 'log-${baseName}'
+var appInsightsName = 'appi-${baseName}'
+var allTags = union(tags, {
+  application: 'aada-lms-api'
+  environment: environmentName
+})
+
+// ---------------------------------------------------------------------------------------------------
+// Connection budget
+//
+// Every Flex Consumption instance holds one postgres.js pool, so in the worst case
+//   poolMax x maximumInstanceCount + dbReservedConnections <= max_connections.
+// The app derives its pool size from the same three app settings with the same formula
+// (derivePoolMax in lib/config.ts): floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / MAX_INSTANCES),
+// capped at POOL_MAX_CEILING. Keep the two in step; test/infra.test.ts checks that they agree.
+// ---------------------------------------------------------------------------------------------------
+
+// Azure's default max_connections per SKU (it follows the SKU's memory). Azure keeps 15 of them for
+// itself, which dbReservedConnections includes.
+var maxConnectionsBySku = {
+  Standard_B1ms: 50
+  Standard_B2s: 429
+  Standard_B2ms: 859
+  Standard_D2s_v3: 859
+  Standard_D2ds_v5: 859
+  Standard_D4s_v3: 1718
+  Standard_D4ds_v5: 1718
+  Standard_D8s_v3: 3437
+  Standard_D8ds_v5: 3437
+}
+
+var maxConnections = maxConnectionsBySku[?postgresSkuName] ?? fail('PostgreSQL SKU ${postgresSkuName} has no entry in maxConnectionsBySku (infra/main.bicep): add its default max_connections there.')
+
+// = POOL_MAX_CEILING in lib/config.ts: one Node event loop cannot keep more connections busy.
+var poolMaxCeiling = 10
+
+// Integer division, as Math.floor in derivePoolMax.
+var poolMaxPerInstance = (maxConnections - dbReservedConnections) / maximumInstanceCount
+
+// Deploy-time guard: fails the deployment when the instances cannot each get one connection. The
+// identity, the first resource (nothing depends before it), carries the value as a tag, so the guard
+// is evaluated before anything else is created.
+var poolMax = poolMaxPerInstance >= 1 ? min(poolMaxPerInstance, poolMaxCeiling) : fail('${maximumInstanceCount} instances cannot each get a connection from ${postgresSkuName} (max_connections ${maxConnections}, ${dbReservedConnections} reserved): lower maximumInstanceCount or pick a larger SKU.')
+
+var expectedPostgresTier = startsWith(postgresSkuName, 'Standard_B') ? 'Burstable' : 'GeneralPurpose'
+var postgresTier = postgresSkuTier == expectedPostgresTier ? postgresSkuTier : fail('postgresSkuTier ${postgresSkuTier} does not match ${postgresSkuName} (expected ${expectedPostgresTier}).')
+
+var postgresPasswordAuthProblem = environmentName == 'prod' ? 'Password authentication stays disabled in prod: sign in with Microsoft Entra ID.' : (empty(postgresAdminPassword) ? 'postgresPasswordAuthEnabled needs postgresAdminPassword.' : '')
+var postgresPasswordAuth = !postgresPasswordAuthEnabled ? 'Disabled' : (empty(postgresPasswordAuthProblem) ? 'Enabled' : fail(postgresPasswordAuthProblem))
+
+// ---------------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------------
+
+resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: identityName
+  location: location
+  tags: union(allTags, {
+    'db-pool-max-per-instance': string(poolMax)
+  })
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: workspaceName
+    appInsightsName: appInsightsName
+    location: location
+    tags: allTags
+    retentionInDays: logRetentionDays
+    localAuthDisabled: appInsightsLocalAuthDisabled
+    publisherPrincipalId: appIdentity.properties.principalId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: keyVaultName
+    location: location
+    tags: allTags
+    secretsUserPrincipalId: appIdentity.properties.principalId
+    secretsOfficerPrincipalId: keyVaultSecretsOfficerPrincipalId
+    secretsOfficerPrincipalType: keyVaultSecretsOfficerPrincipalType
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    serverName: postgresServerName
+    location: location
+    tags: allTags
+    version: postgresVersion
+    skuName: postgresSkuName
+    skuTier: postgresTier
+    storageSizeGB: postgresStorageSizeGB
+    backupRetentionDays: postgresBackupRetentionDays
+    geoRedundantBackup: postgresGeoRedundantBackup
+    highAvailability: postgresHighAvailability
+    passwordAuth: postgresPasswordAuth
+    administratorLogin: postgresAdminLogin
+    administratorLoginPassword: postgresAdminPassword
+    entraAdminObjectId: postgresEntraAdminObjectId
+    entraAdminName: postgresEntraAdminName
+    entraAdminType: postgresEntraAdminType
+    databaseName: databaseName
+    allowedExtensions: postgresAllowedExtensions
+    operatorIpAddresses: operatorIpAddresses
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: baseName
+    location: location
+    tags: allTags
+    workspaceId: monitoring.outputs.workspaceId
+    postgresServerId: postgres.outputs.id
+    alertEmailAddresses: alertEmailAddresses
+    http5xxPercentThreshold: http5xxPercentThreshold
+    slowQuerySeconds: slowQuerySeconds
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// App settings: everything the app receives. lib/config.ts validates them at start-up;
+// test/infra.test.ts checks that every name in REQUIRED_IN_PRODUCTION is here.
+// Flex Consumption sets the runtime from functionAppConfig: FUNCTIONS_EXTENSION_VERSION,
+// FUNCTIONS_WORKER_RUNTIME and WEBSITE_NODE_DEFAULT_VERSION must not be set.
+// ---------------------------------------------------------------------------------------------------
+
+var appSettings = {
+  // Functions host: identity-based storage and telemetry.
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: appIdentity.properties.clientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
+  // DefaultAzureCredential (lib/db.ts) picks the user-assigned identity by this client id.
+  AZURE_CLIENT_ID: appIdentity.properties.clientId
+
+  // lib/config.ts
+  APP_ENV: 'production'
+  DB_HOST: postgres.outputs.fqdn
+  DB_PORT: '5432'
+  DB_NAME: databaseName
+  DB_USER: appIdentity.name
+  DB_SSL: 'require'
+  // Direct connections (5432), not the built-in PgBouncer (6432), so prepared statements stay on.
+  DB_PREPARE_STATEMENTS: 'true'
+  DB_MAX_CONNECTIONS: string(maxConnections)
+  DB_RESERVED_CONNECTIONS: string(dbReservedConnections)
+  MAX_INSTANCES: string(maximumInstanceCount)
+  CORS_ALLOWED_ORIGINS: join(corsAllowedOrigins, ',')
+
+  // Secrets: Key Vault references, resolved by the platform with the app's identity.
+  JWT_SIGNING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=jwt-signing-key)'
+  PII_ENCRYPTION_KEYS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pii-encryption-keys)'
+  PII_BLIND_INDEX_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pii-blind-index-key)'
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: functionAppName
+    planName: planName
+    location: location
+    tags: union(allTags, {
+      'db-pool-max-per-instance': string(poolMax)
+    })
+    storageAccountName: storageAccountName
+    identityId: appIdentity.id
+    identityPrincipalId: appIdentity.properties.principalId
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    // Refers to keyVault.outputs, so the site is configured only after the identity may read secrets
+    // (Key Vault references resolve from the first start).
+    appSettings: appSettings
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output postgresServerName string = postgres.outputs.name
+output postgresFqdn string = postgres.outputs.fqdn
+output databaseName string = databaseName
+@description('PostgreSQL role of the app: create it with pgaadauth_create_principal (infra/README.md).')
+output databaseUser string = appIdentity.name
+output keyVaultName string = keyVault.outputs.name
+@description('Pool size each instance derives; the app computes the same from its settings.')
+output dbPoolMaxPerInstance int = poolMax
+output dbConnectionBudget object = {
+  maxConnections: maxConnections
+  reservedConnections: dbReservedConnections
+  maximumInstanceCount: maximumInstanceCount
+  poolMaxPerInstance: poolMax
+  worstCaseConnections: poolMax * maximumInstanceCount + dbReservedConnections
+}

@@ -1,0 +1,176 @@
+// Alert rules: 5xx rate, slow database queries, pool saturation.
+// Log alerts query the Log Analytics workspace behind Application Insights (tables AppRequests and
+// AppMetrics). skipQueryValidation: on a fresh workspace those tables do not exist until the first
+// telemetry arrives, and validation would reject the rule.
+
+param namePrefix string
+param location string
+param tags object
+
+@description('Log Analytics workspace that holds the Application Insights data.')
+param workspaceId string
+
+@description('The PostgreSQL flexible server.')
+param postgresServerId string
+
+@description('Who is notified. Empty: the rules fire into the portal only.')
+param alertEmailAddresses string[]
+
+@description('Alert when more than this percentage of requests in 5 minutes end in a 5xx.')
+param http5xxPercentThreshold int
+
+@description('Alert when a statement has been running longer than this many seconds.')
+param slowQuerySeconds int
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddresses)) {
+  name: '${namePrefix}-ops'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'aada-ops'
+    enabled: true
+    emailReceivers: [
+      for (address, i) in alertEmailAddresses: {
+        name: 'ops-${i}'
+        emailAddress: address
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var actionGroupIds = empty(alertEmailAddresses) ? [] : [actionGroup.id]
+
+// 5xx rate over 5 minutes; quiet periods (under 20 requests) do not count.
+var http5xxQuery = '''
+AppRequests
+| summarize total = count(), failed = countif(toint(ResultCode) >= 500)
+| where total >= 20
+| extend failedPercent = 100.0 * failed / total
+'''
+
+resource http5xxAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-http-5xx-rate'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: HTTP 5xx rate above ${http5xxPercentThreshold}%'
+    description: 'More than ${http5xxPercentThreshold}% of API requests in the last 5 minutes answered 5xx. Check exceptions and dependencies in Application Insights.'
+    severity: 1
+    enabled: true
+    scopes: [
+      workspaceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: http5xxQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'failedPercent'
+          operator: 'GreaterThan'
+          threshold: http5xxPercentThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    skipQueryValidation: true
+    actions: {
+      actionGroups: actionGroupIds
+    }
+  }
+}
+
+// The longest-running statement on the server (enhanced metric, enabled by the server parameter
+// metrics.collector_database_activity in postgres.bicep). The app's statement_timeout (15 s by default)
+// cancels its own queries, so this mostly catches queries near that limit and long admin statements.
+// Which statement it was: pg_stat_statements (infra/README.md).
+resource slowQueryAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-slow-queries'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'A statement has been running for more than ${slowQuerySeconds} s on the PostgreSQL server. Look it up in pg_stat_statements (ordered by mean_exec_time).'
+    severity: 2
+    enabled: true
+    scopes: [
+      postgresServerId
+    ]
+    evaluationFrequency: 'PT1M'
+    windowSize: 'PT5M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'LongestQuerySeconds'
+          metricNamespace: 'Microsoft.DBforPostgreSQL/flexibleServers'
+          metricName: 'longest_query_time_sec'
+          operator: 'GreaterThan'
+          threshold: slowQuerySeconds
+          timeAggregation: 'Maximum'
+          skipMetricValidation: true // the metric appears once enhanced metrics are collecting
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      for id in actionGroupIds: {
+        actionGroupId: id
+      }
+    ]
+  }
+}
+
+// Pool saturation: an instance whose queries kept queueing for a connection for 5 minutes
+// (custom metric db.pool.waiting, the number of queries waiting for a pooled connection, reported by
+// the app through OpenTelemetry). At least 3 samples, so one export does not page anybody.
+var poolSaturationQuery = '''
+AppMetrics
+| where Name == "db.pool.waiting"
+| summarize waitingAtLeast = min(Min), samples = count() by AppRoleInstance
+| where samples >= 3 and waitingAtLeast > 0
+'''
+
+resource poolSaturationAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-db-pool-saturation'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: database pool saturated for 5 minutes'
+    description: 'db.pool.waiting stayed above 0 for 5 minutes on at least one instance: queries queue for a connection. Look for slow queries first; then consider a larger SKU (more max_connections, so a larger derived pool) or DB_POOL_MAX within the budget in infra/README.md.'
+    severity: 2
+    enabled: true
+    scopes: [
+      workspaceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: poolSaturationQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    skipQueryValidation: true
+    actions: {
+      actionGroups: actionGroupIds
+    }
+  }
+}

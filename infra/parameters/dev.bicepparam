@@ -1,0 +1,44 @@
+// Development environment: small and cheap, same shape as prod.
+//   az deployment group create --resource-group rg-aada-lms-dev --parameters infra/parameters/dev.bicepparam
+// Values that differ per person or tenant come from the environment (readEnvironmentVariable), so
+// nothing here is a placeholder that could be deployed by mistake. See infra/README.md.
+using '../main.bicep'
+
+param environmentName = 'dev'
+
+// Flex Consumption. Pool per instance: floor((429 - 25) / 40) = 10 (the ceiling),
+// worst case 10 x 40 + 25 = 425 of 429 connections.
+param maximumInstanceCount = 40
+param instanceMemoryMB = 2048
+param httpPerInstanceConcurrency = 16
+
+param corsAllowedOrigins = [
+  readEnvironmentVariable('AADA_ADMIN_PORTAL_ORIGIN')
+  readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
+]
+
+// PostgreSQL: Burstable B2s (2 vCores, 4 GiB, max_connections 429).
+param postgresVersion = '16'
+param postgresSkuName = 'Standard_B2s'
+param postgresSkuTier = 'Burstable'
+param postgresStorageSizeGB = 32
+param postgresBackupRetentionDays = 7
+param postgresGeoRedundantBackup = false
+param postgresHighAvailability = 'Disabled'
+// Entra ID only here as well; set true (with postgresAdminPassword) only for a break-glass login.
+param postgresPasswordAuthEnabled = false
+param postgresEntraAdminObjectId = readEnvironmentVariable('AADA_OPERATORS_GROUP_ID')
+param postgresEntraAdminName = readEnvironmentVariable('AADA_OPERATORS_GROUP_NAME')
+param postgresEntraAdminType = 'Group'
+param dbReservedConnections = 25
+// Your public IPv4 (for migrations and psql from outside Azure); unset: no operator rule.
+var operatorIp = readEnvironmentVariable('AADA_OPERATOR_IP', '')
+param operatorIpAddresses = empty(operatorIp) ? [] : [operatorIp]
+
+// The same operators group administers the database and sets the Key Vault secrets.
+param keyVaultSecretsOfficerPrincipalId = readEnvironmentVariable('AADA_OPERATORS_GROUP_ID')
+param keyVaultSecretsOfficerPrincipalType = 'Group'
+
+param logRetentionDays = 30
+param appInsightsLocalAuthDisabled = false
+param alertEmailAddresses = []

@@ -1,0 +1,47 @@
+// Production.
+//   az deployment group create --resource-group rg-aada-lms-prod --parameters infra/parameters/prod.bicepparam
+// Values that differ per tenant come from the environment (readEnvironmentVariable). See infra/README.md.
+using '../main.bicep'
+
+param environmentName = 'prod'
+
+// Flex Consumption (100 is the platform's default maximum). Pool per instance:
+// floor((859 - 25) / 100) = 8, worst case 8 x 100 + 25 = 825 of 859 connections.
+param maximumInstanceCount = 100
+param instanceMemoryMB = 2048
+param httpPerInstanceConcurrency = 16
+
+param corsAllowedOrigins = [
+  readEnvironmentVariable('AADA_ADMIN_PORTAL_ORIGIN')
+  readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
+]
+
+// PostgreSQL: General Purpose D2ds_v5 (2 vCores, 8 GiB, max_connections 859).
+param postgresVersion = '16'
+param postgresSkuName = 'Standard_D2ds_v5'
+param postgresSkuTier = 'GeneralPurpose'
+param postgresStorageSizeGB = 128
+// Regulated records: the longest point-in-time restore window, and backups in the paired region.
+param postgresBackupRetentionDays = 35
+param postgresGeoRedundantBackup = true
+// 'ZoneRedundant' where the region offers it (doubles the compute cost).
+param postgresHighAvailability = 'Disabled'
+// Microsoft Entra ID only (main.bicep refuses password authentication for prod).
+param postgresPasswordAuthEnabled = false
+param postgresEntraAdminObjectId = readEnvironmentVariable('AADA_OPERATORS_GROUP_ID')
+param postgresEntraAdminName = readEnvironmentVariable('AADA_OPERATORS_GROUP_NAME')
+param postgresEntraAdminType = 'Group'
+param dbReservedConnections = 25
+// Your public IPv4 (for migrations and psql from outside Azure); unset: no operator rule.
+var operatorIp = readEnvironmentVariable('AADA_OPERATOR_IP', '')
+param operatorIpAddresses = empty(operatorIp) ? [] : [operatorIp]
+
+// The same operators group administers the database and sets the Key Vault secrets.
+param keyVaultSecretsOfficerPrincipalId = readEnvironmentVariable('AADA_OPERATORS_GROUP_ID')
+param keyVaultSecretsOfficerPrincipalType = 'Group'
+
+param logRetentionDays = 90
+param appInsightsLocalAuthDisabled = false
+param alertEmailAddresses = [
+  readEnvironmentVariable('AADA_ALERT_EMAIL')
+]

@@ -1,0 +1,526 @@
+// The Bicep in infra/ against the app's configuration schema, by reading the files (no Azure, no Bicep CLI).
+// - every setting lib/config.ts requires in production is in the one app settings object of main.bicep;
+// - secrets are Key Vault references, never values;
+// - the pool budget: the Bicep derives the pool size with the app's formula (derivePoolMax) and refuses
+//   to deploy what the app would refuse to start with, and whatever deploys fits the server:
+//   poolMax x instances + reserved <= max_connections, for every SKU and parameter file.
+// The last block breaks copies of main.bicep on purpose to show that each check can fail.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, derivePoolMax, POOL_MAX_CEILING, REQUIRED_IN_PRODUCTION } from '../lib/config';
+
+const INFRA = join(__dirname, '..', 'infra');
+const read = (...parts: string[]) => readFileSync(join(INFRA, ...parts), 'utf8');
+
+const main = read('main.bicep');
+const modules = Object.fromEntries(
+  readdirSync(join(INFRA, 'modules'))
+    .filter((file) => file.endsWith('.bicep'))
+    .map((file) => [file, read('modules', file)]),
+);
+const paramFiles = Object.fromEntries(
+  readdirSync(join(INFRA, 'parameters'))
+    .filter((file) => file.endsWith('.bicepparam'))
+    .map((file) => [file, read('parameters', file)]),
+);
+const allBicep = [main, ...Object.values(modules)].join('\n');
+
+// Azure Database for PostgreSQL Flexible Server: default max_connections per SKU (Azure reserves 15 of them).
+const AZURE_DEFAULT_MAX_CONNECTIONS: Record<string, number> = {
+  Standard_B1ms: 50,
+  Standard_B2s: 429,
+  Standard_B2ms: 859,
+  Standard_D2s_v3: 859,
+  Standard_D2ds_v5: 859,
+  Standard_D4s_v3: 1718,
+  Standard_D4ds_v5: 1718,
+  Standard_D8s_v3: 3437,
+  Standard_D8ds_v5: 3437,
+};
+const AZURE_RESERVED_CONNECTIONS = 15;
+
+const SECRET_SETTINGS = {
+  JWT_SIGNING_KEY: 'jwt-signing-key',
+  PII_ENCRYPTION_KEYS: 'pii-encryption-keys',
+  PII_BLIND_INDEX_KEY: 'pii-blind-index-key',
+} as const;
+
+/** Settings a Flex Consumption app must not set: the runtime comes from functionAppConfig. */
+const NOT_ON_FLEX = ['FUNCTIONS_EXTENSION_VERSION', 'FUNCTIONS_WORKER_RUNTIME', 'WEBSITE_NODE_DEFAULT_VERSION'];
+
+// ---------------------------------------------------------------------------------------------------
+// A small reader for the Bicep used here: strings (with ${} interpolation and ''' blocks), brackets,
+// comments, and the top-level entries of an object literal.
+// ---------------------------------------------------------------------------------------------------
+
+function lineEnd(src: string, from: number): number {
+  const end = src.indexOf('\n', from);
+  return end < 0 ? src.length : end;
+}
+
+/** Index just past the string literal that starts at `start`. */
+function skipString(src: string, start: number): number {
+  if (src.startsWith("'''", start)) {
+    const end = src.indexOf("'''", start + 3);
+    if (end < 0) throw new Error(`unterminated ''' string at ${start}`);
+    return end + 3;
+  }
+  let i = start + 1;
+  while (i < src.length) {
+    const c = src[i];
+    if (c === '\\') i += 2;
+    else if (c === "'") return i + 1;
+    else if (c === '$' && src[i + 1] === '{') i = skipBracketed(src, i + 1);
+    else i += 1;
+  }
+  throw new Error(`unterminated string at ${start}`);
+}
+
+/** Index just past the bracket that closes the one at `open` ({, ( or [). */
+function skipBracketed(src: string, open: number): number {
+  let depth = 0;
+  let i = open;
+  while (i < src.length) {
+    const c = src[i] ?? '';
+    if (c === "'") {
+      i = skipString(src, i);
+      continue;
+    }
+    if (src.startsWith('//', i)) {
+      i = lineEnd(src, i);
+      continue;
+    }
+    if (src.startsWith('/*', i)) {
+      i = src.indexOf('*/', i) + 2;
+      continue;
+    }
+    if ('{(['.includes(c)) depth += 1;
+    else if ('})]'.includes(c)) {
+      depth -= 1;
+      if (depth === 0) return i + 1;
+    }
+    i += 1;
+  }
+  throw new Error(`unbalanced bracket at ${open}`);
+}
+
+/** Top-level entries of an object literal body: key -> expression text (comments dropped). */
+function objectEntries(body: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  let i = 0;
+  while (i < body.length) {
+    const c = body[i] ?? '';
+    if (/[\s,]/.test(c)) {
+      i += 1;
+      continue;
+    }
+    if (body.startsWith('//', i)) {
+      i = lineEnd(body, i);
+      continue;
+    }
+    if (body.startsWith('/*', i)) {
+      i = body.indexOf('*/', i) + 2;
+      continue;
+    }
+    let key: string;
+    if (c === "'") {
+      const end = skipString(body, i);
+      key = body.slice(i + 1, end - 1);
+      i = end;
+    } else {
+      const match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body.slice(i));
+      if (!match) throw new Error(`unexpected ${JSON.stringify(body.slice(i, i + 20))} in object`);
+      key = match[0];
+      i += key.length;
+    }
+    while (body[i] === ' ') i += 1;
+    if (body[i] !== ':') throw new Error(`expected ':' after ${key}`);
+    i += 1;
+    const start = i;
+    while (i < body.length) {
+      const ch = body[i] ?? '';
+      if (ch === "'") i = skipString(body, i);
+      else if ('{(['.includes(ch)) i = skipBracketed(body, i);
+      else if (ch === '\n' || ch === ',' || body.startsWith('//', i)) break;
+      else i += 1;
+    }
+    if (entries.has(key)) throw new Error(`duplicate key ${key}`);
+    entries.set(key, body.slice(start, i).trim());
+  }
+  return entries;
+}
+
+/** The entries of `var NAME = { ... }`. */
+function objectVariable(src: string, name: string): Map<string, string> {
+  const declaration = new RegExp(`^var ${name}\\s*=\\s*\\{`, 'm').exec(src);
+  if (!declaration) throw new Error(`var ${name} = { ... } not found`);
+  const open = declaration.index + declaration[0].length - 1;
+  return objectEntries(src.slice(open + 1, skipBracketed(src, open) - 1));
+}
+
+/** The expression of `var NAME = ...` (one line). */
+function variable(src: string, name: string): string | undefined {
+  return new RegExp(`^var ${name}\\s*=\\s*(.+)$`, 'm').exec(src)?.[1]?.trim();
+}
+
+/** Default values of `param NAME type = value` (main.bicep) or values of `param NAME = value` (.bicepparam). */
+function params(src: string): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const match of src.matchAll(/^param\s+(\w+)(?:\s+[\w[\]]+)?\s*=\s*/gm)) {
+    const start = (match.index ?? 0) + match[0].length;
+    const first = src[start] ?? '';
+    const end = '[{'.includes(first) ? skipBracketed(src, start) : lineEnd(src, start);
+    values.set(match[1] ?? '', src.slice(start, end).trim());
+  }
+  return values;
+}
+
+function intLiteral(expression: string | undefined, what: string): number {
+  if (expression === undefined || !/^\d+$/.test(expression)) throw new Error(`${what}: not an integer literal`);
+  return Number(expression);
+}
+
+/** The module block `module NAME '...' = { ... }` of main.bicep. */
+function moduleBlock(src: string, name: string): string {
+  const declaration = new RegExp(`^module ${name} '[^']+' = \\{`, 'm').exec(src);
+  if (!declaration) throw new Error(`module ${name} not found`);
+  const open = declaration.index + declaration[0].length - 1;
+  return src.slice(open, skipBracketed(src, open));
+}
+
+/** The resource block `resource NAME '...' = ... { ... }`. */
+function resourceBlock(src: string, name: string): string {
+  const declaration = new RegExp(`^resource ${name} '[^']+' = [^{\\n]*\\{`, 'm').exec(src);
+  if (!declaration) throw new Error(`resource ${name} not found`);
+  const open = declaration.index + declaration[0].length - 1;
+  return src.slice(open, skipBracketed(src, open));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The checks, as functions of the source text (so the last block can feed them broken copies).
+// ---------------------------------------------------------------------------------------------------
+
+const appSettingsOf = (src: string) => objectVariable(src, 'appSettings');
+
+function missingRequiredSettings(src: string): string[] {
+  const settings = appSettingsOf(src);
+  return REQUIRED_IN_PRODUCTION.filter((name) => !settings.has(name));
+}
+
+function secretSettingProblems(src: string): string[] {
+  const settings = appSettingsOf(src);
+  return Object.entries(SECRET_SETTINGS).flatMap(([setting, secretName]) => {
+    const value = settings.get(setting);
+    const reference = `'@Microsoft.KeyVault(VaultName=\${keyVault.outputs.name};SecretName=${secretName})'`;
+    return value === reference ? [] : [`${setting} is ${value ?? 'missing'}, not ${reference}`];
+  });
+}
+
+interface Budget {
+  maxConnectionsBySku: Record<string, number>;
+  defaults: { maximumInstanceCount: number; dbReservedConnections: number; postgresSkuName: string };
+  ceiling: number;
+}
+
+/** Everything the connection budget is computed from, and whether the Bicep computes it as the app does. */
+function budgetOf(src: string): { budget: Budget; problems: string[] } {
+  const problems: string[] = [];
+  const normalized = (name: string) => (variable(src, name) ?? '').replace(/\s+/g, '');
+  const expect = (name: string, shape: string) => {
+    if (!normalized(name).startsWith(shape)) problems.push(`var ${name} is not ${shape}...`);
+  };
+  // The app: floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / MAX_INSTANCES), capped at POOL_MAX_CEILING,
+  // refusing to start below 1.
+  expect('maxConnections', 'maxConnectionsBySku[?postgresSkuName]??fail(');
+  expect('poolMaxPerInstance', '(maxConnections-dbReservedConnections)/maximumInstanceCount');
+  if (normalized('poolMaxPerInstance') !== '(maxConnections-dbReservedConnections)/maximumInstanceCount') {
+    problems.push('var poolMaxPerInstance has more than the formula');
+  }
+  expect('poolMax', 'poolMaxPerInstance>=1?min(poolMaxPerInstance,poolMaxCeiling):fail(');
+
+  const settings = appSettingsOf(src);
+  const fed = {
+    DB_MAX_CONNECTIONS: 'string(maxConnections)',
+    DB_RESERVED_CONNECTIONS: 'string(dbReservedConnections)',
+    MAX_INSTANCES: 'string(maximumInstanceCount)',
+  };
+  for (const [setting, expression] of Object.entries(fed)) {
+    if (settings.get(setting) !== expression) problems.push(`${setting} is not ${expression}`);
+  }
+
+  const defaults = params(src);
+  const map = objectVariable(src, 'maxConnectionsBySku');
+  const budget: Budget = {
+    maxConnectionsBySku: Object.fromEntries([...map].map(([sku, value]) => [sku, intLiteral(value, sku)])),
+    defaults: {
+      maximumInstanceCount: intLiteral(defaults.get('maximumInstanceCount'), 'maximumInstanceCount'),
+      dbReservedConnections: intLiteral(defaults.get('dbReservedConnections'), 'dbReservedConnections'),
+      postgresSkuName: (defaults.get('postgresSkuName') ?? '').replace(/'/g, ''),
+    },
+    ceiling: intLiteral(variable(src, 'poolMaxCeiling')?.replace(/\s*\/\/.*$/, ''), 'poolMaxCeiling'),
+  };
+  if (budget.ceiling !== POOL_MAX_CEILING) problems.push(`poolMaxCeiling ${budget.ceiling} != ${POOL_MAX_CEILING}`);
+  return { budget, problems };
+}
+
+/** What main.bicep's poolMax evaluates to ('fail': the deployment is refused), given its checked formula. */
+function bicepPoolMax(maxConnections: number, reserved: number, instances: number, ceiling: number): number | 'fail' {
+  const perInstance = Math.trunc((maxConnections - reserved) / instances); // ARM div() on non-negative ints
+  return perInstance >= 1 ? Math.min(perInstance, ceiling) : 'fail';
+}
+
+function appPoolMax(maxConnections: number, reserved: number, instances: number): number | 'fail' {
+  try {
+    return derivePoolMax({
+      DB_MAX_CONNECTIONS: maxConnections,
+      DB_RESERVED_CONNECTIONS: reserved,
+      MAX_INSTANCES: instances,
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) return 'fail';
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+describe('infra/main.bicep app settings', () => {
+  const settings = appSettingsOf(main);
+
+  it('provides every setting lib/config.ts requires in production', () => {
+    expect(REQUIRED_IN_PRODUCTION.length).toBeGreaterThan(0);
+    expect(missingRequiredSettings(main)).toEqual([]);
+  });
+
+  it('runs the app in production mode over TLS', () => {
+    expect(settings.get('APP_ENV')).toBe("'production'");
+    expect(settings.get('DB_SSL')).toBe("'require'");
+  });
+
+  it('points the app at the deployed server, database and identity', () => {
+    expect(settings.get('DB_HOST')).toBe('postgres.outputs.fqdn');
+    expect(settings.get('DB_NAME')).toBe('databaseName');
+    expect(variable(main, 'databaseName')).toBe("'aada_lms'");
+    // The managed identity's name is its PostgreSQL role; DefaultAzureCredential picks it by client id.
+    expect(settings.get('DB_USER')).toBe('appIdentity.name');
+    expect(settings.get('AZURE_CLIENT_ID')).toBe('appIdentity.properties.clientId');
+    expect(settings.get('CORS_ALLOWED_ORIGINS')).toBe("join(corsAllowedOrigins, ',')");
+  });
+
+  it('reads the secrets from Key Vault references, never from values', () => {
+    expect(secretSettingProblems(main)).toEqual([]);
+    // Values are set by operators: no secret resource and no secret parameter anywhere in infra/.
+    expect(allBicep).not.toMatch(/Microsoft\.KeyVault\/vaults\/secrets/);
+    for (const source of [allBicep, ...Object.values(paramFiles)]) {
+      expect(source).not.toMatch(/^param\s+\w*(jwt|pii|signing|blindIndex)\w*/im);
+    }
+  });
+
+  it('uses identity-based host storage and leaves the runtime to functionAppConfig', () => {
+    expect(settings.get('AzureWebJobsStorage__accountName')).toBe('storageAccountName');
+    expect(settings.get('AzureWebJobsStorage__credential')).toBe("'managedidentity'");
+    expect(settings.get('APPLICATIONINSIGHTS_CONNECTION_STRING')).toBe('monitoring.outputs.connectionString');
+    for (const name of NOT_ON_FLEX) {
+      expect(settings.has(name)).toBe(false);
+      expect(allBicep).not.toMatch(new RegExp(`^\\s*'?${name}'?\\s*:`, 'm'));
+    }
+  });
+
+  it('applies exactly this object to the site', () => {
+    expect(moduleBlock(main, 'functionApp')).toMatch(/^\s*appSettings: appSettings$/m);
+    const config = resourceBlock(modules['functionapp.bicep'] ?? '', 'settings');
+    expect(config).toMatch(/name: 'appsettings'/);
+    expect(config).toMatch(/properties: appSettings\s*\n/);
+  });
+});
+
+describe('connection budget: pool size x instances fits the PostgreSQL SKU', () => {
+  const { budget, problems } = budgetOf(main);
+
+  it("lists Azure's default max_connections for each SKU", () => {
+    expect(Object.keys(budget.maxConnectionsBySku).length).toBeGreaterThan(0);
+    for (const [sku, maxConnections] of Object.entries(budget.maxConnectionsBySku)) {
+      expect({ sku, maxConnections }).toEqual({ sku, maxConnections: AZURE_DEFAULT_MAX_CONNECTIONS[sku] });
+    }
+  });
+
+  it("computes the pool size with the app's formula, from the values it gives the app", () => {
+    expect(problems).toEqual([]);
+    expect(budget.ceiling).toBe(POOL_MAX_CEILING);
+  });
+
+  it("reserves Azure's 15 connections plus headroom for the administrator and migrations", () => {
+    expect(budget.defaults.dbReservedConnections).toBeGreaterThan(AZURE_RESERVED_CONNECTIONS);
+    expect(main).toMatch(/@minValue\(15\)\s*\n\s*@maxValue\(\d+\)\s*\n\s*param dbReservedConnections int/);
+  });
+
+  it('refuses at deploy time, before any resource exists, what the app would refuse at start-up', () => {
+    // The identity is the first resource and carries the guarded value as a tag.
+    expect(resourceBlock(main, 'appIdentity')).toMatch(/'db-pool-max-per-instance': string\(poolMax\)/);
+    expect(main).toMatch(/^output dbPoolMaxPerInstance int = poolMax$/m);
+  });
+
+  const files = Object.entries(paramFiles).map(([file, source]) => {
+    const values = params(source);
+    const instances = values.has('maximumInstanceCount')
+      ? intLiteral(values.get('maximumInstanceCount'), `${file} maximumInstanceCount`)
+      : budget.defaults.maximumInstanceCount;
+    const reserved = values.has('dbReservedConnections')
+      ? intLiteral(values.get('dbReservedConnections'), `${file} dbReservedConnections`)
+      : budget.defaults.dbReservedConnections;
+    const sku = (values.get('postgresSkuName') ?? `'${budget.defaults.postgresSkuName}'`).replace(/'/g, '');
+    const tier = (values.get('postgresSkuTier') ?? '').replace(/'/g, '');
+    return { file, instances, reserved, sku, tier, values };
+  });
+
+  it('has a dev and a prod parameter file', () => {
+    expect(files.map(({ file }) => file).sort()).toEqual(['dev.bicepparam', 'prod.bicepparam']);
+  });
+
+  it.each(files)('$file deploys: its SKU gives each of its instances a pool that fits', (f) => {
+    const maxConnections = budget.maxConnectionsBySku[f.sku];
+    expect(maxConnections, `${f.sku} is not in maxConnectionsBySku`).toBeDefined();
+    expect(f.instances).toBeGreaterThanOrEqual(1);
+    expect(f.instances).toBeLessThanOrEqual(1000);
+    expect(f.tier).toBe(f.sku.startsWith('Standard_B') ? 'Burstable' : 'GeneralPurpose');
+    const poolMax = appPoolMax(maxConnections ?? 0, f.reserved, f.instances);
+    expect(poolMax).not.toBe('fail');
+    expect(bicepPoolMax(maxConnections ?? 0, f.reserved, f.instances, budget.ceiling)).toBe(poolMax);
+    expect(poolMax).toBeGreaterThanOrEqual(1);
+    expect(Number(poolMax) * f.instances + f.reserved).toBeLessThanOrEqual(maxConnections ?? 0);
+  });
+
+  const matrix = files.flatMap((f) =>
+    Object.keys(AZURE_DEFAULT_MAX_CONNECTIONS).map((sku) => ({
+      ...f,
+      sku,
+      label: `${sku} x ${f.instances} instances (${f.file.replace('.bicepparam', '')})`,
+    })),
+  );
+
+  it.each(matrix)('$label: the Bicep guard and derivePoolMax agree, and what deploys fits', (f) => {
+    const maxConnections = budget.maxConnectionsBySku[f.sku];
+    expect(maxConnections, `${f.sku} is not in maxConnectionsBySku`).toBeDefined();
+    const max = maxConnections ?? 0;
+    const app = appPoolMax(max, f.reserved, f.instances);
+    expect(bicepPoolMax(max, f.reserved, f.instances, budget.ceiling)).toBe(app);
+    if (app === 'fail') {
+      // Refused by both (e.g. Standard_B1ms: 25 usable connections cannot serve 40 instances).
+      expect(Math.floor((max - f.reserved) / f.instances)).toBeLessThan(1);
+    } else {
+      expect(app).toBeGreaterThanOrEqual(1);
+      expect(app * f.instances + f.reserved).toBeLessThanOrEqual(max);
+    }
+  });
+
+  it('keeps password authentication off in prod (and refuses it in the template)', () => {
+    const prod = files.find(({ file }) => file === 'prod.bicepparam');
+    expect(prod?.values.get('postgresPasswordAuthEnabled')).toBe('false');
+    expect(main).toMatch(/environmentName == 'prod' \? 'Password authentication stays disabled in prod/);
+    expect(variable(main, 'postgresPasswordAuth')).toMatch(/^!postgresPasswordAuthEnabled \? 'Disabled'/);
+  });
+});
+
+describe('infra resources', () => {
+  const functionApp = modules['functionapp.bicep'] ?? '';
+  const postgres = modules['postgres.bicep'] ?? '';
+  const keyVault = modules['keyvault.bicep'] ?? '';
+  const alerts = modules['alerts.bicep'] ?? '';
+
+  it('runs a Flex Consumption app on Node 22 with the scale settings as parameters', () => {
+    expect(resourceBlock(functionApp, 'plan')).toMatch(/name: 'FC1'\s*\n\s*tier: 'FlexConsumption'/);
+    const site = resourceBlock(functionApp, 'site');
+    expect(site).toMatch(/kind: 'functionapp,linux'/);
+    expect(site).toMatch(/runtime: \{\s*name: 'node'\s*version: '22'\s*\}/);
+    expect(site).toMatch(/maximumInstanceCount: maximumInstanceCount/);
+    expect(site).toMatch(/instanceMemoryMB: instanceMemoryMB/);
+    expect(site).toMatch(/http: \{\s*perInstanceConcurrency: httpPerInstanceConcurrency\s*\}/);
+    expect(moduleBlock(main, 'functionApp')).toMatch(/^\s*maximumInstanceCount: maximumInstanceCount$/m);
+    expect(site).toMatch(/type: 'blobContainer'/);
+    expect(site).toMatch(/authentication: \{\s*type: 'UserAssignedIdentity'/);
+  });
+
+  it('serves HTTPS only with TLS 1.2 and no FTP or basic publishing credentials', () => {
+    const site = resourceBlock(functionApp, 'site');
+    expect(site).toMatch(/httpsOnly: true/);
+    expect(site).toMatch(/minTlsVersion: '1\.2'/);
+    expect(site).toMatch(/ftpsState: 'Disabled'/);
+    expect(resourceBlock(functionApp, 'ftpCredentials')).toMatch(/allow: false/);
+    expect(resourceBlock(functionApp, 'scmCredentials')).toMatch(/allow: false/);
+    expect(resourceBlock(functionApp, 'storage')).toMatch(/allowSharedKeyAccess: false/);
+  });
+
+  it('creates PostgreSQL with Entra ID authentication, the database and pg_stat_statements', () => {
+    expect(params(main).get('postgresVersion')).toBe("'16'");
+    const server = resourceBlock(postgres, 'server');
+    expect(server).toMatch(/activeDirectoryAuth: 'Enabled'/);
+    expect(server).toMatch(/passwordAuth: passwordAuth/);
+    expect(resourceBlock(postgres, 'entraAdmin')).toMatch(/principalType: entraAdminType/);
+    expect(moduleBlock(main, 'postgres')).toMatch(/databaseName: databaseName/);
+    expect(postgres).toMatch(/name: 'shared_preload_libraries'\s*\n\s*value: '[^']*pg_stat_statements[^']*'/);
+    expect(resourceBlock(postgres, 'allowAzureServices')).toMatch(/startIpAddress: '0\.0\.0\.0'/);
+  });
+
+  it('keeps secrets in an RBAC Key Vault with purge protection, readable by the app', () => {
+    const vault = resourceBlock(keyVault, 'vault');
+    expect(vault).toMatch(/enableRbacAuthorization: true/);
+    expect(vault).toMatch(/enableSoftDelete: true/);
+    expect(vault).toMatch(/enablePurgeProtection: true/);
+    expect(keyVault).toMatch(/keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'/);
+    expect(resourceBlock(keyVault, 'appReadsSecrets')).toMatch(/principalId: secretsUserPrincipalId/);
+  });
+
+  it('alerts on 5xx rate, slow queries and pool saturation', () => {
+    expect(alerts).toMatch(/AppRequests[\s\S]*toint\(ResultCode\) >= 500/);
+    expect(resourceBlock(alerts, 'slowQueryAlert')).toMatch(/metricName: 'longest_query_time_sec'/);
+    expect(alerts).toMatch(/AppMetrics\s*\n\| where Name == "db\.pool\.waiting"/);
+    expect(resourceBlock(alerts, 'poolSaturationAlert')).toMatch(/windowSize: 'PT5M'/);
+  });
+
+  it('outputs the app name, host name, database server FQDN and vault name', () => {
+    for (const output of ['functionAppName', 'functionAppHostName', 'postgresFqdn', 'keyVaultName']) {
+      expect(main).toMatch(new RegExp(`^output ${output} string = `, 'm'));
+    }
+  });
+});
+
+describe('the checks catch a broken main.bicep', () => {
+  it('a deleted setting', () => {
+    const broken = main.replace(/^\s*DB_SSL: .*\n/m, '\n');
+    expect(broken).not.toBe(main);
+    expect(missingRequiredSettings(broken)).toEqual(['DB_SSL']);
+  });
+
+  it('a secret given as a value', () => {
+    const broken = main.replace(/^(\s*JWT_SIGNING_KEY: ).*$/m, "$1'a-literal-signing-key'");
+    expect(broken).not.toBe(main);
+    expect(secretSettingProblems(broken)).toHaveLength(1);
+  });
+
+  it('a pool formula that forgets the reserved connections', () => {
+    const broken = main.replace(
+      '(maxConnections - dbReservedConnections) / maximumInstanceCount',
+      'maxConnections / maximumInstanceCount',
+    );
+    expect(broken).not.toBe(main);
+    expect(budgetOf(broken).problems).toContain(
+      'var poolMaxPerInstance is not (maxConnections-dbReservedConnections)/maximumInstanceCount...',
+    );
+  });
+
+  it('a guard that no longer fails', () => {
+    const broken = main.replace(/^(var poolMax = ).*$/m, '$1min(poolMaxPerInstance, poolMaxCeiling)');
+    expect(budgetOf(broken).problems.some((problem) => problem.startsWith('var poolMax is not'))).toBe(true);
+  });
+
+  it('an instance count the app would derive a different pool from', () => {
+    const broken = main.replace('MAX_INSTANCES: string(maximumInstanceCount)', "MAX_INSTANCES: '1'");
+    expect(budgetOf(broken).problems).toContain('MAX_INSTANCES is not string(maximumInstanceCount)');
+  });
+
+  it('a combination that would not fit is refused by both sides', () => {
+    expect(appPoolMax(50, 25, 100)).toBe('fail');
+    expect(bicepPoolMax(50, 25, 100, POOL_MAX_CEILING)).toBe('fail');
+  });
+});
