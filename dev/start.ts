@@ -24,7 +24,6 @@ function functionModules(): string[] {
 }
 
 async function main() {
-  const began = performance.now();
   const log = (line: string) => console.log(line);
   let stopDatabase: (() => Promise<void>) | undefined;
 
@@ -39,20 +38,20 @@ async function main() {
     });
     stopDatabase = server.stop;
     const prepared = await prepareDatabase(server.adminUrl, DATABASE, (line) => log(`  ${line}`));
+    process.env.DATABASE_URL = prepared.appUrl;
     const admin = postgres(prepared.adminUrl, { max: 1, onnotice: () => {} });
     try {
       if (await seedDemoData(admin)) log('  demo data loaded');
     } finally {
       await admin.end();
     }
-    process.env.DATABASE_URL = prepared.appUrl;
   }
   process.env.APP_ENV ??= 'development';
 
   installFunctionsCoreStandIn();
   await loadFunctionModules(functionModules());
   const host = await startHost({ port: API_PORT, host: '127.0.0.1', printRoutes: true });
-  const seconds = ((performance.now() - began) / 1000).toFixed(1);
+  const seconds = process.uptime().toFixed(1);
   log(`\nAADA LMS API ready on http://localhost:${host.port}/api in ${seconds} s`);
   if (stopDatabase) {
     log(
