@@ -77,6 +77,8 @@ export interface DeclaredRoute {
   cache: CachePolicy;
   phi: boolean;
   audited: boolean;
+  /** The zod schemas that validate requests; the OpenAPI document is generated from them. */
+  schemas: { params?: ZodType; query?: ZodType; body?: ZodType };
 }
 
 const declared: DeclaredRoute[] = [];
@@ -171,6 +173,7 @@ export function endpoint<P = undefined, Q = undefined, B = undefined>(spec: Endp
   declared.push({
     name: spec.name,
     audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
+    schemas: { params: spec.params, query: spec.query, body: spec.body },
     methods: spec.methods,
     route: spec.route,
     access: spec.access,

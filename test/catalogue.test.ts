@@ -65,7 +65,9 @@ describe('the public catalogue', () => {
     const body = (await response.json()) as { modules: { code: string; position: number; clockHours: number }[] };
     expect(body.modules.map((module) => module.code)).toEqual(['DA101', 'DA102', 'DA103', 'DA104', 'DA105', 'DA106']);
     expect(body.modules.map((module) => module.position)).toEqual([1, 2, 3, 4, 5, 6]);
-    const again = await app.api(`/programs/${da.id}`, { headers: { 'If-None-Match': response.headers.get('etag') as string } });
+    const again = await app.api(`/programs/${da.id}`, {
+      headers: { 'If-None-Match': response.headers.get('etag') as string },
+    });
     expect(again.status).toBe(304);
   });
 
@@ -87,5 +89,26 @@ describe('health', () => {
     expect(body.status).toBe('ready');
     expect(body.migrations.pending).toEqual([]);
     expect(body.pool.max).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  test('is generated from the route table and the validating schemas', async () => {
+    const response = await app.api('/openapi.json');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('public, max-age=300');
+    const document = (await response.json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<string, { parameters: { name: string; in: string; schema: { maximum?: number } }[] }>
+      >;
+    };
+    expect(document.openapi).toBe('3.1.0');
+    const list = document.paths['/api/programs']?.get;
+    const limit = list?.parameters.find((parameter) => parameter.name === 'limit');
+    expect(limit).toMatchObject({ in: 'query', schema: { maximum: 200 } });
+    const one = document.paths['/api/programs/{id}']?.get;
+    expect(one?.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
   });
 });
