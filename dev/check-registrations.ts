@@ -2,7 +2,6 @@
 // TypeScript loader) and prove every declared route registered as a function.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { declaredRoutes } from '../lib/endpoint';
 import { installFunctionsCoreStandIn, loadFunctionModules, registeredRoutes } from './functions-host';
 
 async function main() {
@@ -15,6 +14,8 @@ async function main() {
   installFunctionsCoreStandIn();
   await loadFunctionModules(files);
   const registered = registeredRoutes();
+  // Imported only now: loading lib/endpoint before the stand-in would put @azure/functions in test mode.
+  const { declaredRoutes } = require('../lib/endpoint') as typeof import('../lib/endpoint');
   const declared = declaredRoutes();
   const missing = declared.filter((route) => !registered.some((r) => r.name === route.name));
   console.log(`${files.length} function modules from ${main}: ${registered.length} functions registered`);
