@@ -3,7 +3,7 @@
 // already is left alone. PII goes in encrypted, exactly as the API would store it.
 import type postgres from 'postgres';
 import { emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
-import { BYTEA } from '../lib/db';
+import { BYTEA_ARRAY } from '../lib/db';
 import { hashPassword } from '../lib/passwords';
 
 export const DEMO_PASSWORD = 'Demo-Password-2026';
@@ -71,7 +71,7 @@ async function insertUser(sql: Sql, email: string, first: string, last: string, 
     insert into users (email_ciphertext, email_blind_index, first_name_ciphertext, last_name_ciphertext,
                        name_search_tokens, password_hash, status)
     values (${encrypt(email, 'users.email')}, ${emailBlindIndex(email)}, ${encrypt(first, 'users.first_name')},
-            ${encrypt(last, 'users.last_name')}, ${sql.array(nameSearchTokens(first, last), BYTEA)}, ${passwordHash}, 'active')
+            ${encrypt(last, 'users.last_name')}, ${sql.array(nameSearchTokens(first, last), BYTEA_ARRAY)}, ${passwordHash}, 'active')
     returning id`;
   const id = (user as { id: string }).id;
   for (const role of roles) await sql`insert into user_roles (user_id, role_name) values (${id}, ${role})`;

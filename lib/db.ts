@@ -7,8 +7,16 @@ import { type Config, config } from './config';
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-/** PostgreSQL's type id for bytea: `sql.array(buffers, BYTEA)` sends a bytea[]. */
-export const BYTEA = 17;
+/**
+ * PostgreSQL's type id of bytea[]: `sql.array(buffers, BYTEA_ARRAY)`. Naming the element type (17) is not
+ * enough: postgres.js learns which array type belongs to it on a pool's first connection, so as the first
+ * query of a cold instance the value would be sent as plain bytea.
+ */
+export const BYTEA_ARRAY = 1001;
+/** text[] (for role names, error messages…), for the same reason. */
+export const TEXT_ARRAY = 1009;
+/** uuid[], for the same reason. */
+export const UUID_ARRAY = 2951;
 
 const ENTRA_TOKEN_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 

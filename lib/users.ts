@@ -3,7 +3,7 @@
 import type postgres from 'postgres';
 import type { Role } from './access';
 import { decryptRows, emailBlindIndex, encrypt, nameSearchTokens } from './crypto';
-import { BYTEA } from './db';
+import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
 import { conflict } from './errors';
 import { hashPassword } from './passwords';
 
@@ -35,14 +35,14 @@ export async function insertUser(sql: Sql, user: NewUser): Promise<{ id: string 
                          name_search_tokens, password_hash, status)
       values (${encrypt(user.email.trim(), 'users.email')}, ${emailBlindIndex(user.email)},
               ${encrypt(user.firstName, 'users.first_name')}, ${encrypt(user.lastName, 'users.last_name')},
-              ${sql.array(nameSearchTokens(user.firstName, user.lastName), BYTEA)}, ${passwordHash},
+              ${sql.array(nameSearchTokens(user.firstName, user.lastName), BYTEA_ARRAY)}, ${passwordHash},
               ${user.status ?? 'active'})
       on conflict (email_blind_index) do nothing
       returning id),
     granted as (
       insert into user_roles (user_id, role_name, granted_by)
       select created.id, role, ${user.grantedBy ?? null}::uuid
-        from created, unnest(${sql.array([...user.roles])}::text[]) as role)
+        from created, unnest(${sql.array([...user.roles], TEXT_ARRAY)}::text[]) as role)
     select id from created`;
   if (!row) throw conflict('An account with this email address already exists');
   return row;

@@ -1,0 +1,295 @@
+// Student self-registration in three steps, each public and audited:
+//   1. POST auth/register/request  { email }  → always 202, whether or not the address has an account;
+//      if it has none, a verification link goes to it through the outbox (valid 30 minutes).
+//   2. POST auth/register/verify   { token }  → proves the address: a registration token (15 minutes).
+//   3. POST auth/register/complete { registrationToken, firstName, lastName, password } → the account.
+//
+// Both tokens are 32 random bytes; the database keeps only their SHA-256, in the request's one
+// `token_hash` column: verifying replaces the emailed token's hash with the registration token's, so
+// each token works once and only in its own step (the request's status says which step is next).
+// A random token rather than a signed JWT: it must be single use anyway, which needs the row, and it
+// cannot be mistaken for an access token signed with the same key (a defect of the old system).
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ConfigError, config } from '../lib/config';
+import { decrypt, emailBlindIndex, encrypt, normalizeEmail } from '../lib/crypto';
+import { db } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { badRequest, tooManyRequests } from '../lib/errors';
+import { created, json } from '../lib/http';
+import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
+import { checkPasswordPolicy } from '../lib/password-policy';
+import { insertUser } from '../lib/users';
+
+/** The emailed link is valid this long. */
+const REQUEST_TTL_SECONDS = 30 * 60;
+/** The registration token (after the link was opened) is valid this long. */
+const COMPLETION_TTL_SECONDS = 15 * 60;
+/** At most one email per address per this interval, whoever asks (no mail-bombing an address). */
+const RESEND_INTERVAL_SECONDS = 60;
+/** Requests per source address and step per window. */
+const SOURCE_LIMIT = 10;
+const SOURCE_WINDOW_SECONDS = 60;
+const USER_AGENT_MAX = 512;
+
+// ---------------------------------------------------------------------------------------------------
+// Settings (TODO(config): move APP_PUBLIC_URL into lib/config.ts's EnvSchema)
+// ---------------------------------------------------------------------------------------------------
+
+const RegistrationEnv = z.object({
+  /** The student portal; links in emails point at its pages. */
+  APP_PUBLIC_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ protocol: /^https?$/ }).default('http://localhost:5173'),
+  ),
+});
+
+/** The portal's base URL. Production requires an https one (the default would mail dead links). */
+function portalUrl(): string {
+  const parsed = RegistrationEnv.safeParse(process.env);
+  if (!parsed.success) throw new ConfigError('Invalid configuration: APP_PUBLIC_URL must be an http(s) URL');
+  const url = parsed.data.APP_PUBLIC_URL.replace(/\/+$/, '');
+  if (config().APP_ENV === 'production' && !url.startsWith('https://')) {
+    throw new ConfigError('APP_PUBLIC_URL must be set to the portal’s https URL in production');
+  }
+  return url;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tokens, limits, messages
+// ---------------------------------------------------------------------------------------------------
+
+/** What `randomBytes(32).toString('base64url')` looks like; anything else is not worth a query. */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+function newToken(): { token: string; hash: Buffer } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashToken(token) };
+}
+
+const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
+
+/** One answer for an unknown, malformed, expired or already used token: nothing to learn from it. */
+const invalidToken = (field: string) =>
+  badRequest('This link or token is invalid or has expired; start the registration again', [
+    { field: `body.${field}`, message: 'Invalid or expired' },
+  ]);
+
+const weakPassword = (reason: string) => badRequest(reason, [{ field: 'body.password', message: reason }]);
+
+interface SourceBucket {
+  count: number;
+  retry_after: number;
+}
+
+/**
+ * The statement that counts a request against its source (the client address; an IPv6 address's
+ * /64, which one subscriber usually holds) in a fixed window shared by every instance. A fragment, so
+ * the request step can run it inside its own statement.
+ */
+function countRequest(step: string, clientIp: string | null) {
+  const window = db()`make_interval(secs => ${SOURCE_WINDOW_SECONDS})`;
+  return db()<SourceBucket[]>`
+    insert into rate_limit_buckets as b (key, window_start, count)
+    select ${`register-${step}:`} || coalesce(host(net) || '/' || masklen(net), 'unknown'), now(), 1
+      from (select case when family(${clientIp}::inet) = 6 then network(set_masklen(${clientIp}::inet, 64))::inet
+                        else ${clientIp}::inet end as net) source
+    on conflict (key) do update
+       set window_start = case when b.window_start <= now() - ${window} then now() else b.window_start end,
+           count = case when b.window_start <= now() - ${window} then 1 else b.count + 1 end
+    returning b.count, ceil(extract(epoch from b.window_start + ${window} - now()))::int as retry_after`;
+}
+
+function refuseOverLimit(bucket: SourceBucket | undefined): void {
+  if (bucket && bucket.count > SOURCE_LIMIT) throw tooManyRequests(Math.max(1, bucket.retry_after));
+}
+
+/** Counts the request against its source (one round trip); 429 with Retry-After over the limit. */
+async function enforceSourceLimit(step: string, clientIp: string | null): Promise<void> {
+  const [bucket] = await countRequest(step, clientIp);
+  refuseOverLimit(bucket);
+}
+
+function verificationMessage(email: string, token: string): OutboxMessage {
+  const link = `${portalUrl()}/register/verify?token=${token}`;
+  return {
+    kind: 'registration_verification',
+    recipient: email,
+    subject: 'Confirm your email address for the Atlanta Academy of Dental Assisting',
+    body: [
+      'Hello,',
+      '',
+      'Someone, hopefully you, asked to create a student account at the Atlanta Academy of Dental',
+      `Assisting with this email address. To continue, open this link within ${REQUEST_TTL_SECONDS / 60} minutes:`,
+      '',
+      link,
+      '',
+      'If you did not ask for this, ignore this message: no account is created without the link.',
+    ].join('\n'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1. Request a link
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Compared and stored normalised (NFKC, trimmed, lower case: what the blind index hashes), then
+ * held to zod's ASCII address syntax, so look-alike letters, invisible and direction characters
+ * are refused instead of creating a second account for "the same" address.
+ */
+const EmailAddress = z.string().max(1_000).transform(normalizeEmail).pipe(z.email().max(254));
+
+/** The same body, whatever happened: the answer must not tell whether the address has an account. */
+const REQUEST_ACCEPTED = {
+  message: `If this address can register, a link is on its way to it; it is valid for ${REQUEST_TTL_SECONDS / 60} minutes.`,
+};
+
+endpoint({
+  name: 'auth-register-request',
+  methods: ['POST'],
+  route: 'auth/register/request',
+  access: 'public',
+  audit: true,
+  phi: true,
+  body: z.object({ email: EmailAddress }),
+  handler: async ({ body, clientIp, request, audit }) => {
+    // The same work whether or not the address has an account (token, ciphertexts, one statement
+    // that always writes the source's counter and commits), so the response time does not tell
+    // either: the database decides inside the statement.
+    const blindIndex = emailBlindIndex(body.email);
+    const { token, hash } = newToken();
+    const message = encryptMessage(verificationMessage(body.email, token));
+    const userAgent = request.headers.get('user-agent')?.slice(0, USER_AGENT_MAX) ?? null;
+    // An address with an account gets nothing (not even an "already registered" notice): a notice
+    // would make this public route a way to mail any student or staff member at will, and the
+    // sign-in page is where that person goes anyway. Within RESEND_INTERVAL of the last link the
+    // request is left as it is (no second email); otherwise the new token replaces the old one.
+    // Over the source's limit nothing but the counter is written.
+    const [bucket] = await db()<SourceBucket[]>`
+      with bucket as (${countRequest('request', clientIp)}),
+      upserted as (
+        insert into registration_requests as r
+               (email_ciphertext, email_blind_index, token_hash, expires_at, request_ip, user_agent)
+        select ${encrypt(body.email, 'registration_requests.email')}, ${blindIndex}, ${hash},
+               now() + make_interval(secs => ${REQUEST_TTL_SECONDS}), ${clientIp}::inet, ${userAgent}
+          from bucket
+         where bucket.count <= ${SOURCE_LIMIT}
+           and not exists (select 1 from users where email_blind_index = ${blindIndex})
+        on conflict (email_blind_index) do update
+           set email_ciphertext = excluded.email_ciphertext, token_hash = excluded.token_hash,
+               status = 'pending', expires_at = excluded.expires_at, verified_at = null, completed_at = null,
+               request_ip = excluded.request_ip, user_agent = excluded.user_agent
+         where r.updated_at <= now() - make_interval(secs => ${RESEND_INTERVAL_SECONDS})
+        returning 1),
+      queued as (
+        insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
+        select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
+          from upserted)
+      select count, retry_after from bucket`;
+    refuseOverLimit(bucket);
+    audit.event = 'registration_requested';
+    deliverNowInDevelopment();
+    return json(REQUEST_ACCEPTED, 202);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// 2. Open the link
+// ---------------------------------------------------------------------------------------------------
+
+endpoint({
+  name: 'auth-register-verify',
+  methods: ['POST'],
+  route: 'auth/register/verify',
+  access: 'public',
+  audit: true,
+  body: z.object({ token: z.string().max(1_000) }),
+  handler: async ({ body, clientIp, audit }) => {
+    await enforceSourceLimit('verify', clientIp);
+    if (!TOKEN_SHAPE.test(body.token)) throw invalidToken('token');
+    const registration = newToken();
+    // One statement: only a pending, unexpired request moves on, and the emailed token dies with it.
+    const [row] = await db()<{ id: string; expires_at: Date }[]>`
+      update registration_requests
+         set status = 'verified', verified_at = now(), token_hash = ${registration.hash},
+             expires_at = now() + make_interval(secs => ${COMPLETION_TTL_SECONDS})
+       where token_hash = ${hashToken(body.token)} and status = 'pending' and expires_at > now()
+      returning id, expires_at`;
+    if (!row) throw invalidToken('token');
+    audit.resourceIds.registrationRequestId = row.id;
+    audit.event = 'registration_verified';
+    return json({ registrationToken: registration.token, expiresAt: row.expires_at.toISOString() });
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// 3. Create the account
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Letters (any script) with spaces, apostrophes, hyphens and periods between them: "O'Brien",
+ * "Mary-Jane", "J. R.", "Nguyễn". Digits, brackets, quotes, semicolons and angle brackets are refused,
+ * so SQL or markup never even reaches storage.
+ */
+const PersonName = z
+  .string()
+  .max(1_000)
+  .transform((name) => name.normalize('NFC').trim())
+  .pipe(
+    z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^\p{L}[\p{L}\p{M}' .\u2019-]*$/u, 'Use letters, spaces, apostrophes, hyphens and periods only'),
+  );
+
+const CompleteBody = z.object({
+  registrationToken: z.string().max(1_000),
+  firstName: PersonName,
+  lastName: PersonName,
+  password: z.string(),
+});
+
+endpoint({
+  name: 'auth-register-complete',
+  methods: ['POST'],
+  route: 'auth/register/complete',
+  access: 'public',
+  audit: true,
+  phi: true,
+  body: CompleteBody,
+  handler: async ({ body, clientIp, audit }) => {
+    await enforceSourceLimit('complete', clientIp);
+    // Length and the common list first: an over-long password costs neither a query nor a hash.
+    const early = checkPasswordPolicy(body.password);
+    if (early) throw weakPassword(early);
+    if (!TOKEN_SHAPE.test(body.registrationToken)) throw invalidToken('registrationToken');
+    const account = await db().begin(async (tx) => {
+      // Claiming the request first makes completion single use: a concurrent second attempt waits on
+      // this row and then finds it completed. Any error below rolls the claim back.
+      const [claimed] = await tx<{ id: string; email_ciphertext: string }[]>`
+        update registration_requests set status = 'completed', completed_at = now()
+         where token_hash = ${hashToken(body.registrationToken)} and status = 'verified' and expires_at > now()
+        returning id, email_ciphertext`;
+      if (!claimed) throw invalidToken('registrationToken');
+      const email = decrypt(claimed.email_ciphertext, 'registration_requests.email');
+      const reason = checkPasswordPolicy(body.password, { email });
+      if (reason) throw weakPassword(reason);
+      // 409 when the address got an account meanwhile (the blind index is unique).
+      const user = await insertUser(tx, {
+        email,
+        firstName: body.firstName,
+        lastName: body.lastName,
+        password: body.password,
+        roles: ['student'],
+      });
+      return { userId: user.id, requestId: claimed.id };
+    });
+    audit.actingUserId = account.userId;
+    audit.resourceIds.registrationRequestId = account.requestId;
+    audit.resourceIds.userId = account.userId;
+    audit.event = 'registration_completed';
+    return created({ id: account.userId, roles: ['student'] });
+  },
+});

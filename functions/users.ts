@@ -1,0 +1,477 @@
+// Accounts and roles, for administrators: list and search people, create, update and deactivate
+// accounts, grant and remove roles; and the role catalogue for every signed-in user.
+//
+// Searching by email or name with `GET /api/users?email=…&name=…` puts personal data in a URL, which
+// proxies and request telemetry may record; `POST /api/users/search` takes the same filters in its body.
+//
+// Who may do what: `admin` and `staff` may list and read accounts (staff look people up in the
+// course of their work); only `admin` creates, changes, deactivates and grants. There is no hard
+// delete: an account is deactivated, and its history (enrollments, ledger, audit) stays attached.
+//
+// Sessions: deactivation and role changes revoke the person's refresh tokens, so new roles (or no
+// access at all) apply at their next refresh. An access token already issued stays valid until it
+// expires (at most ACCESS_TOKEN_TTL_SECONDS, 15 minutes): that is the residual window of a
+// stateless token, accepted so that verifying a token needs no database round trip.
+import { z } from 'zod';
+import { type Caller, ROLES, type Role } from '../lib/access';
+import { decrypt, emailBlindIndex, encrypt, nameSearchToken, nameSearchTokens, normalizeName } from '../lib/crypto';
+import { BYTEA_ARRAY, db, type Sql, type TransactionSql } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { badRequest, conflict, notFound } from '../lib/errors';
+import { created, json, noContent } from '../lib/http';
+import { cursorSchema, encodeCursor, limitSchema, nextLink, type Page } from '../lib/pagination';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
+import { revokeAllForUser } from '../lib/sessions';
+import {
+  findUserById,
+  insertUser,
+  toUserViews,
+  USER_STATUSES,
+  type UserRow,
+  type UserView,
+  userColumns,
+} from '../lib/users';
+
+const READERS: readonly Role[] = ['admin', 'staff'];
+
+const ADMINS: readonly Role[] = ['admin'];
+
+
+// ---------------------------------------------------------------------------------------------------
+// Input
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Characters a person's name never contains: C0/C1 controls (incl. newlines and tabs), unpaired
+ * surrogates (they would be stored as U+FFFD, silently changing the name), line/paragraph
+ * separators, and bidirectional overrides that make a name display differently from what it is.
+ * Zero-width (non-)joiners stay allowed: some scripts need them.
+ */
+const FORBIDDEN_IN_NAMES = /[\p{Cc}\p{Cs}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+
+const PersonName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(100)
+  .refine((name) => !FORBIDDEN_IN_NAMES.test(name), 'Control and bidirectional-override characters are not allowed')
+  .transform((name) => name.normalize('NFC'));
+
+const Email = z.string().trim().pipe(z.email().max(254));
+
+const Password = z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH);
+
+const RoleName = z.enum(ROLES);
+
+const UserIdParams = z.object({ id: z.uuid() });
+const UserRoleParams = z.object({ id: z.uuid(), role: RoleName });
+
+const NewUserBody = z.strictObject({
+  email: Email,
+  firstName: PersonName,
+  lastName: PersonName,
+  /** Without a password the account is `pending` until its owner sets one. */
+  password: Password.optional(),
+  roles: z
+    .array(RoleName)
+    .min(1)
+    .max(ROLES.length * 2)
+    .transform((roles) => [...new Set(roles)]),
+});
+
+/**
+ * `status` may be set to `active` (also reactivates a deactivated account) or `locked`. Deactivating
+ * has its own route, which also records who did it; `pending` belongs to accounts without password.
+ */
+const UserPatchBody = z
+  .strictObject({
+    email: Email.optional(),
+    firstName: PersonName.optional(),
+    lastName: PersonName.optional(),
+    status: z.enum(['active', 'locked']).optional(),
+  })
+  .refine((patch) => Object.values(patch).some((value) => value !== undefined), 'Send at least one field to change');
+
+/**
+ * The sort key of the list, to the microsecond. It stays text all the way into SQL (`::text::timestamptz`):
+ * a JS Date, or a parameter postgres.js sees as a timestamp, keeps milliseconds and would repeat rows.
+ */
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+const listShape = {
+  limit: limitSchema,
+  cursor: cursorSchema(z.tuple([z.string().regex(CURSOR_TIME), z.uuid()])),
+  role: RoleName.optional(),
+  status: z.enum(USER_STATUSES).optional(),
+  /** Exact address (case and Unicode width do not matter), found through the blind index. */
+  email: z.string().trim().min(1).max(254).optional(),
+  /** Prefixes of name words: `chlo`, `chlo gar`. */
+  name: z.string().trim().min(1).max(100).optional(),
+};
+const UserListQuery = z.object(listShape);
+/** The same filters in a body, for clients that must keep names and emails out of URLs and logs. */
+const UserSearchBody = z.strictObject(listShape);
+type UserListQuery = z.infer<typeof UserListQuery>;
+
+// ---------------------------------------------------------------------------------------------------
+// Shared steps
+// ---------------------------------------------------------------------------------------------------
+
+/** Serialises every change that could remove the last active administrator (one lock, no deadlocks). */
+const ADMIN_SET_LOCK = 0x41414441; // "AADA"
+
+/**
+ * Refuses a change that would leave the school without an active administrator: taking `userId`
+ * out of the active admins (deactivating, locking, removing the role) while they are the last one.
+ * Runs inside the caller's transaction after taking the admin-set lock, so two administrators
+ * removing each other at the same moment cannot both succeed: the second one sees the first change.
+ */
+async function assertAnotherActiveAdminRemains(tx: TransactionSql, userId: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`;
+  const [admins] = await tx<{ target: boolean | null; others: number }[]>`
+    select bool_or(u.id = ${userId}) as target, count(*) filter (where u.id <> ${userId})::int as others
+      from users u join user_roles r on r.user_id = u.id and r.role_name = 'admin'
+     where u.status = 'active'`;
+  if (admins?.target && admins.others === 0) {
+    throw conflict('This is the last active administrator; make someone else an administrator first');
+  }
+}
+
+function assertNotSelf(caller: Caller | null, userId: string, what: string): void {
+  if (caller?.userId === userId) throw conflict(`You cannot ${what} yourself; ask another administrator`);
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === '23505';
+}
+
+const EMAIL_TAKEN = 'An account with this email address already exists';
+
+// ---------------------------------------------------------------------------------------------------
+// List and search
+// ---------------------------------------------------------------------------------------------------
+
+/** At most this many batches are scanned per request by a name search before a (short) page is served. */
+const MAX_SCAN_BATCHES = 5;
+
+interface ListedRow extends UserRow {
+  cursor_at: string;
+}
+
+/** Search tokens of the typed name words (words shorter than the token minimum are only post-filtered). */
+function nameTokens(name: string): Buffer[] {
+  const tokens = normalizeName(name)
+    .split(' ')
+    .map((word) => nameSearchToken(word))
+    .filter((token): token is Buffer => token !== null);
+  if (tokens.length === 0) {
+    throw badRequest('Type at least two letters of a name', [
+      { field: 'query.name', message: 'At least two letters are needed to search by name' },
+    ]);
+  }
+  return tokens;
+}
+
+/**
+ * The index narrows a name search to rows sharing 8-character prefix tokens; the decrypted page is
+ * then checked for the full prefixes: every typed word must start some word of the first or last name.
+ */
+function nameMatcher(name: string): (user: UserView) => boolean {
+  const wanted = normalizeName(name).split(' ').filter(Boolean);
+  return (user) => {
+    const words = normalizeName(`${user.firstName} ${user.lastName}`).split(' ');
+    return wanted.every((prefix) => words.some((word) => word.startsWith(prefix)));
+  };
+}
+
+function fetchBatch(
+  sql: Sql,
+  query: UserListQuery,
+  tokens: Buffer[] | null,
+  after: readonly [string, string] | undefined,
+  size: number,
+) {
+  return sql<ListedRow[]>`
+    select ${userColumns(sql)},
+           to_char(u.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at
+      from users u
+     where true
+       ${after ? sql`and (u.created_at, u.id) > (${after[0]}::text::timestamptz, ${after[1]}::uuid)` : sql``}
+       ${query.status ? sql`and u.status = ${query.status}` : sql``}
+       ${query.role ? sql`and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = ${query.role})` : sql``}
+       ${query.email ? sql`and u.email_blind_index = ${emailBlindIndex(query.email)}` : sql``}
+       ${tokens ? sql`and u.name_search_tokens @> ${sql.array(tokens, BYTEA_ARRAY)}` : sql``}
+     order by u.created_at, u.id
+     limit ${size}`;
+}
+
+/**
+ * One page of people in creation order (oldest first), keyset-paged on (created_at, id) so rows
+ * created while a client pages never make it skip or repeat one. Without a name search this is one
+ * query of `limit + 1` rows. A name search may drop rows after decryption, so it reads further
+ * batches until the page is full or the data ends, at most MAX_SCAN_BATCHES; if the bound is hit the
+ * page is shorter than `limit` and `next` resumes after the last row examined.
+ */
+async function listUsers(sql: Sql, query: UserListQuery): Promise<Page<UserView>> {
+  const tokens = query.name === undefined ? null : nameTokens(query.name);
+  const matches = query.name === undefined ? () => true : nameMatcher(query.name);
+  const batchSize = query.limit + 1;
+  const found: { user: UserView; key: [string, string] }[] = [];
+  let position = query.cursor as [string, string] | undefined;
+  let exhausted = false;
+  for (let batch = 0; batch < MAX_SCAN_BATCHES && found.length <= query.limit; batch++) {
+    const rows = await fetchBatch(sql, query, tokens, position, batchSize);
+    const users = toUserViews(rows);
+    for (const [index, row] of rows.entries()) {
+      position = [row.cursor_at, row.id];
+      const user = users[index] as UserView;
+      if (matches(user)) found.push({ user, key: position });
+    }
+    if (rows.length < batchSize) {
+      exhausted = true;
+      break;
+    }
+  }
+  const served = found.slice(0, query.limit);
+  const lastServed = served[served.length - 1];
+  let next: string | null = null;
+  if (found.length > query.limit && lastServed) next = encodeCursor(lastServed.key);
+  else if (!exhausted && position) next = encodeCursor(position);
+  return { items: served.map((entry) => entry.user), next };
+}
+
+endpoint({
+  name: 'users-list',
+  methods: ['GET'],
+  route: 'users',
+  access: READERS,
+  phi: true,
+  query: UserListQuery,
+  handler: async ({ query, request }) => {
+    const page = await listUsers(db(), query);
+    return json(page, 200, nextLink(request.url, page.next));
+  },
+});
+
+endpoint({
+  name: 'users-search',
+  methods: ['POST'],
+  route: 'users/search',
+  access: READERS,
+  phi: true,
+  body: UserSearchBody,
+  handler: async ({ body }) => json(await listUsers(db(), body)),
+});
+
+// ---------------------------------------------------------------------------------------------------
+// One person
+// ---------------------------------------------------------------------------------------------------
+
+endpoint({
+  name: 'users-get',
+  methods: ['GET'],
+  route: 'users/{id}',
+  access: READERS,
+  phi: true,
+  params: UserIdParams,
+  handler: async ({ params }) => {
+    const user = await findUserById(db(), params.id);
+    if (!user) throw notFound('No such user');
+    return json(user);
+  },
+});
+
+endpoint({
+  name: 'users-create',
+  methods: ['POST'],
+  route: 'users',
+  access: ADMINS,
+  phi: true,
+  body: NewUserBody,
+  handler: async ({ body, caller, audit }) => {
+    const sql = db();
+    const { id } = await insertUser(sql, {
+      email: body.email,
+      firstName: body.firstName,
+      lastName: body.lastName,
+      password: body.password ?? null,
+      roles: body.roles,
+      status: body.password === undefined ? 'pending' : 'active',
+      grantedBy: caller?.userId ?? null,
+    });
+    audit.resourceIds.id = id;
+    audit.event = 'user_created';
+    const user = await findUserById(sql, id);
+    return created(user, `/api/users/${id}`);
+  },
+});
+
+interface PatchTarget {
+  first_name_ciphertext: string;
+  last_name_ciphertext: string;
+  has_password: boolean;
+}
+
+/**
+ * Applies a patch in one transaction. Names are re-tokenised from both names, so changing one
+ * reads the other under a row lock. A new email gets a new blind index; the unique index refuses an
+ * address another account holds, while re-sending the account's own address changes nothing (the
+ * old system answered "email already in use" to that, original-system.md §6.27).
+ */
+async function patchUser(
+  tx: TransactionSql,
+  id: string,
+  patch: z.infer<typeof UserPatchBody>,
+): Promise<UserView | null> {
+  // The admin-set lock before the row lock: the order every admin-reducing change takes them in.
+  if (patch.status === 'locked') await assertAnotherActiveAdminRemains(tx, id);
+  const [current] = await tx<PatchTarget[]>`
+    select first_name_ciphertext, last_name_ciphertext, password_hash is not null as has_password
+      from users where id = ${id} for update`;
+  if (!current) return null;
+  if (patch.status === 'active' && !current.has_password) {
+    throw conflict('This account has no password yet; it stays pending until its owner sets one');
+  }
+  const namesChange = patch.firstName !== undefined || patch.lastName !== undefined;
+  const tokens = namesChange
+    ? nameSearchTokens(
+        patch.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
+        patch.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
+      )
+    : null;
+  const [row] = await tx<UserRow[]>`
+    update users as u set
+      email_ciphertext = coalesce(${patch.email === undefined ? null : encrypt(patch.email, 'users.email')}, u.email_ciphertext),
+      email_blind_index = coalesce(${patch.email === undefined ? null : emailBlindIndex(patch.email)}::bytea, u.email_blind_index),
+      first_name_ciphertext = coalesce(${patch.firstName === undefined ? null : encrypt(patch.firstName, 'users.first_name')}, u.first_name_ciphertext),
+      last_name_ciphertext = coalesce(${patch.lastName === undefined ? null : encrypt(patch.lastName, 'users.last_name')}, u.last_name_ciphertext),
+      name_search_tokens = coalesce(${tokens ? tx.array(tokens, BYTEA_ARRAY) : null}, u.name_search_tokens),
+      status = coalesce(${patch.status ?? null}, u.status),
+      deactivated_at = case when ${patch.status ?? null}::text = 'active' then null else u.deactivated_at end,
+      deactivated_by = case when ${patch.status ?? null}::text = 'active' then null else u.deactivated_by end
+     where u.id = ${id}
+    returning ${userColumns(tx)}`;
+  if (patch.status === 'locked') await revokeAllForUser(tx, id, 'admin_revoked');
+  return toUserViews(row ? [row] : [])[0] ?? null;
+}
+
+endpoint({
+  name: 'users-update',
+  methods: ['PATCH'],
+  route: 'users/{id}',
+  access: ADMINS,
+  phi: true,
+  params: UserIdParams,
+  body: UserPatchBody,
+  handler: async ({ params, body, caller }) => {
+    if (body.status === 'locked') assertNotSelf(caller, params.id, 'lock');
+    let user: UserView | null;
+    try {
+      user = await db().begin((tx) => patchUser(tx, params.id, body));
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(EMAIL_TAKEN);
+      throw error;
+    }
+    if (!user) throw notFound('No such user');
+    return json(user);
+  },
+});
+
+endpoint({
+  name: 'users-deactivate',
+  methods: ['POST'],
+  route: 'users/{id}/deactivate',
+  access: ADMINS,
+  phi: true,
+  params: UserIdParams,
+  handler: async ({ params, caller, audit }) => {
+    assertNotSelf(caller, params.id, 'deactivate');
+    const user = await db().begin(async (tx) => {
+      await assertAnotherActiveAdminRemains(tx, params.id);
+      // Deactivating twice keeps the first date and author.
+      const [row] = await tx<UserRow[]>`
+        update users as u set status = 'inactive',
+               deactivated_at = coalesce(u.deactivated_at, now()),
+               deactivated_by = coalesce(u.deactivated_by, ${caller?.userId ?? null}::uuid)
+         where u.id = ${params.id}
+        returning ${userColumns(tx)}`;
+      if (!row) return null;
+      await revokeAllForUser(tx, params.id, 'user_deactivated');
+      return toUserViews([row])[0] ?? null;
+    });
+    if (!user) throw notFound('No such user');
+    audit.event = 'user_deactivated';
+    return json(user);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Roles of a person
+// ---------------------------------------------------------------------------------------------------
+
+endpoint({
+  name: 'users-roles-assign',
+  methods: ['PUT'],
+  route: 'users/{id}/roles/{role}',
+  access: ADMINS,
+  params: UserRoleParams,
+  handler: async ({ params, caller, audit }) => {
+    // One statement: grant (idempotent) and, only when something changed, end the person's sessions.
+    const [result] = await db()<{ found: boolean; granted: boolean }[]>`
+      with target as (select id from users where id = ${params.id}),
+      granted as (
+        insert into user_roles (user_id, role_name, granted_by)
+        select id, ${params.role}, ${caller?.userId ?? null}::uuid from target
+        on conflict (user_id, role_name) do nothing
+        returning user_id),
+      revoked as (
+        update refresh_tokens set revoked_at = now(), revoke_reason = 'roles_changed'
+         where user_id in (select user_id from granted) and revoked_at is null)
+      select exists (select 1 from target) as found, exists (select 1 from granted) as granted`;
+    if (!result?.found) throw notFound('No such user');
+    if (result.granted) audit.event = 'role_granted';
+    return noContent();
+  },
+});
+
+endpoint({
+  name: 'users-roles-remove',
+  methods: ['DELETE'],
+  route: 'users/{id}/roles/{role}',
+  access: ADMINS,
+  params: UserRoleParams,
+  handler: async ({ params, caller, audit }) => {
+    if (params.role === 'admin') assertNotSelf(caller, params.id, 'remove the administrator role from');
+    const outcome = await db().begin(async (tx) => {
+      const [target] = await tx`select 1 from users where id = ${params.id}`;
+      if (!target) return 'not-found' as const;
+      if (params.role === 'admin') await assertAnotherActiveAdminRemains(tx, params.id);
+      const removed = await tx`
+        delete from user_roles where user_id = ${params.id} and role_name = ${params.role} returning 1`;
+      if (removed.length === 0) return 'unchanged' as const;
+      await revokeAllForUser(tx, params.id, 'roles_changed');
+      return 'removed' as const;
+    });
+    if (outcome === 'not-found') throw notFound('No such user');
+    if (outcome === 'removed') audit.event = 'role_revoked';
+    return noContent();
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The role catalogue
+// ---------------------------------------------------------------------------------------------------
+
+endpoint({
+  name: 'roles-list',
+  methods: ['GET'],
+  route: 'roles',
+  access: ROLES,
+  // The fixed catalogue (eight rows) carries no personal data: cacheable per user.
+  cache: 'private',
+  handler: async () => {
+    const rows = await db()<{ name: Role; description: string }[]>`
+      select name, description from roles order by name`;
+    return json({ items: rows });
+  },
+});
