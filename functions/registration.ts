@@ -11,7 +11,7 @@
 // cannot be mistaken for an access token signed with the same key (a defect of the old system).
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, config } from '../lib/config';
+import { config } from '../lib/config';
 import { decrypt, emailBlindIndex, encrypt, normalizeEmail } from '../lib/crypto';
 import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
@@ -32,27 +32,9 @@ const SOURCE_LIMIT = 10;
 const SOURCE_WINDOW_SECONDS = 60;
 const USER_AGENT_MAX = 512;
 
-// ---------------------------------------------------------------------------------------------------
-// Settings (TODO(config): move APP_PUBLIC_URL into lib/config.ts's EnvSchema)
-// ---------------------------------------------------------------------------------------------------
-
-const RegistrationEnv = z.object({
-  /** The student portal; links in emails point at its pages. */
-  APP_PUBLIC_URL: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.url({ protocol: /^https?$/ }).default('http://localhost:5173'),
-  ),
-});
-
-/** The portal's base URL. Production requires an https one (the default would mail dead links). */
+/** The portal's base URL (lib/config.ts requires an https one in production). */
 function portalUrl(): string {
-  const parsed = RegistrationEnv.safeParse(process.env);
-  if (!parsed.success) throw new ConfigError('Invalid configuration: APP_PUBLIC_URL must be an http(s) URL');
-  const url = parsed.data.APP_PUBLIC_URL.replace(/\/+$/, '');
-  if (config().APP_ENV === 'production' && !url.startsWith('https://')) {
-    throw new ConfigError('APP_PUBLIC_URL must be set to the portal’s https URL in production');
-  }
-  return url;
+  return config().APP_PUBLIC_URL.replace(/\/+$/, '');
 }
 
 // ---------------------------------------------------------------------------------------------------

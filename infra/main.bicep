@@ -44,6 +44,10 @@ param httpPerInstanceConcurrency int = 16
 @minLength(1)
 param corsAllowedOrigins string[]
 
+@description('The student portal\'s https base URL; links in emails point at its pages.')
+@minLength(9)
+param studentPortalUrl string
+
 // PostgreSQL
 
 @allowed(['15', '16', '17'])
@@ -298,6 +302,8 @@ var appSettings = {
   DB_RESERVED_CONNECTIONS: string(dbReservedConnections)
   MAX_INSTANCES: string(maximumInstanceCount)
   CORS_ALLOWED_ORIGINS: join(corsAllowedOrigins, ',')
+  // Links in emails (registration) point at the student portal.
+  APP_PUBLIC_URL: studentPortalUrl
 
   // Secrets: Key Vault references, resolved by the platform with the app's identity.
   JWT_SIGNING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=jwt-signing-key)'

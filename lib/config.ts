@@ -16,6 +16,9 @@ const commaList = z
       .map((item) => item.trim())
       .filter(Boolean),
   );
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+/** A positive count or duration for the sign-in throttle (tests lower them). */
+const limit = (fallback: number) => integer(1, 31_536_000).default(fallback);
 const flag = z
   .enum(['true', 'false', '1', '0', ''])
   .default('false')
@@ -63,6 +66,25 @@ const EnvSchema = z.object({
   PII_BLIND_INDEX_KEY: z.string().min(1).optional(),
   /** base64 of at least 32 bytes: signs access tokens (HS256). */
   JWT_SIGNING_KEY: z.string().min(1).optional(),
+
+  /** The student portal; links in emails point at its pages. */
+  APP_PUBLIC_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ protocol: /^https?$/ }).default('http://localhost:5173'),
+  ),
+  /** Azure Communication Services email: `https://<name>.<region>.communication.azure.com`. */
+  ACS_EMAIL_ENDPOINT: optional(z.url({ protocol: /^https$/ })),
+  /** A sender address of a domain verified on that resource: `DoNotReply@mail.aada.edu`. */
+  ACS_EMAIL_SENDER: optional(z.email()),
+
+  // Sign-in throttling (lib/throttle.ts says what each limit means).
+  LOGIN_SOURCE_LIMIT: limit(30),
+  LOGIN_SOURCE_WINDOW_SECONDS: limit(60),
+  LOGIN_MAX_FAILURES: limit(5),
+  LOGIN_FAILURE_WINDOW_SECONDS: limit(15 * 60),
+  LOGIN_ACCOUNT_CEILING: limit(50),
+  LOGIN_ACCOUNT_WINDOW_SECONDS: limit(60 * 60),
+  LOGIN_KNOWN_SOURCE_DAYS: limit(30),
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly poolMax: number };
@@ -81,6 +103,7 @@ export const REQUIRED_IN_PRODUCTION = [
   'PII_ENCRYPTION_KEYS',
   'PII_BLIND_INDEX_KEY',
   'JWT_SIGNING_KEY',
+  'APP_PUBLIC_URL',
 ] as const;
 
 /** The most connections one instance ever needs: one Node event loop cannot keep more busy. */
@@ -129,6 +152,12 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     const missing = REQUIRED_IN_PRODUCTION.filter((name) => env[name] === undefined);
     if (missing.length > 0)
       throw new ConfigError(`Invalid configuration: ${missing.join(', ')} required in production`);
+    if (!parsed.APP_PUBLIC_URL.startsWith('https://')) {
+      throw new ConfigError('Invalid configuration: APP_PUBLIC_URL must be the portal’s https URL in production');
+    }
+  }
+  if (Boolean(parsed.ACS_EMAIL_ENDPOINT) !== Boolean(parsed.ACS_EMAIL_SENDER)) {
+    throw new ConfigError('Invalid configuration: set both ACS_EMAIL_ENDPOINT and ACS_EMAIL_SENDER, or neither');
   }
   return Object.freeze({ ...parsed, poolMax: derivePoolMax(parsed) });
 }

@@ -1,12 +1,4 @@
-// Outgoing messages (registration links, notices): written to `outbox_messages` in the same
-// transaction as the change that causes them, delivered later by the `outbox-sender` timer, so no
-// request waits on a mail provider and no message goes out for a change that rolled back.
-//
-// Recipient and body are ciphertext (bodies carry links with secrets); the subject is stored as is and
-// must never hold personal data or a secret. Delivery is at least once: a claimed batch is leased, so
-// a worker that dies mid-send leaves its messages to the next run instead of losing them.
-import { z } from 'zod';
-import { ConfigError, config } from './config';
+import { type Config, ConfigError, config } from './config';
 import { decrypt, encrypt } from './crypto';
 import { db, type Sql, TEXT_ARRAY, type TransactionSql, UUID_ARRAY } from './db';
 
@@ -68,61 +60,30 @@ export const consoleSender: Sender = {
   },
 };
 
-const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
-
-/** TODO(config): move into lib/config.ts's EnvSchema. Read per call: cheap, and tests change it. */
-const SenderEnv = z.object({
-  /** The Communication Services resource: `https://<name>.<region>.communication.azure.com`. */
-  ACS_EMAIL_ENDPOINT: optional(z.url({ protocol: /^https$/ })),
-  /** A sender address of a domain verified on that resource: `DoNotReply@mail.aada.edu`. */
-  ACS_EMAIL_SENDER: optional(z.email()),
-});
-
 export interface AcsSettings {
   endpoint: string;
   senderAddress: string;
 }
 
-function acsSettings(env: NodeJS.ProcessEnv): AcsSettings | null {
-  const parsed = SenderEnv.safeParse(env);
-  if (!parsed.success) {
-    const names = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
-    throw new ConfigError(`Invalid configuration: ${names}`);
-  }
-  const { ACS_EMAIL_ENDPOINT: endpoint, ACS_EMAIL_SENDER: senderAddress } = parsed.data;
-  if (!endpoint && !senderAddress) return null;
-  if (!endpoint || !senderAddress)
-    throw new ConfigError('Set both ACS_EMAIL_ENDPOINT and ACS_EMAIL_SENDER, or neither');
-  return { endpoint, senderAddress };
-}
+type SenderConfig = Pick<Config, 'APP_ENV' | 'ACS_EMAIL_ENDPOINT' | 'ACS_EMAIL_SENDER'>;
 
-/** The slice of `@azure/communication-email` this module uses. */
-interface EmailClientLike {
-  beginSend(message: {
-    senderAddress: string;
-    content: { subject: string; plainText: string };
-    recipients: { to: { address: string }[] };
-    disableUserEngagementTracking?: boolean;
-  }): Promise<{ pollUntilDone(): Promise<{ status: string; error?: { code?: string } }> }>;
+/** ACS settings when configured (lib/config.ts checks they come as a pair). */
+function acsSettings(cfg: SenderConfig): AcsSettings | null {
+  if (!cfg.ACS_EMAIL_ENDPOINT || !cfg.ACS_EMAIL_SENDER) return null;
+  return { endpoint: cfg.ACS_EMAIL_ENDPOINT, senderAddress: cfg.ACS_EMAIL_SENDER };
 }
-
-// An optional production dependency, named through a variable so that neither the type checker nor a
-// development install needs it until a deployment configures ACS.
-const ACS_EMAIL_PACKAGE = '@azure/communication-email';
 
 /**
  * Azure Communication Services email, signed in with the Function App's managed identity
  * (DefaultAzureCredential: no connection string or key to keep). The SDK is loaded on first send.
  */
 export function acsEmailSender(settings: AcsSettings): Sender {
-  let client: Promise<EmailClientLike> | undefined;
-  const connect = async (): Promise<EmailClientLike> => {
-    const { EmailClient } = (await import(ACS_EMAIL_PACKAGE)) as {
-      EmailClient: new (endpoint: string, credential: unknown) => EmailClientLike;
-    };
+  const connect = async () => {
+    const { EmailClient } = await import('@azure/communication-email');
     const { DefaultAzureCredential } = await import('@azure/identity');
     return new EmailClient(settings.endpoint, new DefaultAzureCredential());
   };
+  let client: ReturnType<typeof connect> | undefined;
   return {
     name: 'azure-communication-services',
     async send(message) {
@@ -146,10 +107,10 @@ export function acsEmailSender(settings: AcsSettings): Sender {
  * The sender for this deployment: ACS when configured; otherwise the console, except in production,
  * which refuses to deliver at all (messages stay queued until ACS is configured).
  */
-export function configuredSender(env: NodeJS.ProcessEnv = process.env): Sender {
-  const acs = acsSettings(env);
+export function configuredSender(cfg: SenderConfig = config()): Sender {
+  const acs = acsSettings(cfg);
   if (acs) return acsEmailSender(acs);
-  if (config().APP_ENV === 'production') {
+  if (cfg.APP_ENV === 'production') {
     throw new ConfigError('ACS_EMAIL_ENDPOINT and ACS_EMAIL_SENDER are required to deliver messages in production');
   }
   return consoleSender;

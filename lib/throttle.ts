@@ -15,30 +15,23 @@
 // A "source" is the client address the platform reports; for IPv6 its /64, because one subscriber
 // commonly holds a whole /64. Accounts are keyed by the email's blind index, so unknown emails are
 // throttled exactly like real ones and nothing here reveals whether an account exists.
-import { z } from 'zod';
+import { type Config, config } from './config';
 import type { Sql, TransactionSql } from './db';
 
-const positiveInt = (fallback: number) => z.coerce.number().int().min(1).max(31_536_000).default(fallback);
+/** The limits (lib/config.ts; tests lower them through the environment). */
+export type ThrottleLimits = Pick<
+  Config,
+  | 'LOGIN_SOURCE_LIMIT'
+  | 'LOGIN_SOURCE_WINDOW_SECONDS'
+  | 'LOGIN_MAX_FAILURES'
+  | 'LOGIN_FAILURE_WINDOW_SECONDS'
+  | 'LOGIN_ACCOUNT_CEILING'
+  | 'LOGIN_ACCOUNT_WINDOW_SECONDS'
+  | 'LOGIN_KNOWN_SOURCE_DAYS'
+>;
 
-/**
- * The limits, overridable through the environment (tests lower them). Read on first use.
- * TODO(config): move into lib/config.ts's EnvSchema.
- */
-const LimitsSchema = z.object({
-  LOGIN_SOURCE_LIMIT: positiveInt(30),
-  LOGIN_SOURCE_WINDOW_SECONDS: positiveInt(60),
-  LOGIN_MAX_FAILURES: positiveInt(5),
-  LOGIN_FAILURE_WINDOW_SECONDS: positiveInt(15 * 60),
-  LOGIN_ACCOUNT_CEILING: positiveInt(50),
-  LOGIN_ACCOUNT_WINDOW_SECONDS: positiveInt(60 * 60),
-  LOGIN_KNOWN_SOURCE_DAYS: positiveInt(30),
-});
-export type ThrottleLimits = z.infer<typeof LimitsSchema>;
-
-let limits: ThrottleLimits | undefined;
 export function throttleLimits(): ThrottleLimits {
-  limits ??= LimitsSchema.parse(process.env);
-  return limits;
+  return config();
 }
 
 export type ThrottleReason = 'source_rate' | 'account_source_lockout' | 'account_ceiling';

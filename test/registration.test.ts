@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { InvocationContext, type Timer } from '@azure/functions';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { resetConfigForTests } from '../lib/config';
+import { parseConfig, resetConfigForTests } from '../lib/config';
 import { decrypt, emailBlindIndex } from '../lib/crypto';
 import {
   configuredSender,
@@ -697,10 +697,11 @@ describe('the outbox', () => {
       ACS_EMAIL_ENDPOINT: 'https://aada.unitedstates.communication.azure.com',
       ACS_EMAIL_SENDER: 'DoNotReply@mail.example.test',
     };
-    expect(configuredSender(acs).name).toBe('azure-communication-services');
-    expect(configuredSender({}).name).toBe('console');
-    expect(() => configuredSender({ ACS_EMAIL_ENDPOINT: acs.ACS_EMAIL_ENDPOINT })).toThrow(/both/);
-    expect(() => configuredSender({ ...acs, ACS_EMAIL_ENDPOINT: 'http://insecure.example.test' })).toThrow(
+    const base = { DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
+    expect(configuredSender(parseConfig({ ...base, ...acs })).name).toBe('azure-communication-services');
+    expect(configuredSender(parseConfig(base)).name).toBe('console');
+    expect(() => parseConfig({ ...base, ACS_EMAIL_ENDPOINT: acs.ACS_EMAIL_ENDPOINT })).toThrow(/both/);
+    expect(() => parseConfig({ ...base, ...acs, ACS_EMAIL_ENDPOINT: 'http://insecure.example.test' })).toThrow(
       /ACS_EMAIL_ENDPOINT/,
     );
     const { registeredRoutes } = await import('../dev/functions-host');

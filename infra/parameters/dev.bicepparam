@@ -16,6 +16,7 @@ param corsAllowedOrigins = [
   readEnvironmentVariable('AADA_ADMIN_PORTAL_ORIGIN')
   readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
 ]
+param studentPortalUrl = readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
 
 // PostgreSQL: Burstable B2s (2 vCores, 4 GiB, max_connections 429).
 param postgresVersion = '16'

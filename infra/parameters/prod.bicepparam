@@ -15,6 +15,7 @@ param corsAllowedOrigins = [
   readEnvironmentVariable('AADA_ADMIN_PORTAL_ORIGIN')
   readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
 ]
+param studentPortalUrl = readEnvironmentVariable('AADA_STUDENT_PORTAL_ORIGIN')
 
 // PostgreSQL: General Purpose D2ds_v5 (2 vCores, 8 GiB, max_connections 859).
 param postgresVersion = '16'

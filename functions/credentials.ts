@@ -1,0 +1,237 @@
+// Credentials (certificates) earned by completing a programme. Issued by the registrar or an admin only
+// when EVERY module of the programme is complete (completed or passed) in the student's latest
+// enrollment; a module without a progress row counts as incomplete (the old system skipped those,
+// original-system.md §6.25). One credential per student and programme (unique), each with a unique
+// serial. A credential is revoked with a reason, never deleted. Education records: PHI routes.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { type Caller, hasAnyRole, type Role } from '../lib/access';
+import { db } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { conflict, forbidden, notFound, serviceUnavailable } from '../lib/errors';
+import { created, json } from '../lib/http';
+import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+
+const ISSUERS: readonly Role[] = ['registrar', 'admin'];
+const READERS: readonly Role[] = ['registrar', 'admin', 'staff'];
+const SERIAL_ATTEMPTS = 5;
+
+/** Crockford's base32: no I, L, O or U, so a serial read aloud or typed is not misread. */
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** `AADA-<year>-<8 random base32 characters>`: 40 random bits, unique by constraint. */
+function newSerial(year: number): string {
+  let bits = BigInt(`0x${randomBytes(5).toString('hex')}`);
+  let chars = '';
+  for (let i = 0; i < 8; i++) {
+    chars = CROCKFORD[Number(bits & 31n)] + chars;
+    bits >>= 5n;
+  }
+  return `AADA-${year}-${chars}`;
+}
+
+interface CredentialRow {
+  id: string;
+  user_id: string;
+  program_id: string;
+  program_code: string;
+  program_name: string;
+  credential_type: string;
+  cert_serial: string;
+  issued_at: Date | string;
+  issued_by: string | null;
+  revoked_at: Date | string | null;
+  revoke_reason: string | null;
+}
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+const toCredential = (row: CredentialRow) => ({
+  id: row.id,
+  studentId: row.user_id,
+  programId: row.program_id,
+  program: { code: row.program_code, name: row.program_name },
+  credentialType: row.credential_type,
+  serial: row.cert_serial,
+  issuedAt: iso(row.issued_at),
+  issuedBy: row.issued_by,
+  revokedAt: iso(row.revoked_at),
+  revokeReason: row.revoke_reason,
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue
+// ---------------------------------------------------------------------------------------------------
+
+const NewCredential = z.strictObject({
+  studentId: z.uuid(),
+  programId: z.uuid(),
+  credentialType: z.string().trim().min(1).max(100).optional(),
+});
+
+interface IssueOutcome {
+  enrollment_status: string | null;
+  module_count: number;
+  incomplete: string[] | null;
+  credential: CredentialRow | null;
+}
+
+/**
+ * One statement: the latest enrollment, the modules not complete in it, and the insert, which happens
+ * only when the rule holds. A serial that collides inserts nothing (the caller retries with another);
+ * a second credential for the same student and programme violates the unique constraint.
+ */
+async function tryIssue(
+  input: z.infer<typeof NewCredential>,
+  issuer: Caller,
+  serial: string,
+): Promise<IssueOutcome | undefined> {
+  const [outcome] = await db()<IssueOutcome[]>`
+    with enrollment as (
+      select id, status from enrollments
+       where user_id = ${input.studentId} and program_id = ${input.programId}
+       order by start_date desc, created_at desc
+       limit 1),
+    modules_state as (
+      select m.code, m.position, coalesce(mp.status, 'not_started') as status
+        from modules m
+        left join module_progress mp on mp.module_id = m.id and mp.enrollment_id = (select id from enrollment)
+       where m.program_id = ${input.programId}),
+    issued as (
+      insert into credentials (user_id, program_id, credential_type, cert_serial, issued_by)
+      select ${input.studentId}, p.id, coalesce(${input.credentialType ?? null}::text, p.credential_level), ${serial},
+             ${issuer.userId}
+        from programs p
+       where p.id = ${input.programId}
+         and exists (select 1 from enrollment where status not in ('withdrawn', 'cancelled'))
+         and exists (select 1 from modules_state)
+         and not exists (select 1 from modules_state where status not in ('completed', 'passed'))
+      on conflict (cert_serial) do nothing
+      returning *)
+    select (select status from enrollment) as enrollment_status,
+           (select count(*)::int from modules_state) as module_count,
+           (select array_agg(code order by position) from modules_state
+             where status not in ('completed', 'passed')) as incomplete,
+           (select json_build_object('id', i.id, 'user_id', i.user_id, 'program_id', i.program_id,
+                                     'program_code', p.code, 'program_name', p.name,
+                                     'credential_type', i.credential_type, 'cert_serial', i.cert_serial,
+                                     'issued_at', i.issued_at, 'issued_by', i.issued_by,
+                                     'revoked_at', i.revoked_at, 'revoke_reason', i.revoke_reason)
+              from issued i join programs p on p.id = i.program_id) as credential`;
+  return outcome;
+}
+
+/** Why a credential was not issued, as the client should hear it. */
+function refusal(outcome: IssueOutcome): Error | null {
+  if (outcome.enrollment_status === null) return notFound('This student has no enrollment in this programme');
+  if (['withdrawn', 'cancelled'].includes(outcome.enrollment_status)) {
+    return conflict(`The student's enrollment in this programme is ${outcome.enrollment_status}`);
+  }
+  if (outcome.module_count === 0) return conflict('The programme has no modules to complete');
+  if (outcome.incomplete?.length) {
+    return conflict(`Modules not complete: ${outcome.incomplete.join(', ')}`);
+  }
+  return null;
+}
+
+endpoint({
+  name: 'credentials-issue',
+  methods: ['POST'],
+  route: 'credentials',
+  access: ISSUERS,
+  phi: true,
+  body: NewCredential,
+  handler: async ({ body, caller, audit }) => {
+    for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
+      const outcome = await tryIssue(body, caller as Caller, newSerial(new Date().getUTCFullYear())).catch(
+        (error: unknown) => {
+          if ((error as { constraint_name?: string })?.constraint_name === 'credentials_user_id_program_id_key') {
+            throw conflict('A credential was already issued to this student for this programme');
+          }
+          throw error;
+        },
+      );
+      if (!outcome) throw notFound('This student has no enrollment in this programme');
+      const refused = refusal(outcome);
+      if (refused) throw refused;
+      if (outcome.credential) {
+        audit.resourceIds.credentialId = outcome.credential.id;
+        return created(toCredential(outcome.credential), `/api/credentials?studentId=${body.studentId}`);
+      }
+      // Eligible, but the serial was taken: try another.
+    }
+    throw serviceUnavailable('Could not allocate a unique serial; try again', 1);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// List and revoke
+// ---------------------------------------------------------------------------------------------------
+
+const ListQuery = z.object({
+  studentId: z.uuid().optional(),
+  programId: z.uuid().optional(),
+  limit: limitSchema,
+  // issued_at to the microsecond (as PostgreSQL prints it) and id: newest first, stable under inserts.
+  cursor: cursorSchema(z.tuple([z.string().max(40), z.uuid()])),
+});
+
+endpoint({
+  name: 'credentials-list',
+  methods: ['GET'],
+  route: 'credentials',
+  access: ['student', ...READERS],
+  phi: true,
+  query: ListQuery,
+  handler: async ({ query, caller, request }) => {
+    const me = caller as Caller;
+    let studentId = query.studentId;
+    if (!hasAnyRole(me, READERS)) {
+      if (studentId !== undefined && studentId !== me.userId) throw forbidden('You can list only your own credentials');
+      studentId = me.userId;
+    }
+    const sql = db();
+    const rows = await sql<(CredentialRow & { issued_key: string })[]>`
+      select c.*, p.code as program_code, p.name as program_name,
+             to_char(c.issued_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as issued_key
+        from credentials c
+        join programs p on p.id = c.program_id
+       where true
+             ${studentId ? sql`and c.user_id = ${studentId}` : sql``}
+             ${query.programId ? sql`and c.program_id = ${query.programId}` : sql``}
+             ${query.cursor ? sql`and (c.issued_at, c.id) < (${query.cursor[0]}::timestamptz, ${query.cursor[1]}::uuid)` : sql``}
+       order by c.issued_at desc, c.id desc
+       limit ${query.limit + 1}`;
+    const page = pageOf(rows, query.limit, (row) => [row.issued_key, row.id], toCredential);
+    return json(page, 200, nextLink(request.url, page.next));
+  },
+});
+
+const RevokeParams = z.object({ id: z.uuid() });
+const Revocation = z.strictObject({ reason: z.string().trim().min(3).max(1000) });
+
+endpoint({
+  name: 'credentials-revoke',
+  methods: ['POST'],
+  route: 'credentials/{id}/revoke',
+  access: ['admin'],
+  phi: true,
+  params: RevokeParams,
+  body: Revocation,
+  handler: async ({ params, body }) => {
+    // Who revoked is the audit row of this request (the table has no revoked_by column yet).
+    const [row] = await db()<(CredentialRow & { just_revoked: boolean })[]>`
+      with revoked as (
+        update credentials set revoked_at = now(), revoke_reason = ${body.reason}
+         where id = ${params.id} and revoked_at is null
+        returning *)
+      select c.*, p.code as program_code, p.name as program_name, c.id in (select id from revoked) as just_revoked
+        from (select * from revoked
+              union all
+              select * from credentials where id = ${params.id} and not exists (select 1 from revoked)) c
+        join programs p on p.id = c.program_id`;
+    if (!row) throw notFound('No such credential');
+    if (!row.just_revoked) throw conflict('The credential is already revoked');
+    return json(toCredential(row));
+  },
+});

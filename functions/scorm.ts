@@ -1,0 +1,156 @@
+// SCORM resume data: the run-time snapshot a SCO stores per learner and module (cmi.core.lesson_status,
+// score, session time, suspend_data, interactions), so a learner resumes where they stopped. Part of the
+// learning record: PHI routes, no-store, audited.
+//
+// A student writes and reads their own, for modules of a programme they are actively enrolled in; an
+// instructor of the programme or an admin reads anyone's. Only the fields sent overwrite (the old rule),
+// in one upsert on (user_id, module_id). There is no delete.
+import { z } from 'zod';
+import { type Caller, hasAnyRole } from '../lib/access';
+import { db } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { notFound } from '../lib/errors';
+import { json } from '../lib/http';
+
+/** SCORM 2004 SPM of cmi.suspend_data (the column's CHECK says the same). */
+const SUSPEND_DATA_MAX = 64_000;
+/** SCORM 2004 SPM of cmi.interactions. */
+const INTERACTIONS_MAX = 250;
+const INTERACTIONS_MAX_BYTES = 128 * 1024;
+
+/** SCORM 1.2 CMITimespan: HHHH:MM:SS(.SS), hours 2 to 4 digits. */
+const SCORM12_TIMESPAN = /^\d{2,4}:[0-5]\d:[0-5]\d(\.\d{1,2})?$/;
+/** SCORM 2004 timeinterval: an ISO 8601 duration such as PT1H5M30.5S (at least one component). */
+const ISO8601_DURATION = /^P(?!$)(\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d{1,2})?S)?)?$/;
+
+const sessionTime = z
+  .string()
+  .max(32)
+  .refine((value) => SCORM12_TIMESPAN.test(value) || ISO8601_DURATION.test(value), {
+    message: 'Expected an ISO 8601 duration (PT1H5M30S) or a SCORM 1.2 timespan (0001:05:30)',
+  });
+
+const interactions = z
+  .array(z.record(z.string().max(64), z.unknown()))
+  .max(INTERACTIONS_MAX)
+  .refine((list) => Buffer.byteLength(JSON.stringify(list)) <= INTERACTIONS_MAX_BYTES, {
+    message: `At most ${INTERACTIONS_MAX_BYTES} bytes of interactions`,
+  });
+
+const ScormUpdate = z
+  .strictObject({
+    lessonStatus: z.enum(['passed', 'completed', 'failed', 'incomplete', 'browsed', 'not attempted', 'unknown']),
+    scoreScaled: z.number().min(-1).max(1),
+    // numeric(6,2)
+    scoreRaw: z.number().gt(-10_000).lt(10_000),
+    sessionTime,
+    suspendData: z.string().max(SUSPEND_DATA_MAX),
+    interactions,
+  })
+  .partial()
+  .refine((update) => Object.keys(update).length > 0, { message: 'Send at least one field' });
+
+const ModuleParams = z.object({ moduleId: z.uuid() });
+const LearnerParams = z.object({ moduleId: z.uuid(), userId: z.uuid() });
+
+interface ScormRow {
+  user_id: string;
+  module_id: string;
+  lesson_status: string;
+  score_scaled: string | null;
+  score_raw: string | null;
+  session_time: string | null;
+  suspend_data: string | null;
+  interactions: unknown[];
+  created_at: Date;
+  updated_at: Date;
+}
+
+const toRecord = (row: ScormRow) => ({
+  userId: row.user_id,
+  moduleId: row.module_id,
+  lessonStatus: row.lesson_status,
+  // numeric arrives as a string (exact); these fit a double.
+  scoreScaled: row.score_scaled === null ? null : Number(row.score_scaled),
+  scoreRaw: row.score_raw === null ? null : Number(row.score_raw),
+  sessionTime: row.session_time,
+  suspendData: row.suspend_data,
+  interactions: row.interactions,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+});
+
+endpoint({
+  name: 'scorm-save',
+  methods: ['PUT'],
+  route: 'scorm/{moduleId}',
+  access: ['student'],
+  phi: true,
+  // suspend_data may be 64,000 characters, each up to 6 bytes when JSON-escaped, plus interactions.
+  maxBodyBytes: 512 * 1024,
+  params: ModuleParams,
+  body: ScormUpdate,
+  handler: async ({ params, body, caller }) => {
+    const me = caller as Caller;
+    const sql = db();
+    const interactionsJson = body.interactions === undefined ? null : sql.json(body.interactions as never);
+    const [row] = await sql<ScormRow[]>`
+      insert into scorm_records (user_id, module_id, lesson_status, score_scaled, score_raw, session_time,
+                                 suspend_data, interactions)
+      select ${me.userId}, m.id, coalesce(${body.lessonStatus ?? null}::text, 'not attempted'),
+             ${body.scoreScaled ?? null}::numeric, ${body.scoreRaw ?? null}::numeric, ${body.sessionTime ?? null}::text,
+             ${body.suspendData ?? null}::text, coalesce(${interactionsJson}::jsonb, '[]'::jsonb)
+        from modules m
+       where m.id = ${params.moduleId}
+         and exists (select 1 from enrollments e
+                      where e.user_id = ${me.userId} and e.program_id = m.program_id and e.status = 'active')
+      on conflict (user_id, module_id) do update set
+             lesson_status = coalesce(${body.lessonStatus ?? null}::text, scorm_records.lesson_status),
+             score_scaled = coalesce(${body.scoreScaled ?? null}::numeric, scorm_records.score_scaled),
+             score_raw = coalesce(${body.scoreRaw ?? null}::numeric, scorm_records.score_raw),
+             session_time = coalesce(${body.sessionTime ?? null}::text, scorm_records.session_time),
+             suspend_data = coalesce(${body.suspendData ?? null}::text, scorm_records.suspend_data),
+             interactions = coalesce(${interactionsJson}::jsonb, scorm_records.interactions)
+      returning *`;
+    if (!row) throw notFound('No module of a programme you are actively enrolled in');
+    return json(toRecord(row));
+  },
+});
+
+endpoint({
+  name: 'scorm-own',
+  methods: ['GET'],
+  route: 'scorm/{moduleId}',
+  access: ['student'],
+  phi: true,
+  params: ModuleParams,
+  handler: async ({ params, caller }) => {
+    const [row] = await db()<ScormRow[]>`
+      select * from scorm_records where user_id = ${(caller as Caller).userId} and module_id = ${params.moduleId}`;
+    if (!row) throw notFound('No resume data for this module');
+    return json(toRecord(row));
+  },
+});
+
+endpoint({
+  name: 'scorm-learner',
+  methods: ['GET'],
+  route: 'scorm/{moduleId}/users/{userId}',
+  access: ['instructor', 'admin'],
+  phi: true,
+  params: LearnerParams,
+  handler: async ({ params, caller }) => {
+    const me = caller as Caller;
+    // An instructor reaches the records of the programmes they teach only; anything else is a 404.
+    const [row] = await db()<ScormRow[]>`
+      select s.*
+        from scorm_records s
+        join modules m on m.id = s.module_id
+       where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
+         and (${hasAnyRole(me, ['admin'])}
+              or exists (select 1 from instructor_assignments ia
+                          where ia.instructor_id = ${me.userId} and ia.program_id = m.program_id))`;
+    if (!row) throw notFound('No resume data for this learner and module');
+    return json(toRecord(row));
+  },
+});

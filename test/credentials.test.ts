@@ -1,0 +1,244 @@
+// Credentials over HTTP: the completion rule (a module without a progress row is incomplete), one per
+// student and programme, unique serials, revocation without deletion, and who may do what.
+import { beforeAll, describe, expect, test } from 'vitest';
+import { useTestApp } from './helpers/app';
+import { createTestUser, type TestUser } from './helpers/users';
+
+const app = useTestApp();
+
+let registrar: TestUser;
+let admin: TestUser;
+let staff: TestUser;
+let instructor: TestUser;
+let student: TestUser;
+let otherStudent: TestUser;
+
+const SERIAL = /^AADA-\d{4}-[0-9A-HJKMNP-TV-Z]{8}$/;
+
+let programCounter = 0;
+/** A programme with `count` modules (codes C1..Cn, in order). */
+async function programWith(count: number): Promise<{ programId: string; moduleIds: string[] }> {
+  programCounter += 1;
+  const sql = app.db.sql;
+  const [row] = await sql<{ id: string }[]>`
+    insert into programs (code, name, credential_level, total_clock_hours)
+    values (${`CR-${programCounter}`}, ${`Credential programme ${programCounter}`}, 'certificate', ${count * 10})
+    returning id`;
+  const programId = (row as { id: string }).id;
+  const moduleIds: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const [module] = await sql<{ id: string }[]>`
+      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
+      values (${programId}, ${`C${i + 1}`}, ${`Module ${i + 1}`}, 'online', 10, ${i + 1}) returning id`;
+    moduleIds.push((module as { id: string }).id);
+  }
+  return { programId, moduleIds };
+}
+
+async function enroll(user: TestUser, programId: string, status = 'active'): Promise<string> {
+  const [row] = await app.db.sql<{ id: string }[]>`
+    insert into enrollments (user_id, program_id, start_date, status)
+    values (${user.id}, ${programId}, current_date, ${status}) returning id`;
+  return (row as { id: string }).id;
+}
+
+async function record(enrollmentId: string, moduleId: string, status: string): Promise<void> {
+  await app.db.sql`
+    insert into module_progress (enrollment_id, module_id, status, progress_pct)
+    values (${enrollmentId}, ${moduleId}, ${status}, 100)
+    on conflict (enrollment_id, module_id) do update set status = excluded.status`;
+}
+
+/** A student who completed every module of a fresh programme. */
+async function graduate(user: TestUser, modules = 2): Promise<string> {
+  const { programId, moduleIds } = await programWith(modules);
+  const enrollmentId = await enroll(user, programId);
+  for (const moduleId of moduleIds) await record(enrollmentId, moduleId, 'passed');
+  return programId;
+}
+
+const send = (method: string, path: string, user: TestUser | null, body?: unknown) =>
+  app.api(path, {
+    method,
+    headers: { ...(user?.headers ?? {}), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+interface Credential {
+  id: string;
+  studentId: string;
+  programId: string;
+  serial: string;
+  credentialType: string;
+  revokedAt: string | null;
+  revokeReason: string | null;
+}
+
+beforeAll(async () => {
+  const sql = app.db.sql;
+  registrar = await createTestUser(sql, { roles: ['registrar'] });
+  admin = await createTestUser(sql, { roles: ['admin'] });
+  staff = await createTestUser(sql, { roles: ['staff'] });
+  instructor = await createTestUser(sql, { roles: ['instructor'] });
+  student = await createTestUser(sql, { roles: ['student'] });
+  otherStudent = await createTestUser(sql, { roles: ['student'] });
+});
+
+describe('issuing', () => {
+  test('a module without a progress row is incomplete: 409 naming it; once complete, the credential is issued', async () => {
+    const { programId, moduleIds } = await programWith(3);
+    const enrollmentId = await enroll(student, programId);
+    await record(enrollmentId, moduleIds[0] as string, 'completed');
+    await record(enrollmentId, moduleIds[1] as string, 'passed');
+    // C3 has no progress row at all (the old system counted only existing rows).
+    const refused = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    expect(refused.status).toBe(409);
+    const problem = (await refused.json()) as { detail: string };
+    expect(problem.detail).toBe('Modules not complete: C3');
+    const [none] = await app.db.sql`select count(*)::int as n from credentials where program_id = ${programId}`;
+    expect(none?.n).toBe(0);
+
+    await record(enrollmentId, moduleIds[2] as string, 'incomplete');
+    const stillRefused = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    expect(((await stillRefused.json()) as { detail: string }).detail).toBe('Modules not complete: C3');
+
+    await record(enrollmentId, moduleIds[2] as string, 'completed');
+    const issued = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    expect(issued.status).toBe(201);
+    expect(issued.headers.get('cache-control')).toBe('no-store');
+    const credential = (await issued.json()) as Credential;
+    expect(credential.serial).toMatch(SERIAL);
+    expect(credential.serial.slice(5, 9)).toBe(String(new Date().getUTCFullYear()));
+    expect(credential).toMatchObject({ studentId: student.id, programId, credentialType: 'certificate' });
+  });
+
+  test('failed modules and every incomplete module are listed in programme order', async () => {
+    const { programId, moduleIds } = await programWith(4);
+    const enrollmentId = await enroll(student, programId);
+    await record(enrollmentId, moduleIds[1] as string, 'passed');
+    await record(enrollmentId, moduleIds[3] as string, 'failed');
+    const refused = await send('POST', '/credentials', admin, { studentId: student.id, programId });
+    expect(((await refused.json()) as { detail: string }).detail).toBe('Modules not complete: C1, C3, C4');
+  });
+
+  test('one credential per student and programme: the second is a 409', async () => {
+    const programId = await graduate(student);
+    const first = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    expect(first.status).toBe(201);
+    const second = await send('POST', '/credentials', admin, {
+      studentId: student.id,
+      programId,
+      credentialType: 'diploma',
+    });
+    expect(second.status).toBe(409);
+    const [row] = await app.db.sql`select count(*)::int as n from credentials where program_id = ${programId}`;
+    expect(row?.n).toBe(1);
+  });
+
+  test('concurrent requests for the same credential issue exactly one', async () => {
+    const programId = await graduate(otherStudent);
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        send('POST', '/credentials', registrar, { studentId: otherStudent.id, programId }),
+      ),
+    );
+    expect(responses.map((response) => response.status).sort()).toEqual([201, 409, 409, 409, 409]);
+  });
+
+  test('serials are unique across many credentials', async () => {
+    const serials = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+      const programId = await graduate(someone, 1);
+      const response = await send('POST', '/credentials', registrar, { studentId: someone.id, programId });
+      serials.add(((await response.json()) as Credential).serial);
+    }
+    expect(serials.size).toBe(6);
+  });
+
+  test('no modules, a withdrawn enrollment or no enrollment are refused', async () => {
+    const empty = await programWith(0);
+    await enroll(student, empty.programId);
+    const noModules = await send('POST', '/credentials', registrar, {
+      studentId: student.id,
+      programId: empty.programId,
+    });
+    expect(noModules.status).toBe(409);
+
+    const { programId, moduleIds } = await programWith(1);
+    const enrollmentId = await enroll(student, programId, 'withdrawn');
+    await record(enrollmentId, moduleIds[0] as string, 'passed');
+    expect((await send('POST', '/credentials', registrar, { studentId: student.id, programId })).status).toBe(409);
+    expect((await send('POST', '/credentials', registrar, { studentId: otherStudent.id, programId })).status).toBe(404);
+  });
+
+  test('only the registrar and admins issue; bad bodies are 400s', async () => {
+    const programId = await graduate(otherStudent);
+    const body = { studentId: otherStudent.id, programId };
+    expect((await send('POST', '/credentials', null, body)).status).toBe(401);
+    for (const user of [staff, instructor, otherStudent]) {
+      expect((await send('POST', '/credentials', user, body)).status, user.roles[0]).toBe(403);
+    }
+    const bad = await send('POST', '/credentials', registrar, { ...body, credentialType: '', serial: 'AADA-1-X' });
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe('listing and revoking', () => {
+  let mine: Credential[];
+
+  beforeAll(async () => {
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    mine = [];
+    for (let i = 0; i < 3; i++) {
+      const programId = await graduate(someone, 1);
+      const response = await send('POST', '/credentials', registrar, { studentId: someone.id, programId });
+      mine.push((await response.json()) as Credential);
+    }
+    student = someone;
+  });
+
+  test('a student lists their own, page by page, newest first, without skips or repeats', async () => {
+    const seen: string[] = [];
+    let next: string | null = null;
+    do {
+      const response = await send('GET', `/credentials?limit=2${next ? `&cursor=${next}` : ''}`, student);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      const page = (await response.json()) as { items: Credential[]; next: string | null };
+      seen.push(...page.items.map((item) => item.id));
+      next = page.next;
+    } while (next);
+    expect(seen).toEqual(mine.map((credential) => credential.id).reverse());
+  });
+
+  test("a student cannot list someone else's; the registrar lists anyone's", async () => {
+    expect((await send('GET', `/credentials?studentId=${otherStudent.id}`, student)).status).toBe(403);
+    const response = await send('GET', `/credentials?studentId=${student.id}`, registrar);
+    const page = (await response.json()) as { items: Credential[] };
+    expect(page.items).toHaveLength(3);
+    expect((await send('GET', '/credentials', instructor)).status).toBe(403);
+    expect((await send('GET', '/credentials?limit=1000', registrar)).status).toBe(400);
+  });
+
+  test('an admin revokes with a reason, once; nothing is deleted', async () => {
+    const target = mine[0] as Credential;
+    const path = `/credentials/${target.id}/revoke`;
+    expect((await send('POST', path, registrar, { reason: 'Issued in error' })).status).toBe(403);
+    const noReason = await send('POST', path, admin, {});
+    expect(noReason.status).toBe(400);
+    const revoked = await send('POST', path, admin, { reason: 'Issued in error <script>' });
+    expect(revoked.status).toBe(200);
+    const body = (await revoked.json()) as Credential;
+    expect(body.revokedAt).not.toBeNull();
+    expect(body.revokeReason).toBe('Issued in error <script>');
+    expect((await send('POST', path, admin, { reason: 'Again' })).status).toBe(409);
+    expect(
+      (await send('POST', '/credentials/00000000-0000-4000-8000-000000000000/revoke', admin, { reason: 'x y z' }))
+        .status,
+    ).toBe(404);
+    expect((await send('DELETE', `/credentials/${target.id}`, admin)).status).toBe(404);
+    const [row] = await app.db.sql`select revoke_reason from credentials where id = ${target.id}`;
+    expect(row?.revoke_reason).toBe('Issued in error <script>');
+  });
+});

@@ -1,0 +1,261 @@
+// Transcripts over HTTP: the record built from progress, the old GPA rule, a PDF that shows the
+// decrypted name (read back with a PDF text extractor), stored in the database and streamed only to
+// the student and the registrar.
+import { createHash } from 'node:crypto';
+import pdfLib from 'pdf-lib';
+import { extractText, getDocumentProxy } from 'unpdf';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { useTestApp } from './helpers/app';
+import { createTestUser, type TestUser } from './helpers/users';
+
+const app = useTestApp();
+
+let registrar: TestUser;
+let admin: TestUser;
+let instructor: TestUser;
+let student: TestUser;
+let otherStudent: TestUser;
+
+let programCounter = 0;
+/** A programme with modules of the given clock hours (codes T1..Tn, in order). */
+async function programWith(hours: number[]): Promise<{ programId: string; moduleIds: string[] }> {
+  programCounter += 1;
+  const sql = app.db.sql;
+  const [row] = await sql<{ id: string }[]>`
+    insert into programs (code, name, credential_level, total_clock_hours)
+    values (${`TR-${programCounter}`}, 'Dental Assisting (20 weeks)', 'certificate', ${hours.reduce((a, b) => a + b, 0)})
+    returning id`;
+  const programId = (row as { id: string }).id;
+  const moduleIds: string[] = [];
+  for (const [i, clockHours] of hours.entries()) {
+    const [module] = await sql<{ id: string }[]>`
+      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
+      values (${programId}, ${`T${i + 1}`}, ${`Module ${i + 1}`}, 'online', ${clockHours}, ${i + 1}) returning id`;
+    moduleIds.push((module as { id: string }).id);
+  }
+  return { programId, moduleIds };
+}
+
+/** Enrolls `user` and records the given (status, score) per module; `null` leaves a module without a row. */
+async function enrollWithProgress(
+  user: TestUser,
+  programId: string,
+  moduleIds: string[],
+  progress: ([string, number | null] | null)[],
+): Promise<string> {
+  const sql = app.db.sql;
+  const [row] = await sql<{ id: string }[]>`
+    insert into enrollments (user_id, program_id, start_date) values (${user.id}, ${programId}, '2026-01-05')
+    returning id`;
+  const enrollmentId = (row as { id: string }).id;
+  for (const [i, entry] of progress.entries()) {
+    if (!entry) continue;
+    await sql`
+      insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
+      values (${enrollmentId}, ${moduleIds[i] as string}, ${entry[0]}, ${entry[1]}, 100)`;
+  }
+  return enrollmentId;
+}
+
+const post = (user: TestUser | null, body: unknown) =>
+  app.api('/transcripts', {
+    method: 'POST',
+    headers: { ...(user?.headers ?? {}), 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+const get = (path: string, user: TestUser | null) => app.api(path, { headers: user?.headers ?? {} });
+
+interface Transcript {
+  id: string;
+  gpa: number | null;
+  studentName: string;
+  totalClockHours: number;
+  completedClockHours: number;
+  modules: { code: string; status: string; score: number | null; clockHours: number }[];
+  pdf: { href: string; bytes: number; sha256: string };
+}
+
+async function pdfText(bytes: ArrayBuffer): Promise<string> {
+  // A copy: PDF.js takes ownership of (detaches) the buffer it is given.
+  const document = await getDocumentProxy(new Uint8Array(bytes.slice(0)));
+  const { text } = await extractText(document, { mergePages: true });
+  return text;
+}
+
+/** The base font names a PDF uses (its font dictionaries sit in compressed object streams). */
+async function fontsOf(bytes: ArrayBuffer): Promise<string[]> {
+  const document = await pdfLib.PDFDocument.load(new Uint8Array(bytes.slice(0)));
+  const { PDFDict, PDFName } = pdfLib;
+  return document.context
+    .enumerateIndirectObjects()
+    .flatMap(([, object]) =>
+      object instanceof PDFDict && object.get(PDFName.of('Type')) === PDFName.of('Font')
+        ? [String(object.get(PDFName.of('BaseFont')))]
+        : [],
+    );
+}
+
+beforeAll(async () => {
+  const sql = app.db.sql;
+  registrar = await createTestUser(sql, { roles: ['registrar'] });
+  admin = await createTestUser(sql, { roles: ['admin'] });
+  instructor = await createTestUser(sql, { roles: ['instructor'] });
+  student = await createTestUser(sql, { roles: ['student'], firstName: 'Zoë', lastName: 'Nguyễn' });
+  otherStudent = await createTestUser(sql, { roles: ['student'] });
+});
+
+describe('generating a transcript', () => {
+  test('modules in order with scores and hours, the old GPA rule, and a PDF with the real name', async () => {
+    const { programId, moduleIds } = await programWith([20, 40, 60, 80]);
+    // Scores 95, 88, 72: mean 85 → GPA 3.40. The fourth module has no progress row at all.
+    await enrollWithProgress(student, programId, moduleIds, [['passed', 95], ['completed', 88], ['failed', 72], null]);
+    const response = await post(registrar, { studentId: student.id, programId });
+    expect(response.status).toBe(201);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const transcript = (await response.json()) as Transcript;
+    expect(response.headers.get('location')).toBe(`/api/transcripts/${transcript.id}`);
+    expect(transcript.gpa).toBe(3.4);
+    expect(transcript.studentName).toBe('Zoë Nguyễn');
+    expect(transcript.modules.map((m) => [m.code, m.status, m.score, m.clockHours])).toEqual([
+      ['T1', 'passed', 95, 20],
+      ['T2', 'completed', 88, 40],
+      ['T3', 'failed', 72, 60],
+      ['T4', 'not_started', null, 80],
+    ]);
+    expect(transcript.totalClockHours).toBe(200);
+    expect(transcript.completedClockHours).toBe(60);
+
+    const pdf = await get(transcript.pdf.href.replace(/^\/api/, ''), registrar);
+    expect(pdf.status).toBe(200);
+    expect(pdf.headers.get('content-type')).toBe('application/pdf');
+    expect(pdf.headers.get('cache-control')).toBe('no-store');
+    expect(pdf.headers.get('content-disposition')).toBe(`attachment; filename="transcript-${transcript.id}.pdf"`);
+    const bytes = await pdf.arrayBuffer();
+    const digest = createHash('sha256').update(Buffer.from(bytes)).digest();
+    expect(digest.toString('hex')).toBe(transcript.pdf.sha256);
+    expect(pdf.headers.get('repr-digest')).toBe(`sha-256=:${digest.toString('base64')}:`);
+
+    // "ễ" is outside WinAnsi: the Unicode font is embedded (a subset) for this transcript.
+    expect(await fontsOf(bytes)).toEqual(expect.arrayContaining([expect.stringMatching(/^\/DejaVuSans-\d+$/)]));
+    const text = await pdfText(bytes);
+    expect(text).toContain('Zoë Nguyễn');
+    expect(text).toContain('GPA: 3.40');
+    expect(text).toContain(transcript.id);
+    expect(text).toContain('Dental Assisting (20 weeks)');
+    expect(text).not.toMatch(/v1\.[\w-]+\./); // no ciphertext (original-system.md §6.21)
+    expect(text).not.toContain('?');
+
+    const [stored] = await app.db.sql<{ gpa: string; sha256: Buffer; size: number }[]>`
+      select t.gpa::text as gpa, d.sha256, octet_length(d.content) as size
+        from transcripts t join transcript_documents d on d.transcript_id = t.id where t.id = ${transcript.id}`;
+    expect(stored?.gpa).toBe('3.40');
+    expect(stored?.sha256.toString('hex')).toBe(transcript.pdf.sha256);
+    expect(stored?.size).toBe(bytes.byteLength);
+  });
+
+  test('GPA: capped at 4.0, rounded to two decimals, absent without scores', async () => {
+    const cases: [([string, number | null] | null)[], number | null, string][] = [
+      [
+        [
+          ['passed', 100],
+          ['passed', 100],
+        ],
+        4,
+        'GPA: 4.00',
+      ],
+      // (83 + 84 + 84) / 3 / 25 = 3.3466… → 3.35
+      [
+        [
+          ['passed', 83],
+          ['passed', 84],
+          ['passed', 84],
+        ],
+        3.35,
+        'GPA: 3.35',
+      ],
+      [[['completed', null], null], null, 'GPA: not available'],
+    ];
+    for (const [progress, gpa, printed] of cases) {
+      const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+      const { programId, moduleIds } = await programWith(progress.map(() => 10));
+      await enrollWithProgress(someone, programId, moduleIds, progress);
+      const response = await post(admin, { studentId: someone.id, programId });
+      expect(response.status).toBe(201);
+      const transcript = (await response.json()) as Transcript;
+      expect(transcript.gpa).toBe(gpa);
+      const pdf = await get(`/transcripts/${transcript.id}/pdf`, admin);
+      const bytes = await pdf.arrayBuffer();
+      expect(await pdfText(bytes)).toContain(printed);
+      // A name Helvetica can draw needs no embedded font.
+      expect((await fontsOf(bytes)).sort()).toEqual(['/Helvetica', '/Helvetica-Bold']);
+    }
+  });
+
+  test('a name the fonts cannot draw never breaks the PDF: it is marked, and the record keeps it', async () => {
+    const someone = await createTestUser(app.db.sql, {
+      roles: ['student'],
+      firstName: '王小明',
+      lastName: "O'Brien-Łukasiewicz\u0000<script>",
+    });
+    const { programId, moduleIds } = await programWith([10]);
+    await enrollWithProgress(someone, programId, moduleIds, [['passed', 90]]);
+    const response = await post(registrar, { studentId: someone.id, programId });
+    expect(response.status).toBe(201);
+    const transcript = (await response.json()) as Transcript;
+    expect(transcript.studentName).toBe("王小明 O'Brien-Łukasiewicz\u0000<script>");
+    const text = await pdfText(await (await get(`/transcripts/${transcript.id}/pdf`, registrar)).arrayBuffer());
+    expect(text).toContain("??? O'Brien-Łukasiewicz <script>");
+    expect(text).toContain('the student record holds the exact spelling');
+  });
+
+  test('regenerating makes a new transcript; no enrollment is a 404; bad input a 400', async () => {
+    const { programId, moduleIds } = await programWith([10]);
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    await enrollWithProgress(someone, programId, moduleIds, [['passed', 70]]);
+    const first = (await (await post(registrar, { studentId: someone.id, programId })).json()) as Transcript;
+    const second = (await (await post(registrar, { studentId: someone.id, programId })).json()) as Transcript;
+    expect(second.id).not.toBe(first.id);
+    expect((await post(registrar, { studentId: otherStudent.id, programId })).status).toBe(404);
+    const bad = await post(registrar, { studentId: 'nope', programId, extra: true });
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe('who reaches a transcript', () => {
+  let transcriptId: string;
+
+  beforeAll(async () => {
+    const { programId, moduleIds } = await programWith([10, 10]);
+    await enrollWithProgress(student, programId, moduleIds, [['passed', 80], null]);
+    const response = await post(registrar, { studentId: student.id, programId });
+    transcriptId = ((await response.json()) as Transcript).id;
+  });
+
+  test('the student reads their own, as JSON and as PDF', async () => {
+    const response = await get(`/transcripts/${transcriptId}`, student);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const body = (await response.json()) as { gpa: number; pdf: { href: string; sha256: string } };
+    expect(body.gpa).toBe(3.2);
+    expect(body.pdf.href).toBe(`/api/transcripts/${transcriptId}/pdf`);
+    expect((await get(`/transcripts/${transcriptId}/pdf`, student)).status).toBe(200);
+  });
+
+  test("someone else's transcript is a 404; other roles 403; anonymous 401", async () => {
+    expect((await get(`/transcripts/${transcriptId}`, otherStudent)).status).toBe(404);
+    expect((await get(`/transcripts/${transcriptId}/pdf`, otherStudent)).status).toBe(404);
+    expect((await get(`/transcripts/${transcriptId}`, instructor)).status).toBe(403);
+    expect((await get(`/transcripts/${transcriptId}/pdf`, null)).status).toBe(401);
+    expect((await post(student, { studentId: student.id, programId: student.id })).status).toBe(403);
+    expect((await post(instructor, { studentId: student.id, programId: student.id })).status).toBe(403);
+    expect((await get('/transcripts/00000000-0000-4000-8000-000000000000', registrar)).status).toBe(404);
+  });
+
+  test('every read of a transcript is audited as PHI', async () => {
+    const rows = await app.db.sql`
+      select route, status, phi from audit_log
+       where resource_ids ->> 'id' = ${transcriptId} order by id`;
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    expect(rows.every((row) => row.phi === true)).toBe(true);
+  });
+});
