@@ -21,6 +21,17 @@ export interface AuditEntry {
 }
 
 const USER_AGENT_MAX = 512;
+const ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Path parameters worth recording: ids. Anything else a client puts in a path (an email typed where an
+ * id belongs, a 10 kB string) is recorded as `(invalid)`, so the trail never stores PII by accident.
+ */
+export function auditableIds(params: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(params).map(([name, value]) => [name, ID_SHAPE.test(value) ? value : '(invalid)']),
+  );
+}
 
 export async function writeAudit(entry: AuditEntry): Promise<void> {
   const userId = entry.caller?.userId ?? entry.actingUserId ?? null;

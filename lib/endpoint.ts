@@ -8,7 +8,7 @@ import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } fro
 import { app } from '@azure/functions';
 import { type ZodType, z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from './access';
-import { writeAudit } from './audit';
+import { auditableIds, writeAudit } from './audit';
 import { csrfTokenMatches, presentedAccessToken, verifyAccessToken } from './auth';
 import { config } from './config';
 import { closePool } from './db';
@@ -152,7 +152,7 @@ function toHttpError(error: unknown, context: InvocationContext, requestId: stri
     if (mapped.status >= 500) context.warn(`request ${requestId}: database unavailable (${describe(error)})`);
     return mapped;
   }
-  context.error(`request ${requestId}: unexpected error`, error);
+  context.error(`request ${requestId}: unexpected error ${loggable(error)}`);
   return new HttpError({
     status: 500,
     slug: 'internal-error',
@@ -164,6 +164,17 @@ function toHttpError(error: unknown, context: InvocationContext, requestId: stri
 function describe(error: unknown): string {
   const e = error as { code?: unknown; message?: unknown };
   return String(e?.code ?? e?.message ?? 'unknown');
+}
+
+/**
+ * What the log may say about an unexpected error: its kind, code and stack frames. Not its message,
+ * nor a database error's detail: PostgreSQL puts offending values (names, emails) in both.
+ */
+function loggable(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error;
+  const code = (error as { code?: unknown }).code;
+  const frames = (error.stack ?? '').split('\n').filter((line) => line.trimStart().startsWith('at '));
+  return [`${error.name}${code ? ` ${String(code)}` : ''}`, ...frames.slice(0, 8)].join('\n');
 }
 
 /** Declares one route: registers it with the Functions runtime behind the wrapper. */
@@ -228,7 +239,7 @@ async function handle<P, Q, B>(
   }
   const isPublic = spec.access === 'public';
   const audited = !isPublic || spec.phi === true || spec.audit === true;
-  const notes: AuditNotes = { resourceIds: { ...request.params }, event: null, actingUserId: null };
+  const notes: AuditNotes = { resourceIds: auditableIds(request.params), event: null, actingUserId: null };
   const clientIp = clientIpOf(request);
   let caller: Caller | null = null;
   let reply: Reply;

@@ -200,6 +200,18 @@ describe('audit completeness: one row per request, whatever its outcome', () => 
     expect(leaks?.count).toBe(0);
   });
 
+  test('a path parameter that is not an id (an email typed into the URL) is never stored', async () => {
+    const email = 'jane.path.doe@example.org';
+    const response = await getAs(admin, `/fixture/audit/records/${encodeURIComponent(email)}`);
+    expect(response.status).toBe(400);
+    const requestId = response.headers.get('x-request-id');
+    const [row] = await app.db.sql<AuditLogRow[]>`select * from audit_log where request_id = ${requestId}`;
+    expect(row?.resource_ids).toEqual({ id: '(invalid)' });
+    const [leaks] = await app.db.sql<{ count: number }[]>`
+      select count(*)::int as count from audit_log a where a::text ilike ${'%jane.path.doe%'}`;
+    expect(leaks?.count).toBe(0);
+  });
+
   test('reading the audit log is itself audited', async () => {
     const response = await getAs(admin, '/audit/logs?limit=1');
     expect(response.status).toBe(200);
