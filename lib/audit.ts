@@ -1,7 +1,7 @@
 // The audit trail (HIPAA §164.312(b)): one append-only row per request to a protected or PHI route,
 // whatever its outcome, written before a PHI response leaves. Never any PII: who is a user id.
 import type { Caller } from './access';
-import { db } from './db';
+import { db, TEXT_ARRAY } from './db';
 
 export interface AuditEntry {
   requestId: string;
@@ -39,7 +39,7 @@ export async function writeAudit(entry: AuditEntry): Promise<void> {
   await db()`
     insert into audit_log (request_id, user_id, roles, method, route, resource_ids, status, duration_ms,
                            client_ip, user_agent, phi, event)
-    values (${entry.requestId}, ${userId}, ${entry.caller ? [...entry.caller.roles] : []}, ${entry.method},
+    values (${entry.requestId}, ${userId}, ${db().array(entry.caller ? [...entry.caller.roles] : [], TEXT_ARRAY)}, ${entry.method},
             ${entry.route}, ${resourceIds ? db().json(resourceIds) : null}, ${entry.status},
             ${Math.max(0, Math.round(entry.durationMs))}, ${entry.clientIp}::inet,
             ${entry.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${entry.phi}, ${entry.event ?? null})`;

@@ -30,7 +30,6 @@ let secondErrors = '';
 
 /** Starts the second host once this file's app (and so its database) is up. */
 beforeAll(async () => {
-  await app.db.sql`select 1`; // postgres.js learns array types on its first connection
   second = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test', 'fixtures', 'second-host.ts')], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...LIMITS, APP_ENV: 'test', DATABASE_URL: process.env.DATABASE_URL },

@@ -1,0 +1,319 @@
+// Enrollments: a student in a programme, from start to a final status. Fixes of the old
+// /api/enrollments (original-system.md §2.2, §6 items 17, 26, 33, 38): lists are keyset-paged and
+// filter by student, programme and status (the old list ignored its user filter); a student sees
+// only their own whatever the filters; one open enrollment per student and programme, made
+// race-free by the partial unique index enrollments_one_open_per_program; the status moves only
+// along LIFE_CYCLE, recording who and when; nothing is ever deleted.
+//
+// Withdrawals and refunds are a later issue: a transition to `withdrawn` here only changes the status.
+import { z } from 'zod';
+import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
+import { decryptRows } from '../lib/crypto';
+import { db, type Sql, TEXT_ARRAY } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { badRequest, conflict, HttpError, notFound } from '../lib/errors';
+import { created, json } from '../lib/http';
+import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+import {
+  ENROLLMENT_STATUSES,
+  type EnrollmentStatus,
+  enrollmentVisible,
+  type RecordScope,
+  recordScopeOf,
+  STUDENT_MANAGER_ROLES,
+} from '../lib/students';
+
+/**
+ * The life cycle: which statuses each status may move to. pending → active (started) or cancelled
+ * (never started); active ↔ on_hold (leave of absence); active → completed; active or on_hold →
+ * withdrawn. completed, withdrawn and cancelled are final: a student who returns is enrolled anew.
+ */
+export const LIFE_CYCLE: Readonly<Record<EnrollmentStatus, readonly EnrollmentStatus[]>> = {
+  pending: ['active', 'cancelled'],
+  active: ['on_hold', 'completed', 'withdrawn'],
+  on_hold: ['active', 'withdrawn'],
+  completed: [],
+  withdrawn: [],
+  cancelled: [],
+};
+
+/** Statuses held by at most one enrollment per student and programme (the partial unique index). */
+const OPEN_STATUSES: readonly EnrollmentStatus[] = ['pending', 'active', 'on_hold'];
+
+const READERS = [...STUDENT_RECORD_ROLES, 'student'] as const;
+
+interface EnrollmentRow {
+  id: string;
+  user_id: string;
+  first_name_ciphertext: string;
+  last_name_ciphertext: string;
+  program_id: string;
+  program_code: string;
+  program_name: string;
+  status: EnrollmentStatus;
+  start_date: string;
+  expected_end_date: string | null;
+  status_changed_at: Date;
+  status_changed_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+  created_key: string;
+}
+
+const enrollmentColumns = (sql: Sql) => sql`
+  e.id, e.user_id, u.first_name_ciphertext, u.last_name_ciphertext,
+  e.program_id, p.code as program_code, p.name as program_name, e.status,
+  e.start_date::text as start_date, e.expected_end_date::text as expected_end_date,
+  e.status_changed_at, e.status_changed_by, e.created_at, e.updated_at,
+  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
+
+/** Decrypts the students' names of a page in one in-process pass. */
+function toEnrollmentViews(rows: readonly EnrollmentRow[]) {
+  return decryptRows(rows, { first_name_ciphertext: 'users.first_name', last_name_ciphertext: 'users.last_name' }).map(
+    (row) => ({
+      id: row.id,
+      student: { id: row.user_id, firstName: row.first_name_ciphertext, lastName: row.last_name_ciphertext },
+      program: { id: row.program_id, code: row.program_code, name: row.program_name },
+      status: row.status,
+      startDate: row.start_date,
+      expectedEndDate: row.expected_end_date,
+      statusChangedAt: row.status_changed_at.toISOString(),
+      statusChangedBy: row.status_changed_by,
+      createdAt: row.created_at.toISOString(),
+      updatedAt: row.updated_at.toISOString(),
+    }),
+  );
+}
+
+async function findEnrollment(id: string, scope: RecordScope) {
+  const sql = db();
+  const rows = await sql<EnrollmentRow[]>`
+    select ${enrollmentColumns(sql)}
+      from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
+     where e.id = ${id} and ${enrollmentVisible(sql, scope)}`;
+  return toEnrollmentViews(rows)[0] ?? null;
+}
+
+const isoDate = z.iso.date();
+const datesInOrder = (dates: { startDate?: string | undefined; expectedEndDate?: string | null | undefined }) =>
+  !dates.startDate || !dates.expectedEndDate || dates.expectedEndDate >= dates.startDate;
+const DATES_OUT_OF_ORDER = 'expectedEndDate must be on or after startDate';
+
+// ---------------------------------------------------------------------------------------------------
+// Create
+// ---------------------------------------------------------------------------------------------------
+
+const NewEnrollment = z
+  .strictObject({
+    studentId: z.uuid(),
+    programId: z.uuid(),
+    startDate: isoDate,
+    expectedEndDate: isoDate.nullable().optional(),
+    /** `pending` for a future start the student has not confirmed; otherwise `active`. */
+    status: z.enum(['pending', 'active']).default('active'),
+  })
+  .refine(datesInOrder, { message: DATES_OUT_OF_ORDER, path: ['expectedEndDate'] });
+
+endpoint({
+  name: 'enrollments-create',
+  methods: ['POST'],
+  route: 'enrollments',
+  access: STUDENT_MANAGER_ROLES,
+  phi: true,
+  body: NewEnrollment,
+  handler: async ({ body, caller, audit }) => {
+    // One statement: the checks and the insert. ON CONFLICT on the partial unique index makes two
+    // concurrent enrollments of one student in one programme impossible: the loser inserts nothing.
+    const [outcome] = await db()<{ student_status: string | null; program_status: string | null; id: string | null }[]>`
+      with student as (
+        select u.id, u.status from users u
+         where u.id = ${body.studentId}
+           and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')),
+      program as (select p.id, p.status from programs p where p.id = ${body.programId}),
+      inserted as (
+        insert into enrollments (user_id, program_id, start_date, expected_end_date, status, status_changed_by)
+        select s.id, p.id, ${body.startDate}::date, ${body.expectedEndDate ?? null}::date, ${body.status},
+               ${(caller as Caller).userId}
+          from student s, program p
+         where s.status <> 'inactive' and p.status = 'active'
+        on conflict (user_id, program_id) where status in ('pending', 'active', 'on_hold') do nothing
+        returning id)
+      select (select status from student) as student_status, (select status from program) as program_status,
+             (select id from inserted) as id`;
+    if (!outcome?.student_status) {
+      throw badRequest('Check the body of your request', [{ field: 'body.studentId', message: 'No such student' }]);
+    }
+    if (!outcome.program_status) {
+      throw badRequest('Check the body of your request', [{ field: 'body.programId', message: 'No such programme' }]);
+    }
+    if (outcome.student_status === 'inactive') throw conflict('The student’s account is deactivated');
+    if (outcome.program_status !== 'active') throw conflict('The programme is retired: it takes no new enrollments');
+    if (!outcome.id) throw conflict('The student already has an open enrollment in this programme');
+    audit.resourceIds.id = outcome.id;
+    return created(await findEnrollment(outcome.id, { kind: 'all' }), `/api/enrollments/${outcome.id}`);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Read
+// ---------------------------------------------------------------------------------------------------
+
+const CREATED_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+const EnrollmentListQuery = z.object({
+  limit: limitSchema,
+  cursor: cursorSchema(z.tuple([z.string().regex(CREATED_KEY), z.uuid()])),
+  studentId: z.uuid().optional(),
+  programId: z.uuid().optional(),
+  status: z.enum(ENROLLMENT_STATUSES).optional(),
+});
+
+endpoint({
+  name: 'enrollments-list',
+  methods: ['GET'],
+  route: 'enrollments',
+  access: READERS,
+  phi: true,
+  query: EnrollmentListQuery,
+  handler: async ({ query, caller, request }) => {
+    const sql = db();
+    // A student's scope is their own enrollments, whatever studentId they pass.
+    const scope = recordScopeOf(caller as Caller);
+    // The key goes in as text: a timestamptz parameter would lose its microseconds (see lib/students).
+    const after = query.cursor;
+    const rows = await sql<EnrollmentRow[]>`
+      select ${enrollmentColumns(sql)}
+        from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
+       where ${enrollmentVisible(sql, scope)}
+         ${query.studentId ? sql`and e.user_id = ${query.studentId}` : sql``}
+         ${query.programId ? sql`and e.program_id = ${query.programId}` : sql``}
+         ${query.status ? sql`and e.status = ${query.status}` : sql``}
+         ${after ? sql`and (e.created_at, e.id) > (${after[0]}::text::timestamptz, ${after[1]}::uuid)` : sql``}
+       order by e.created_at, e.id
+       limit ${query.limit + 1}`;
+    const views = toEnrollmentViews(rows);
+    const page = pageOf(
+      views.map((view, i) => ({ view, key: rows[i]?.created_key as string })),
+      query.limit,
+      (row) => [row.key, row.view.id],
+      (row) => row.view,
+    );
+    return json(page, 200, nextLink(request.url, page.next));
+  },
+});
+
+const EnrollmentParams = z.object({ id: z.uuid() });
+
+endpoint({
+  name: 'enrollments-get',
+  methods: ['GET'],
+  route: 'enrollments/{id}',
+  access: READERS,
+  phi: true,
+  params: EnrollmentParams,
+  handler: async ({ params, caller }) => {
+    // Someone else's enrollment is a 404, not a 403: its existence is not the caller's to learn.
+    const enrollment = await findEnrollment(params.id, recordScopeOf(caller as Caller));
+    if (!enrollment) throw notFound('No such enrollment');
+    return json(enrollment);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Change dates; move along the life cycle
+// ---------------------------------------------------------------------------------------------------
+
+const EnrollmentDates = z
+  .strictObject({ startDate: isoDate.optional(), expectedEndDate: isoDate.nullable().optional() })
+  .refine((dates) => dates.startDate !== undefined || dates.expectedEndDate !== undefined, {
+    message: 'Send startDate, expectedEndDate or both',
+  })
+  .refine(datesInOrder, { message: DATES_OUT_OF_ORDER, path: ['expectedEndDate'] });
+
+endpoint({
+  name: 'enrollments-update',
+  methods: ['PATCH'],
+  route: 'enrollments/{id}',
+  access: STUDENT_MANAGER_ROLES,
+  phi: true,
+  params: EnrollmentParams,
+  body: EnrollmentDates,
+  handler: async ({ params, body }) => {
+    const setEnd = body.expectedEndDate !== undefined;
+    let outcome: { status: EnrollmentStatus; changed: boolean } | undefined;
+    try {
+      // The status test sits on the UPDATE itself, so a concurrent transition is re-checked.
+      [outcome] = await db()<{ status: EnrollmentStatus; changed: boolean }[]>`
+        with target as (select id, status from enrollments where id = ${params.id}),
+        changed as (
+          update enrollments e
+             set start_date = coalesce(${body.startDate ?? null}::date, e.start_date),
+                 expected_end_date = case when ${setEnd} then ${body.expectedEndDate ?? null}::date
+                                          else e.expected_end_date end
+            from target t
+           where e.id = t.id and e.status in ${db()(OPEN_STATUSES)}
+          returning e.id)
+        select t.status, exists (select 1 from changed) as changed from target t`;
+    } catch (error) {
+      // The CHECK (expected_end_date >= start_date) against the stored other date.
+      if ((error as { code?: string }).code === '23514') {
+        const field = setEnd ? 'body.expectedEndDate' : 'body.startDate';
+        throw badRequest(DATES_OUT_OF_ORDER, [{ field, message: DATES_OUT_OF_ORDER }]);
+      }
+      throw error;
+    }
+    if (!outcome) throw notFound('No such enrollment');
+    if (!outcome.changed) throw conflict(`The enrollment is ${outcome.status}: its dates are part of a closed record`);
+    return json(await findEnrollment(params.id, { kind: 'all' }));
+  },
+});
+
+const Transition = z.strictObject({
+  to: z.enum(ENROLLMENT_STATUSES),
+  // Validated but not stored yet: there is no status history table (see the issue's report).
+  reason: z.string().trim().max(500).optional(),
+});
+
+function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus): HttpError {
+  const allowed = LIFE_CYCLE[from];
+  const message = allowed.length
+    ? `An enrollment that is ${from} can become ${allowed.join(' or ')}, not ${to}`
+    : `An enrollment that is ${from} is final: it cannot become ${to}`;
+  return new HttpError({
+    status: 409,
+    slug: 'illegal-transition',
+    title: 'This status change is not allowed',
+    detail: message,
+    errors: [{ field: 'body.to', message }],
+  });
+}
+
+endpoint({
+  name: 'enrollments-transition',
+  methods: ['POST'],
+  route: 'enrollments/{id}/transitions',
+  access: STUDENT_MANAGER_ROLES,
+  phi: true,
+  params: EnrollmentParams,
+  body: Transition,
+  handler: async ({ params, body, caller, audit }) => {
+    const from = (Object.keys(LIFE_CYCLE) as EnrollmentStatus[]).filter((status) =>
+      LIFE_CYCLE[status].includes(body.to),
+    );
+    // Conditional UPDATE: of two concurrent transitions from one status, only one applies.
+    // (Moves among open statuses never open a second enrollment, so the unique index is not at stake.)
+    const [outcome] = await db()<{ status: EnrollmentStatus; moved: boolean }[]>`
+      with target as (select id, status from enrollments where id = ${params.id}),
+      moved as (
+        update enrollments e
+           set status = ${body.to}, status_changed_at = now(), status_changed_by = ${(caller as Caller).userId}
+          from target t
+         where e.id = t.id and e.status = any(${db().array([...from], TEXT_ARRAY)})
+        returning e.id)
+      select t.status, exists (select 1 from moved) as moved from target t`;
+    if (!outcome) throw notFound('No such enrollment');
+    if (!outcome.moved) throw illegalTransition(outcome.status, body.to);
+    audit.event = `enrollment_${body.to}`;
+    return json(await findEnrollment(params.id, { kind: 'all' }));
+  },
+});
