@@ -1,8 +1,9 @@
 // Credentials (certificates) earned by completing a programme. Issued by the registrar or an admin only
 // when EVERY module of the programme is complete (completed or passed) in the student's latest
 // enrollment; a module without a progress row counts as incomplete (the old system skipped those,
-// original-system.md §6.25). One credential per student and programme (unique), each with a unique
-// serial. A credential is revoked with a reason, never deleted. Education records: PHI routes.
+// original-system.md §6.25). One live credential per student and programme (a partial unique index),
+// each with a unique serial. A credential is revoked by an admin with a reason, never deleted; once
+// revoked, a new one may be issued (the revoked one stays on record). Education records: PHI routes.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
@@ -41,6 +42,7 @@ interface CredentialRow {
   issued_at: Date | string;
   issued_by: string | null;
   revoked_at: Date | string | null;
+  revoked_by: string | null;
   revoke_reason: string | null;
 }
 
@@ -56,6 +58,7 @@ const toCredential = (row: CredentialRow) => ({
   issuedAt: iso(row.issued_at),
   issuedBy: row.issued_by,
   revokedAt: iso(row.revoked_at),
+  revokedBy: row.revoked_by,
   revokeReason: row.revoke_reason,
 });
 
@@ -76,10 +79,13 @@ interface IssueOutcome {
   credential: CredentialRow | null;
 }
 
+/** The partial unique index that allows one live (unrevoked) credential per student and programme. */
+const ONE_LIVE_CREDENTIAL = 'credentials_one_live_per_program';
+
 /**
  * One statement: the latest enrollment, the modules not complete in it, and the insert, which happens
  * only when the rule holds. A serial that collides inserts nothing (the caller retries with another);
- * a second credential for the same student and programme violates the unique constraint.
+ * a second live credential for the same student and programme violates ONE_LIVE_CREDENTIAL.
  */
 async function tryIssue(
   input: z.infer<typeof NewCredential>,
@@ -116,7 +122,8 @@ async function tryIssue(
                                      'program_code', p.code, 'program_name', p.name,
                                      'credential_type', i.credential_type, 'cert_serial', i.cert_serial,
                                      'issued_at', i.issued_at, 'issued_by', i.issued_by,
-                                     'revoked_at', i.revoked_at, 'revoke_reason', i.revoke_reason)
+                                     'revoked_at', i.revoked_at, 'revoked_by', i.revoked_by,
+                                     'revoke_reason', i.revoke_reason)
               from issued i join programs p on p.id = i.program_id) as credential`;
   return outcome;
 }
@@ -145,8 +152,8 @@ endpoint({
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
       const outcome = await tryIssue(body, caller as Caller, newSerial(new Date().getUTCFullYear())).catch(
         (error: unknown) => {
-          if ((error as { constraint_name?: string })?.constraint_name === 'credentials_user_id_program_id_key') {
-            throw conflict('A credential was already issued to this student for this programme');
+          if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
+            throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
           }
           throw error;
         },
@@ -173,6 +180,7 @@ const ListQuery = z.object({
   programId: z.uuid().optional(),
   limit: limitSchema,
   // issued_at to the microsecond (as PostgreSQL prints it) and id: newest first, stable under inserts.
+  // Served by idx_credentials_issued, or idx_credentials_user_issued for one student (0004).
   cursor: cursorSchema(z.tuple([z.string().max(40), z.uuid()])),
 });
 
@@ -218,11 +226,11 @@ endpoint({
   phi: true,
   params: RevokeParams,
   body: Revocation,
-  handler: async ({ params, body }) => {
-    // Who revoked is the audit row of this request (the table has no revoked_by column yet).
+  handler: async ({ params, body, caller }) => {
     const [row] = await db()<(CredentialRow & { just_revoked: boolean })[]>`
       with revoked as (
-        update credentials set revoked_at = now(), revoke_reason = ${body.reason}
+        update credentials
+           set revoked_at = now(), revoked_by = ${(caller as Caller).userId}, revoke_reason = ${body.reason}
          where id = ${params.id} and revoked_at is null
         returning *)
       select c.*, p.code as program_code, p.name as program_name, c.id in (select id from revoked) as just_revoked

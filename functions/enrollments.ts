@@ -8,7 +8,7 @@
 // Withdrawals and refunds are a later issue: a transition to `withdrawn` here only changes the status.
 import { z } from 'zod';
 import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
-import { decryptRows } from '../lib/crypto';
+import { decryptRows, encrypt } from '../lib/crypto';
 import { db, type Sql, TEXT_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, HttpError, notFound } from '../lib/errors';
@@ -309,11 +309,51 @@ endpoint({
            set status = ${body.to}, status_changed_at = now(), status_changed_by = ${(caller as Caller).userId}
           from target t
          where e.id = t.id and e.status = any(${db().array([...from], TEXT_ARRAY)})
-        returning e.id)
+        returning e.id, t.status as from_status),
+      recorded as (
+        insert into enrollment_status_changes (enrollment_id, from_status, to_status, reason_ciphertext, changed_by)
+        select id, from_status, ${body.to}, ${body.reason ? encrypt(body.reason, 'enrollment_status_changes.reason') : null},
+               ${(caller as Caller).userId}
+          from moved)
       select t.status, exists (select 1 from moved) as moved from target t`;
     if (!outcome) throw notFound('No such enrollment');
     if (!outcome.moved) throw illegalTransition(outcome.status, body.to);
     audit.event = `enrollment_${body.to}`;
     return json(await findEnrollment(params.id, { kind: 'all' }));
+  },
+});
+
+interface StatusChangeRow {
+  from_status: EnrollmentStatus;
+  to_status: EnrollmentStatus;
+  reason_ciphertext: string | null;
+  changed_at: Date;
+  changed_by: string;
+}
+
+endpoint({
+  name: 'enrollments-history',
+  methods: ['GET'],
+  route: 'enrollments/{id}/history',
+  access: READERS,
+  phi: true,
+  params: EnrollmentParams,
+  handler: async ({ params, caller }) => {
+    // Visible exactly when the enrollment is: the same scope rule as reading it.
+    if (!(await findEnrollment(params.id, recordScopeOf(caller as Caller)))) throw notFound('No such enrollment');
+    // Bounded by the life cycle: at most a handful of changes per enrollment.
+    const rows = await db()<StatusChangeRow[]>`
+      select from_status, to_status, reason_ciphertext, changed_at, changed_by
+        from enrollment_status_changes where enrollment_id = ${params.id}
+       order by changed_at, id
+       limit 100`;
+    const items = decryptRows(rows, { reason_ciphertext: 'enrollment_status_changes.reason' }).map((row) => ({
+      from: row.from_status,
+      to: row.to_status,
+      reason: row.reason_ciphertext,
+      changedAt: row.changed_at.toISOString(),
+      changedBy: row.changed_by,
+    }));
+    return json({ items });
   },
 });

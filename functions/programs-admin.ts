@@ -2,7 +2,7 @@
 //
 // Who may change what:
 // * admin and staff create programmes and modules, change any field, reorder modules;
-// * an instructor updates the content fields of what they teach (instructor_assignments): a
+// * an instructor updates the content fields of what they teach (teachesProgram, lib/access.ts): a
 //   programme's description, a module's title and description — nothing that changes requirements;
 // * only an admin retires a programme. There is no delete: enrollments, progress, transcripts and
 //   credentials point at programmes and modules (ON DELETE RESTRICT), and a retired programme's
@@ -12,7 +12,7 @@
 // module's clock hours recomputes it in the same transaction, under a row lock on the programme, so
 // two concurrent module writes cannot leave a stale sum (the lock also serialises position numbers).
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role } from '../lib/access';
+import { type Caller, hasAnyRole, type Role, teachesProgram } from '../lib/access';
 import { db, type TransactionSql, UUID_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
@@ -184,12 +184,6 @@ async function modulesOf(sql: Sql, programId: string): Promise<ModuleRow[]> {
   return sql<ModuleRow[]>`select * from modules where program_id = ${programId} order by position`;
 }
 
-async function teaches(sql: Sql, caller: Caller, programId: string): Promise<boolean> {
-  const [row] = await sql`
-    select 1 from instructor_assignments where instructor_id = ${caller.userId} and program_id = ${programId}`;
-  return row !== undefined;
-}
-
 /**
  * Managers change anything; an instructor changes only `allowed` fields of a programme they teach.
  * Checked before any write so a refused request changes nothing.
@@ -206,7 +200,7 @@ async function assertMayEdit(
   if (refused.length > 0) {
     throw forbidden(`Instructors may change only ${[...allowed].join(', ')} (not ${refused.join(', ')})`);
   }
-  if (!(await teaches(sql, caller, programId))) throw forbidden('You do not teach this programme');
+  if (!(await teachesProgram(sql, caller, programId))) throw forbidden('You do not teach this programme');
 }
 
 function assertActive(program: ProgramRow): void {

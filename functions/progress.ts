@@ -6,12 +6,12 @@
 //   a module backwards (status only goes not_started → incomplete → completed, the percentage only
 //   grows) and cannot grade: `score` and the statuses passed, failed and not_started are the
 //   instructor's (a credential depends on them);
-// * an instructor of the programme (instructor_assignments) or an admin, on any enrollment that is not
-//   withdrawn or cancelled, in any direction (corrections).
+// * an instructor of the programme (teachesProgramSql, lib/access.ts) or an admin, on any enrollment
+//   that is not withdrawn or cancelled, in any direction (corrections).
 // Active time accumulates (`active_time_seconds + delta`); sections viewed are merged with the stored
 // ones. Each write is one race-free upsert on (enrollment_id, module_id).
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role } from '../lib/access';
+import { type Caller, hasAnyRole, type Role, teachesProgramSql } from '../lib/access';
 import { db, type Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
@@ -104,7 +104,6 @@ endpoint({
   handler: async ({ params, body, caller }) => {
     const me = caller as Caller;
     const isAdmin = hasAnyRole(me, ['admin']);
-    const isInstructor = hasAnyRole(me, ['instructor']);
     if (!hasAnyRole(me, GRADERS)) assertStudentMayReport(body);
     // Also refused below for someone who holds a grading role but reports on their own enrollment.
     const grading = body.score !== undefined || (body.status !== undefined && !STUDENT_STATUSES.has(body.status));
@@ -123,9 +122,7 @@ endpoint({
         select e.id as enrollment_id, e.status as enrollment_status, m.id as module_id,
                case
                  when ${isAdmin} then 'grader'
-                 when ${isInstructor} and exists (select 1 from instructor_assignments ia
-                                                   where ia.instructor_id = ${me.userId}
-                                                     and ia.program_id = e.program_id) then 'grader'
+                 when ${teachesProgramSql(sql, me, sql`e.program_id`)} then 'grader'
                  when e.user_id = ${me.userId} then 'student'
                end as acting_as
           from enrollments e
@@ -245,9 +242,7 @@ endpoint({
        where e.id = ${params.enrollmentId}
          and (e.user_id = ${me.userId}
               or ${hasAnyRole(me, BROAD_READERS)}
-              or (${hasAnyRole(me, ['instructor'])}
-                  and exists (select 1 from instructor_assignments ia
-                               where ia.instructor_id = ${me.userId} and ia.program_id = e.program_id)))
+              or ${teachesProgramSql(sql, me, sql`e.program_id`)})
        order by m.position`;
     const first = rows[0];
     if (!first) throw notFound('No such enrollment');

@@ -6,7 +6,7 @@
 // instructor of the programme or an admin reads anyone's. Only the fields sent overwrite (the old rule),
 // in one upsert on (user_id, module_id). There is no delete.
 import { z } from 'zod';
-import { type Caller, hasAnyRole } from '../lib/access';
+import { type Caller, hasAnyRole, teachesProgramSql } from '../lib/access';
 import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
@@ -142,14 +142,13 @@ endpoint({
   handler: async ({ params, caller }) => {
     const me = caller as Caller;
     // An instructor reaches the records of the programmes they teach only; anything else is a 404.
-    const [row] = await db()<ScormRow[]>`
+    const sql = db();
+    const [row] = await sql<ScormRow[]>`
       select s.*
         from scorm_records s
         join modules m on m.id = s.module_id
        where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
-         and (${hasAnyRole(me, ['admin'])}
-              or exists (select 1 from instructor_assignments ia
-                          where ia.instructor_id = ${me.userId} and ia.program_id = m.program_id))`;
+         and (${hasAnyRole(me, ['admin'])} or ${teachesProgramSql(sql, me, sql`m.program_id`)})`;
     if (!row) throw notFound('No resume data for this learner and module');
     return json(toRecord(row));
   },

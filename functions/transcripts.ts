@@ -4,6 +4,9 @@
 // student's decrypted name (the old system printed ciphertext, original-system.md §6.21) and stored in
 // the database with its SHA-256 (instances are ephemeral: nothing goes to local disk).
 //
+// The module lines are stored with the transcript (transcripts.lines), so reading it later shows what it
+// certified, not today's progress.
+//
 // The registrar and admins generate and read any transcript; a student reads their own. Anyone else gets
 // a 404. Transcripts are never deleted: regenerating makes a new one.
 import { createHash, randomUUID } from 'node:crypto';
@@ -26,14 +29,18 @@ const COMPLETE = new Set(['completed', 'passed']);
 // The record
 // ---------------------------------------------------------------------------------------------------
 
-interface ModuleLine {
+/**
+ * One module row of a transcript, as returned and as stored in transcripts.lines. A type alias, not an
+ * interface: only an alias is assignable to postgres.js's JSONValue (sql.json).
+ */
+type ModuleLine = {
   position: number;
   code: string;
   title: string;
   clockHours: number;
   status: string;
   score: number | null;
-}
+};
 
 interface TranscriptSource {
   enrollment_id: string;
@@ -57,6 +64,14 @@ function gpaOf(scores: readonly number[]): number | null {
   if (scores.length === 0) return null;
   const sum = scores.reduce((total, score) => total + score, 0);
   return Math.min(400, Math.round((sum * 4) / scores.length)) / 100;
+}
+
+function clockHoursOf(modules: readonly ModuleLine[]): { totalClockHours: number; completedClockHours: number } {
+  const hours = (lines: readonly ModuleLine[]) => lines.reduce((sum, module) => sum + module.clockHours, 0);
+  return {
+    totalClockHours: hours(modules),
+    completedClockHours: hours(modules.filter((module) => COMPLETE.has(module.status))),
+  };
 }
 
 const STATUS_LABELS: Record<string, string> = {
@@ -331,17 +346,15 @@ endpoint({
       expectedEndDate: source.expected_end_date ? dateOnly(source.expected_end_date) : null,
       modules: source.modules,
       gpa: gpaOf(scores),
-      totalClockHours: source.modules.reduce((sum, module) => sum + module.clockHours, 0),
-      completedClockHours: source.modules
-        .filter((module) => COMPLETE.has(module.status))
-        .reduce((sum, module) => sum + module.clockHours, 0),
+      ...clockHoursOf(source.modules),
     };
     const content = await renderTranscriptPdf(view);
     const sha256 = createHash('sha256').update(content).digest();
     await sql`
       with transcript as (
-        insert into transcripts (id, user_id, program_id, gpa, generated_at, generated_by)
-        values (${view.id}, ${body.studentId}, ${body.programId}, ${view.gpa}, ${view.generatedAt}, ${(caller as Caller).userId})
+        insert into transcripts (id, user_id, program_id, gpa, lines, generated_at, generated_by)
+        values (${view.id}, ${body.studentId}, ${body.programId}, ${view.gpa}, ${sql.json(view.modules)},
+                ${view.generatedAt}, ${(caller as Caller).userId})
         returning id)
       insert into transcript_documents (transcript_id, content, content_type, sha256)
       select id, ${Buffer.from(content)}, 'application/pdf', ${sha256} from transcript`;
@@ -374,6 +387,8 @@ interface TranscriptRow {
   program_code: string;
   program_name: string;
   gpa: string | null;
+  /** Null for transcripts generated before 0004 stored the lines (their PDF holds them). */
+  lines: ModuleLine[] | null;
   generated_at: Date;
   generated_by: string | null;
   pdf_bytes: number | null;
@@ -392,8 +407,8 @@ endpoint({
   params: TranscriptParams,
   handler: async ({ params, caller }) => {
     const [row] = await db()<TranscriptRow[]>`
-      select t.id, t.user_id, t.program_id, p.code as program_code, p.name as program_name, t.gpa, t.generated_at,
-             t.generated_by, octet_length(d.content) as pdf_bytes, d.sha256
+      select t.id, t.user_id, t.program_id, p.code as program_code, p.name as program_name, t.gpa, t.lines,
+             t.generated_at, t.generated_by, octet_length(d.content) as pdf_bytes, d.sha256
         from transcripts t
         join programs p on p.id = t.program_id
         left join transcript_documents d on d.transcript_id = t.id
@@ -405,6 +420,8 @@ endpoint({
       programId: row.program_id,
       program: { code: row.program_code, name: row.program_name },
       gpa: row.gpa === null ? null : Number(row.gpa),
+      ...(row.lines === null ? { totalClockHours: null, completedClockHours: null } : clockHoursOf(row.lines)),
+      modules: row.lines,
       generatedAt: row.generated_at.toISOString(),
       generatedBy: row.generated_by,
       pdf: row.sha256

@@ -37,9 +37,9 @@ export async function writeAudit(entry: AuditEntry): Promise<void> {
   const userId = entry.caller?.userId ?? entry.actingUserId ?? null;
   const resourceIds = Object.keys(entry.resourceIds).length > 0 ? entry.resourceIds : null;
   await db()`
-    insert into audit_log (request_id, user_id, roles, method, route, resource_ids, status, duration_ms,
+    insert into audit_log (request_id, user_id, token_id, roles, method, route, resource_ids, status, duration_ms,
                            client_ip, user_agent, phi, event)
-    values (${entry.requestId}, ${userId}, ${db().array(entry.caller ? [...entry.caller.roles] : [], TEXT_ARRAY)}, ${entry.method},
+    values (${entry.requestId}, ${userId}, ${entry.caller?.tokenId ?? null}, ${db().array(entry.caller ? [...entry.caller.roles] : [], TEXT_ARRAY)}, ${entry.method},
             ${entry.route}, ${resourceIds ? db().json(resourceIds) : null}, ${entry.status},
             ${Math.max(0, Math.round(entry.durationMs))}, ${entry.clientIp}::inet,
             ${entry.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${entry.phi}, ${entry.event ?? null})`;

@@ -1,4 +1,4 @@
--- 0004 self-registration: one registration request per email address.
+-- 0003 self-registration: one registration request per email address.
 --
 -- `POST /api/auth/register/request` upserts the request of an address (a new request replaces the
 -- token of the previous one), which needs a unique index on the email's blind index; 0002's plain

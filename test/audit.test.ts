@@ -218,6 +218,12 @@ describe('audit completeness: one row per request, whatever its outcome', () => 
     const requestId = response.headers.get('x-request-id');
     const [row] = await app.db.sql<AuditLogRow[]>`select * from audit_log where request_id = ${requestId}`;
     expect(row).toMatchObject({ user_id: admin.id, roles: ['admin'], route: 'audit/logs', status: 200, phi: false });
+    // The access token's id, so every use of one (stolen) token can be listed.
+    const jti = JSON.parse(Buffer.from(admin.token.split('.')[1] as string, 'base64url').toString()).jti;
+    const [token] = await app.db.sql<
+      { token_id: string }[]
+    >`select token_id from audit_log where request_id = ${requestId}`;
+    expect(token?.token_id).toBe(jti);
   });
 });
 

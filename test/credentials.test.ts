@@ -57,6 +57,13 @@ async function graduate(user: TestUser, modules = 2): Promise<string> {
   return programId;
 }
 
+/** A fresh one-module programme the user completed, and its credential issued over HTTP. */
+async function graduateAndIssue(user: TestUser): Promise<void> {
+  const programId = await graduate(user, 1);
+  const response = await send('POST', '/credentials', registrar, { studentId: user.id, programId });
+  expect(response.status).toBe(201);
+}
+
 const send = (method: string, path: string, user: TestUser | null, body?: unknown) =>
   app.api(path, {
     method,
@@ -71,6 +78,7 @@ interface Credential {
   serial: string;
   credentialType: string;
   revokedAt: string | null;
+  revokedBy: string | null;
   revokeReason: string | null;
 }
 
@@ -133,6 +141,38 @@ describe('issuing', () => {
     expect(second.status).toBe(409);
     const [row] = await app.db.sql`select count(*)::int as n from credentials where program_id = ${programId}`;
     expect(row?.n).toBe(1);
+  });
+
+  test('a revoked credential can be reissued; the revoked one stays; still only one live credential', async () => {
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const programId = await graduate(someone);
+    const body = { studentId: someone.id, programId };
+    const first = (await (await send('POST', '/credentials', registrar, body)).json()) as Credential;
+    expect((await send('POST', `/credentials/${first.id}/revoke`, admin, { reason: 'Name misspelt' })).status).toBe(
+      200,
+    );
+
+    // Concurrent reissues: exactly one wins the partial unique index.
+    const responses = await Promise.all(Array.from({ length: 4 }, () => send('POST', '/credentials', registrar, body)));
+    expect(responses.map((response) => response.status).sort()).toEqual([201, 409, 409, 409]);
+    const refused = responses.find((response) => response.status === 409) as Response;
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/already holds a credential/);
+    const reissued = (await (responses.find((response) => response.status === 201) as Response).json()) as Credential;
+    expect(reissued.id).not.toBe(first.id);
+    expect(reissued.serial).not.toBe(first.serial);
+    expect(reissued).toMatchObject({ revokedAt: null, revokedBy: null, revokeReason: null });
+
+    const rows = await app.db.sql`
+      select id, revoked_by, revoke_reason from credentials where user_id = ${someone.id} order by issued_at`;
+    expect(rows).toEqual([
+      { id: first.id, revoked_by: admin.id, revoke_reason: 'Name misspelt' },
+      { id: reissued.id, revoked_by: null, revoke_reason: null },
+    ]);
+    const listed = (await (await send('GET', '/credentials', someone)).json()) as { items: Credential[] };
+    expect(listed.items.map((item) => [item.id, item.revokedBy])).toEqual([
+      [reissued.id, null],
+      [first.id, admin.id],
+    ]);
   });
 
   test('concurrent requests for the same credential issue exactly one', async () => {
@@ -231,6 +271,7 @@ describe('listing and revoking', () => {
     expect(revoked.status).toBe(200);
     const body = (await revoked.json()) as Credential;
     expect(body.revokedAt).not.toBeNull();
+    expect(body.revokedBy).toBe(admin.id);
     expect(body.revokeReason).toBe('Issued in error <script>');
     expect((await send('POST', path, admin, { reason: 'Again' })).status).toBe(409);
     expect(
@@ -238,7 +279,44 @@ describe('listing and revoking', () => {
         .status,
     ).toBe(404);
     expect((await send('DELETE', `/credentials/${target.id}`, admin)).status).toBe(404);
-    const [row] = await app.db.sql`select revoke_reason from credentials where id = ${target.id}`;
-    expect(row?.revoke_reason).toBe('Issued in error <script>');
+    const [row] = await app.db.sql`select revoke_reason, revoked_by from credentials where id = ${target.id}`;
+    expect(row).toEqual({ revoke_reason: 'Issued in error <script>', revoked_by: admin.id });
+  });
+
+  test('paging by (issued_at, id): ties on issued_at and credentials issued meanwhile skip or repeat nothing', async () => {
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const issuedAt = '2026-03-01T12:00:00.123456Z';
+    const tied: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { programId } = await programWith(1);
+      const [row] = await app.db.sql<{ id: string }[]>`
+        insert into credentials (user_id, program_id, credential_type, cert_serial, issued_at, issued_by)
+        values (${someone.id}, ${programId}, 'certificate', ${`AADA-2026-TIE${programCounter}`}, ${issuedAt},
+                ${registrar.id})
+        returning id`;
+      tied.push((row as { id: string }).id);
+    }
+    // Newest first; equal times in descending id order.
+    const expected = [...tied].sort().reverse();
+    const seen: string[] = [];
+    let next: string | null = null;
+    let pages = 0;
+    do {
+      const response = await send(
+        'GET',
+        `/credentials?studentId=${someone.id}&limit=2${next ? `&cursor=${next}` : ''}`,
+        registrar,
+      );
+      expect(response.status).toBe(200);
+      const page = (await response.json()) as { items: Credential[]; next: string | null };
+      seen.push(...page.items.map((item) => item.id));
+      next = page.next;
+      pages += 1;
+      // A credential issued while the list is being read is newer than every cursor: it never
+      // shifts the pages still to come.
+      if (pages === 1) await graduateAndIssue(someone);
+    } while (next);
+    expect(seen).toEqual(expected);
+    expect(pages).toBe(3);
   });
 });

@@ -191,6 +191,31 @@ describe('the life cycle', () => {
     expect(audit).toEqual({ event: 'enrollment_completed', phi: true });
   });
 
+  test('every transition is kept in the history with its reason, encrypted at rest, visible to its student', async () => {
+    const student = await createTestUser(sql(), { roles: ['student'] });
+    const other = await createTestUser(sql(), { roles: ['student'] });
+    const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
+    const reason = 'Medical leave: surgery <script>x</script>';
+    const response = await send('POST', `/enrollments/${enrollment.id}/transitions`, registrar, {
+      to: 'on_hold',
+      reason,
+    });
+    expect(response.status).toBe(200);
+    await transition(enrollment.id, 'active', registrar);
+    const history = await get<{ items: { from: string; to: string; reason: string | null; changedBy: string }[] }>(
+      `/enrollments/${enrollment.id}/history`,
+      student,
+    );
+    expect(history.items).toEqual([
+      expect.objectContaining({ from: 'active', to: 'on_hold', reason, changedBy: registrar.id }),
+      expect.objectContaining({ from: 'on_hold', to: 'active', reason: null }),
+    ]);
+    const [stored] = await sql()`
+      select count(*)::int as n from enrollment_status_changes where reason_ciphertext ilike ${'%surgery%'}`;
+    expect(stored?.n).toBe(0);
+    await get(`/enrollments/${enrollment.id}/history`, other, 404);
+  });
+
   test('an illegal transition is a 409 naming from and to; a final status stays final', async () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA, status: 'pending' });

@@ -329,6 +329,7 @@ describe('the schema', () => {
       'audit_log',
       'document_events',
       'document_signatures',
+      'enrollment_status_changes',
       'ledger_entries', // column-level: only the void columns
       'roles',
       'schema_migrations',

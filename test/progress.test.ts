@@ -222,6 +222,35 @@ describe('recording progress', () => {
     expect((await put(path, student, { sectionsViewed: sections(100, 100) })).status).toBe(200);
   });
 
+  test('the schema bounds sections viewed too: no writer stores more than 200, or a non-array', async () => {
+    const { programId, moduleIds } = await programWith('PROG-CHK', [1]);
+    const enrollmentId = await enroll(student, programId);
+    const insert = (sections: string[] | Record<string, boolean>) => app.db.sql`
+      insert into module_progress (enrollment_id, module_id, sections_viewed)
+      values (${enrollmentId}, ${moduleIds[0] as string}, ${app.db.sql.json(sections)})`;
+    const many = (count: number) => Array.from({ length: count }, (_, i) => `s${i}`);
+    await expect(insert(many(201))).rejects.toMatchObject({ code: '23514' });
+    await expect(insert({ s1: true })).rejects.toMatchObject({ code: '23514' });
+    await insert(many(200));
+    await expect(
+      app.db.sql`update module_progress set sections_viewed = sections_viewed || '["one-more"]'::jsonb
+                  where enrollment_id = ${enrollmentId}`,
+    ).rejects.toMatchObject({ code: '23514' });
+  });
+
+  test('a teaching assignment without the instructor role grants nothing', async () => {
+    // E.g. a former instructor whose role was withdrawn while the assignment row stayed behind.
+    const former = await createTestUser(app.db.sql, { roles: ['student'] });
+    await app.db.sql`
+      insert into instructor_assignments (instructor_id, program_id) values (${former.id}, ${program.programId})`;
+    expect((await put(progressPath(0, otherEnrollmentId), former, { activeSecondsDelta: 1 })).status).toBe(404);
+    expect((await put(progressPath(0, otherEnrollmentId), former, { score: 10 })).status).toBe(403);
+    expect((await get(`/enrollments/${otherEnrollmentId}/progress`, former)).status).toBe(404);
+    const [row] = await app.db.sql`
+      select count(*)::int as n from module_progress where enrollment_id = ${otherEnrollmentId}`;
+    expect(row?.n).toBe(0);
+  });
+
   test('a withdrawn enrollment takes no more reports', async () => {
     const { programId, moduleIds } = await programWith('PROG-W', [1]);
     const enrollmentId = await enroll(student, programId, 'withdrawn');

@@ -71,7 +71,14 @@ interface Transcript {
   studentName: string;
   totalClockHours: number;
   completedClockHours: number;
-  modules: { code: string; status: string; score: number | null; clockHours: number }[];
+  modules: {
+    position: number;
+    code: string;
+    title: string;
+    status: string;
+    score: number | null;
+    clockHours: number;
+  }[];
   pdf: { href: string; bytes: number; sha256: string };
 }
 
@@ -218,6 +225,62 @@ describe('generating a transcript', () => {
     expect((await post(registrar, { studentId: otherStudent.id, programId })).status).toBe(404);
     const bad = await post(registrar, { studentId: 'nope', programId, extra: true });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('a transcript is a record of what was true when it was issued', () => {
+  test("reading it returns the lines it was generated with, not today's progress or titles", async () => {
+    const { programId, moduleIds } = await programWith([10, 30]);
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const enrollmentId = await enrollWithProgress(someone, programId, moduleIds, [['passed', 90], null]);
+    const generated = (await (await post(registrar, { studentId: someone.id, programId })).json()) as Transcript;
+    const certified = [
+      { position: 1, code: 'T1', title: 'Module 1', clockHours: 10, status: 'passed', score: 90 },
+      { position: 2, code: 'T2', title: 'Module 2', clockHours: 30, status: 'not_started', score: null },
+    ];
+    expect(generated.modules).toEqual(certified);
+
+    // Afterwards the student completes the second module and the first is renamed and regraded.
+    const sql = app.db.sql;
+    await sql`insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
+              values (${enrollmentId}, ${moduleIds[1] as string}, 'passed', 100, 100)`;
+    await sql`update module_progress set score = 40, status = 'failed'
+               where enrollment_id = ${enrollmentId} and module_id = ${moduleIds[0] as string}`;
+    await sql`update modules set title = 'Renamed <b>module</b>', clock_hours = 99 where id = ${moduleIds[0] as string}`;
+
+    for (const reader of [someone, registrar]) {
+      const response = await get(`/transcripts/${generated.id}`, reader);
+      expect(response.status).toBe(200);
+      const read = (await response.json()) as Transcript;
+      expect(read.modules).toEqual(certified);
+      expect(read).toMatchObject({ gpa: 3.6, totalClockHours: 40, completedClockHours: 10 });
+    }
+    const [stored] = await sql<{ lines: unknown }[]>`select lines from transcripts where id = ${generated.id}`;
+    expect(stored?.lines).toEqual(certified);
+  });
+
+  test('a transcript generated before lines were stored reads with modules null, not an invented list', async () => {
+    const { programId } = await programWith([10]);
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const [row] = await app.db.sql<{ id: string }[]>`
+      insert into transcripts (user_id, program_id, gpa) values (${someone.id}, ${programId}, 3.2) returning id`;
+    const response = await get(`/transcripts/${row?.id}`, someone);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      gpa: 3.2,
+      modules: null,
+      totalClockHours: null,
+      completedClockHours: null,
+      pdf: null,
+    });
+  });
+
+  test('the schema refuses lines that are not an array', async () => {
+    const { programId } = await programWith([10]);
+    await expect(
+      app.db.sql`insert into transcripts (user_id, program_id, lines)
+                 values (${student.id}, ${programId}, ${app.db.sql.json({ code: 'T1' })})`,
+    ).rejects.toMatchObject({ code: '23514' });
   });
 });
 
