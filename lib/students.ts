@@ -8,7 +8,7 @@
 //   those enrollments; a cancelled enrollment (one that never started) does not count;
 // - anyone else (a student): their own account and enrollments only.
 import type postgres from 'postgres';
-import { type Caller, hasAnyRole, type Role } from './access';
+import { type Caller, hasAnyRole, type Role, teachesProgramSql } from './access';
 import { BYTEA_ARRAY, type Sql, type TransactionSql, UUID_ARRAY } from './db';
 import { toUserViews, type UserRow, type UserView, userColumns } from './users';
 
@@ -43,8 +43,7 @@ export function enrollmentVisible(sql: Db, scope: RecordScope): Fragment {
     case 'taught-by':
       return sql`(e.user_id = ${scope.instructorId}
                   or (e.status <> 'cancelled'
-                      and e.program_id in (select ia.program_id from instructor_assignments ia
-                                            where ia.instructor_id = ${scope.instructorId})))`;
+                      and ${teachesProgramSql(sql, { userId: scope.instructorId, roles: ['instructor'] }, sql`e.program_id`)}))`;
   }
 }
 
