@@ -10,7 +10,7 @@
 ALTER TABLE audit_log ADD COLUMN token_id uuid;
 
 CREATE TABLE enrollment_status_changes (
-  id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   enrollment_id      uuid NOT NULL REFERENCES enrollments (id) ON DELETE RESTRICT,
   from_status        text NOT NULL,
   to_status          text NOT NULL CHECK (to_status <> from_status),
