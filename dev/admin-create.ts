@@ -12,26 +12,17 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { z } from 'zod';
 import { emailBlindIndex } from '../lib/crypto';
 import { HttpError } from '../lib/errors';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
-import { insertUser } from '../lib/users';
+import { EmailAddress, insertUser, PersonName } from '../lib/users';
 
 const USAGE = 'usage: npm run admin:create -- --email ADDRESS [--first NAME --last NAME]';
 const DEFAULT_FIRST_NAME = 'School';
 const DEFAULT_LAST_NAME = 'Administrator';
 
 class UsageError extends Error {}
-
-const Email = z.string().trim().pipe(z.email().max(254));
-const Name = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^[^\p{Cc}\p{Cs}\u2028\u2029\u202A-\u202E\u2066-\u2069]*$/u);
 
 export interface AdminRequest {
   email: string;
@@ -57,12 +48,12 @@ export function parseCommandLine(argv: readonly string[]): AdminRequest {
   } catch (error) {
     throw new UsageError(`${error instanceof Error ? error.message : error}\n${USAGE}`);
   }
-  const email = Email.safeParse(values.email ?? '');
+  const email = EmailAddress.safeParse(values.email ?? '');
   if (!email.success) throw new UsageError(`--email: a valid email address is required\n${USAGE}`);
-  const firstName = Name.safeParse(values.first ?? DEFAULT_FIRST_NAME);
-  const lastName = Name.safeParse(values.last ?? DEFAULT_LAST_NAME);
+  const firstName = PersonName.safeParse(values.first ?? DEFAULT_FIRST_NAME);
+  const lastName = PersonName.safeParse(values.last ?? DEFAULT_LAST_NAME);
   if (!firstName.success || !lastName.success) {
-    throw new UsageError('--first and --last: 1 to 100 characters, no control characters');
+    throw new UsageError('--first and --last: 1 to 100 letters, spaces, apostrophes, hyphens and periods');
   }
   return { email: email.data, firstName: firstName.data, lastName: lastName.data };
 }

@@ -32,14 +32,21 @@ import {
   type ClientInfo,
   type IssuedSession,
   issueSession,
-  liveFamilyOf,
   REFRESH_TOKEN_TTL_SECONDS,
   revokeAllForUser,
   revokeFamilyOfToken,
   rotate,
 } from '../lib/sessions';
 import { checkSignIn, recordSignInFailure, recordSignInSuccess, type ThrottleDecision } from '../lib/throttle';
-import { findUserById, toUserViews, type UserRow, type UserView, userColumns } from '../lib/users';
+import {
+  EmailLookup,
+  findUserById,
+  PersonName,
+  toUserViews,
+  type UserRow,
+  type UserView,
+  userColumns,
+} from '../lib/users';
 
 /** The refresh cookie only travels to the auth routes (`api` is the route prefix of host.json). */
 const REFRESH_COOKIE_PATH = '/api/auth';
@@ -53,21 +60,6 @@ const SESSION_ENDED = 'Your session has ended; sign in again';
 // Input
 // ------------------------------------------------------------------------------------------------
 
-/**
- * Invisible and control characters (zero-width joiners, bidi overrides, BOM, NUL…) are never part of
- * an address anyone types; refusing them stops look-alike addresses at the door. Compatibility
- * forms (fullwidth `ａｄｍｉｎ@…`) are folded by the blind index's NFKC into the address they spell,
- * so they reach that same account and never a different one; other scripts' look-alikes (Cyrillic
- * `а`) are different addresses, hence different (normally non-existent) accounts.
- */
-const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
-const emailInput = z
-  .string()
-  .max(254)
-  .refine((value) => !INVISIBLE_OR_CONTROL.test(value), 'Must not contain invisible or control characters')
-  .trim()
-  .regex(/^[^\s@]+@[^\s@]+$/u, 'Enter an email address');
-
 const passwordInput = z.string().min(1).max(PASSWORD_MAX_LENGTH);
 
 /** `tool`: the refresh token comes back in the body (and no cookies are set); `browser`: cookies only. */
@@ -76,23 +68,11 @@ const clientKind = z.enum(['browser', 'tool']).default('browser');
 /** A refresh token in a body (tools); its shape is checked where it is used, where a bad one is a 401. */
 const refreshTokenInput = z.string().max(256);
 
-const LoginBody = z.strictObject({ email: emailInput, password: passwordInput, client: clientKind });
+const LoginBody = z.strictObject({ email: EmailLookup, password: passwordInput, client: clientKind });
 const TokenBody = z.strictObject({ refreshToken: refreshTokenInput.optional() }).optional();
 
-/**
- * A person's name: letters of any script with the marks, spaces, apostrophes, hyphens and periods
- * names use. No digits, brackets or quotes, so markup and SQL fragments are refused, not stored.
- * TODO(lib/users): share with the admin user endpoints and registration.
- */
-const personName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^\p{L}[\p{L}\p{M} '’.-]*$/u, 'Use letters, spaces, apostrophes, hyphens and periods');
-
 const ProfileUpdate = z
-  .strictObject({ firstName: personName.optional(), lastName: personName.optional() })
+  .strictObject({ firstName: PersonName.optional(), lastName: PersonName.optional() })
   .refine((body) => body.firstName !== undefined || body.lastName !== undefined, 'Send firstName, lastName or both');
 
 /** The length rule is in the schema; the common-password and email rules are checked after it. */
@@ -100,8 +80,6 @@ const PasswordChange = z
   .strictObject({
     currentPassword: passwordInput,
     newPassword: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
-    /** A tool's refresh token: that session stays signed in (browsers send the cookie). */
-    refreshToken: refreshTokenInput.optional(),
   })
   .refine((body) => body.newPassword !== body.currentPassword, {
     path: ['newPassword'],
@@ -139,7 +117,7 @@ const signedOut = (): Reply => ({ kind: 'empty', status: 204, cookies: clearedCo
 
 /** The answer to a sign-in or a refresh: a fresh access token and CSRF token, the rotated session. */
 async function signedIn(user: UserView, session: IssuedSession, client: ClientKind): Promise<Reply> {
-  const accessToken = await issueAccessToken(user);
+  const accessToken = await issueAccessToken(user, session.familyId);
   const csrfToken = randomBytes(32).toString('base64url');
   const body = {
     accessToken,
@@ -366,8 +344,8 @@ endpoint({
   access: EVERYONE,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: PasswordChange,
-  handler: async ({ caller, body, request, clientIp, audit }) => {
-    const { userId } = signedInCaller(caller);
+  handler: async ({ caller, body, clientIp, audit }) => {
+    const { userId, sessionId } = signedInCaller(caller);
     const sql = db();
     const [account] = await sql<PasswordAccountRow[]>`
       select password_hash, email_blind_index, email_ciphertext, status from users where id = ${userId}`;
@@ -393,12 +371,10 @@ endpoint({
       throw badRequest('Choose another password', [{ field: 'body.newPassword', message: policyProblem }]);
     }
     const newHash = await hashPassword(body.newPassword);
-    // The session that made the change stays signed in; every other one ends.
-    const currentToken = body.refreshToken ?? cookieValue(request, REFRESH_COOKIE);
+    // The session that made the change (the access token's `sid`) stays signed in; every other ends.
     await sql.begin(async (tx) => {
-      const keep = currentToken ? await liveFamilyOf(tx, currentToken, userId) : null;
       await tx`update users set password_hash = ${newHash} where id = ${userId}`;
-      await revokeAllForUser(tx, userId, 'password_changed', keep);
+      await revokeAllForUser(tx, userId, 'password_changed', sessionId);
     });
     await recordSignInSuccess(sql, account.email_blind_index, clientIp);
     audit.event = 'password_changed';

@@ -12,14 +12,22 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { config } from '../lib/config';
-import { decrypt, emailBlindIndex, encrypt, normalizeEmail } from '../lib/crypto';
+import { decrypt, emailBlindIndex, encrypt } from '../lib/crypto';
 import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { badRequest, tooManyRequests } from '../lib/errors';
+import { badRequest } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
 import { checkPasswordPolicy } from '../lib/password-policy';
-import { insertUser } from '../lib/users';
+import {
+  hitRateLimit,
+  type RateLimitBucket,
+  rateLimitDecision,
+  rateLimitHit,
+  refuseOverLimit,
+  sourceKey,
+} from '../lib/throttle';
+import { EmailAddress, insertUser, PersonName } from '../lib/users';
 
 /** The emailed link is valid this long. */
 const REQUEST_TTL_SECONDS = 30 * 60;
@@ -59,37 +67,13 @@ const invalidToken = (field: string) =>
 
 const weakPassword = (reason: string) => badRequest(reason, [{ field: 'body.password', message: reason }]);
 
-interface SourceBucket {
-  count: number;
-  retry_after: number;
-}
-
-/**
- * The statement that counts a request against its source (the client address; an IPv6 address's
- * /64, which one subscriber usually holds) in a fixed window shared by every instance. A fragment, so
- * the request step can run it inside its own statement.
- */
-function countRequest(step: string, clientIp: string | null) {
-  const window = db()`make_interval(secs => ${SOURCE_WINDOW_SECONDS})`;
-  return db()<SourceBucket[]>`
-    insert into rate_limit_buckets as b (key, window_start, count)
-    select ${`register-${step}:`} || coalesce(host(net) || '/' || masklen(net), 'unknown'), now(), 1
-      from (select case when family(${clientIp}::inet) = 6 then network(set_masklen(${clientIp}::inet, 64))::inet
-                        else ${clientIp}::inet end as net) source
-    on conflict (key) do update
-       set window_start = case when b.window_start <= now() - ${window} then now() else b.window_start end,
-           count = case when b.window_start <= now() - ${window} then 1 else b.count + 1 end
-    returning b.count, ceil(extract(epoch from b.window_start + ${window} - now()))::int as retry_after`;
-}
-
-function refuseOverLimit(bucket: SourceBucket | undefined): void {
-  if (bucket && bucket.count > SOURCE_LIMIT) throw tooManyRequests(Math.max(1, bucket.retry_after));
-}
+/** The scope of a step's rate limit; each step counts separately per source. */
+const scopeOf = (step: 'request' | 'verify' | 'complete') => `register-${step}`;
 
 /** Counts the request against its source (one round trip); 429 with Retry-After over the limit. */
-async function enforceSourceLimit(step: string, clientIp: string | null): Promise<void> {
-  const [bucket] = await countRequest(step, clientIp);
-  refuseOverLimit(bucket);
+async function enforceSourceLimit(step: 'verify' | 'complete', clientIp: string | null): Promise<void> {
+  const source = sourceKey(db(), scopeOf(step), clientIp);
+  refuseOverLimit(await hitRateLimit(db(), source, SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
 }
 
 function verificationMessage(email: string, token: string): OutboxMessage {
@@ -114,13 +98,6 @@ function verificationMessage(email: string, token: string): OutboxMessage {
 // ---------------------------------------------------------------------------------------------------
 // 1. Request a link
 // ---------------------------------------------------------------------------------------------------
-
-/**
- * Compared and stored normalised (NFKC, trimmed, lower case: what the blind index hashes), then
- * held to zod's ASCII address syntax, so look-alike letters, invisible and direction characters
- * are refused instead of creating a second account for "the same" address.
- */
-const EmailAddress = z.string().max(1_000).transform(normalizeEmail).pipe(z.email().max(254));
 
 /** The same body, whatever happened: the answer must not tell whether the address has an account. */
 const REQUEST_ACCEPTED = {
@@ -147,9 +124,11 @@ endpoint({
     // would make this public route a way to mail any student or staff member at will, and the
     // sign-in page is where that person goes anyway. Within RESEND_INTERVAL of the last link the
     // request is left as it is (no second email); otherwise the new token replaces the old one.
-    // Over the source's limit nothing but the counter is written.
-    const [bucket] = await db()<SourceBucket[]>`
-      with bucket as (${countRequest('request', clientIp)}),
+    // Over the source's limit nothing but the counter is written. The counter is bumped in this same
+    // statement (rateLimitHit as a CTE), so there is one round trip whatever the outcome.
+    const counted = rateLimitHit(db(), sourceKey(db(), scopeOf('request'), clientIp), SOURCE_WINDOW_SECONDS);
+    const [bucket] = await db()<RateLimitBucket[]>`
+      with bucket as (${counted}),
       upserted as (
         insert into registration_requests as r
                (email_ciphertext, email_blind_index, token_hash, expires_at, request_ip, user_agent)
@@ -169,7 +148,7 @@ endpoint({
         select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
           from upserted)
       select count, retry_after from bucket`;
-    refuseOverLimit(bucket);
+    refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'registration_requested';
     deliverNowInDevelopment();
     return json(REQUEST_ACCEPTED, 202);
@@ -208,23 +187,6 @@ endpoint({
 // ---------------------------------------------------------------------------------------------------
 // 3. Create the account
 // ---------------------------------------------------------------------------------------------------
-
-/**
- * Letters (any script) with spaces, apostrophes, hyphens and periods between them: "O'Brien",
- * "Mary-Jane", "J. R.", "Nguyễn". Digits, brackets, quotes, semicolons and angle brackets are refused,
- * so SQL or markup never even reaches storage.
- */
-const PersonName = z
-  .string()
-  .max(1_000)
-  .transform((name) => name.normalize('NFC').trim())
-  .pipe(
-    z
-      .string()
-      .min(1)
-      .max(100)
-      .regex(/^\p{L}[\p{L}\p{M}' .\u2019-]*$/u, 'Use letters, spaces, apostrophes, hyphens and periods only'),
-  );
 
 const CompleteBody = z.object({
   registrationToken: z.string().max(1_000),

@@ -23,8 +23,11 @@ import { cursorSchema, encodeCursor, limitSchema, nextLink, type Page } from '..
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
 import {
+  EmailAddress,
+  EmailLookup,
   findUserById,
   insertUser,
+  PersonName,
   toUserViews,
   USER_STATUSES,
   type UserRow,
@@ -36,28 +39,9 @@ const READERS: readonly Role[] = ['admin', 'staff'];
 
 const ADMINS: readonly Role[] = ['admin'];
 
-
 // ---------------------------------------------------------------------------------------------------
 // Input
 // ---------------------------------------------------------------------------------------------------
-
-/**
- * Characters a person's name never contains: C0/C1 controls (incl. newlines and tabs), unpaired
- * surrogates (they would be stored as U+FFFD, silently changing the name), line/paragraph
- * separators, and bidirectional overrides that make a name display differently from what it is.
- * Zero-width (non-)joiners stay allowed: some scripts need them.
- */
-const FORBIDDEN_IN_NAMES = /[\p{Cc}\p{Cs}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
-
-const PersonName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .refine((name) => !FORBIDDEN_IN_NAMES.test(name), 'Control and bidirectional-override characters are not allowed')
-  .transform((name) => name.normalize('NFC'));
-
-const Email = z.string().trim().pipe(z.email().max(254));
 
 const Password = z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH);
 
@@ -67,7 +51,7 @@ const UserIdParams = z.object({ id: z.uuid() });
 const UserRoleParams = z.object({ id: z.uuid(), role: RoleName });
 
 const NewUserBody = z.strictObject({
-  email: Email,
+  email: EmailAddress,
   firstName: PersonName,
   lastName: PersonName,
   /** Without a password the account is `pending` until its owner sets one. */
@@ -85,7 +69,7 @@ const NewUserBody = z.strictObject({
  */
 const UserPatchBody = z
   .strictObject({
-    email: Email.optional(),
+    email: EmailAddress.optional(),
     firstName: PersonName.optional(),
     lastName: PersonName.optional(),
     status: z.enum(['active', 'locked']).optional(),
@@ -104,7 +88,7 @@ const listShape = {
   role: RoleName.optional(),
   status: z.enum(USER_STATUSES).optional(),
   /** Exact address (case and Unicode width do not matter), found through the blind index. */
-  email: z.string().trim().min(1).max(254).optional(),
+  email: EmailLookup.optional(),
   /** Prefixes of name words: `chlo`, `chlo gar`. */
   name: z.string().trim().min(1).max(100).optional(),
 };

@@ -1,10 +1,11 @@
-// Access tokens: short-lived HS256 JWTs carrying the user id and roles, verified in-process with no
-// database round trip. Browsers carry them in an HttpOnly cookie (with a double-submit CSRF token for
-// mutations); tools send `Authorization: Bearer`.
+// Access tokens: short-lived HS256 JWTs carrying the user id, roles and the session they belong to
+// (`sid`: the refresh-token family), verified in-process with no database round trip. Browsers carry
+// them in an HttpOnly cookie (with a double-submit CSRF token for mutations); tools send
+// `Authorization: Bearer`.
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest } from '@azure/functions';
-import { ConfigError, config } from './config';
 import { type Caller, ROLES, type Role } from './access';
+import { ConfigError, config } from './config';
 
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
 export const ISSUER = 'aada-lms-api';
@@ -32,15 +33,23 @@ function key(): Uint8Array {
 }
 
 // jose is an ES module; loaded once, on first use, so cold starts that need no token skip it.
-let joseModule: Promise<typeof import('jose', { with: { 'resolution-mode': 'import' } })> | undefined;
+let joseModule: Promise<typeof import('jose', { with: { 'resolution-mode': 'import' }})> | undefined;
 const jose = () => {
   joseModule ??= import('jose');
   return joseModule;
 };
 
-export async function issueAccessToken(user: { id: string; roles: readonly Role[] }): Promise<string> {
+/**
+ * Signs an access token for `user`. `sessionId` is the refresh-token family the token was issued
+ * from (sign-in, refresh), so a route can tell which session is calling (change password keeps it);
+ * tokens made outside a session (tests, benchmarks) have none.
+ */
+export async function issueAccessToken(
+  user: { id: string; roles: readonly Role[] },
+  sessionId?: string,
+): Promise<string> {
   const { SignJWT } = await jose();
-  return new SignJWT({ roles: [...user.roles] })
+  return new SignJWT({ roles: [...user.roles], ...(sessionId ? { sid: sessionId } : {}) })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
@@ -65,10 +74,13 @@ export async function verifyAccessToken(token: string): Promise<Caller | null> {
       audience: AUDIENCE,
       requiredClaims: ['sub', 'iat', 'exp', 'jti'],
     });
-    const roles = payload.roles;
+    const { roles, sid } = payload;
     if (!payload.sub || !UUID.test(payload.sub) || !Array.isArray(roles)) return null;
     if (!roles.every((role) => typeof role === 'string' && ROLE_SET.has(role))) return null;
-    return { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string };
+    if (sid !== undefined && !(typeof sid === 'string' && UUID.test(sid))) return null;
+    const caller: Caller = { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string };
+    if (sid !== undefined) caller.sessionId = sid;
+    return caller;
   } catch {
     return null;
   }

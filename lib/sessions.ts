@@ -171,13 +171,3 @@ export async function revokeFamilyOfToken(
     select user_id, family_id from presented`;
   return row ? { userId: row.user_id, familyId: row.family_id } : null;
 }
-
-/** The family of a live token of this user, or null (unknown, expired, revoked, someone else's). */
-export async function liveFamilyOf(sql: Db, presentedToken: string, userId: string): Promise<string | null> {
-  if (!TOKEN_SHAPE.test(presentedToken)) return null;
-  const [row] = await sql<{ family_id: string }[]>`
-    select family_id from refresh_tokens
-     where token_hash = ${hashRefreshToken(presentedToken)} and user_id = ${userId}
-       and revoked_at is null and expires_at > now()`;
-  return row?.family_id ?? null;
-}

@@ -1,13 +1,78 @@
 // People: accounts with encrypted names and email, a blind index for lookups and uniqueness,
 // and their roles. Shared by sign-in, the admin user endpoints and the student endpoints.
 import type postgres from 'postgres';
+import { z } from 'zod';
 import type { Role } from './access';
-import { decryptRows, emailBlindIndex, encrypt, nameSearchTokens } from './crypto';
+import { decryptRows, emailBlindIndex, encrypt, nameSearchTokens, normalizeEmail } from './crypto';
 import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
 import { conflict } from './errors';
 import { hashPassword } from './passwords';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
+
+// ---------------------------------------------------------------------------------------------------
+// What a person's name and email address may be: one rule for every route and command that takes them
+// ---------------------------------------------------------------------------------------------------
+
+/** Read before any normalising work; the real limits are checked on the normalised value. */
+const RAW_INPUT_MAX = 1_000;
+
+/**
+ * A person's name: letters of any script with the marks, spaces, apostrophes (' and ’), hyphens and
+ * periods names use ("O'Brien", "Mary-Jane", "J. R.", "Nguyễn", "'t Hooft"), and the zero-width
+ * (non-)joiners that Persian and Indic names need between letters. Stored NFC-normalised and trimmed,
+ * 1 to 100 characters. Everything else is refused rather than stored: digits, brackets, quotes,
+ * semicolons and angle brackets (so SQL and markup fragments never reach storage), control characters,
+ * bidirectional overrides (a name that displays differently from what it is) and unpaired surrogates;
+ * a leading hyphen or period is refused too (a spreadsheet export would read a leading hyphen as a formula).
+ */
+export const PersonName = z
+  .string()
+  .max(RAW_INPUT_MAX)
+  .transform((name) => name.normalize('NFC').trim())
+  .pipe(
+    z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(
+        /^['\u2019]?\p{L}(?:[\p{L}\p{M} '\u2019.-]|[\u200C\u200D](?=\p{L}))*$/u,
+        'Use letters, spaces, apostrophes, hyphens and periods only',
+      ),
+  );
+
+/**
+ * Invisible and control characters (zero-width joiners and spaces, bidirectional overrides, BOM,
+ * NUL, line separators) are never part of an address anyone types: refusing them stops look-alike
+ * addresses at the door, before trimming could hide them.
+ */
+const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * An email address as the person typed it, refused if it holds invisible or control characters, then
+ * normalised as the blind index compares addresses (lib/crypto normalizeEmail: NFKC, trimmed, lower
+ * case). NFKC folds compatibility forms (fullwidth `ａｄｍｉｎ@…`) into the address they spell, so they
+ * reach that same account and never a different one.
+ */
+const emailInput = z
+  .string()
+  .max(RAW_INPUT_MAX)
+  .refine((value) => !INVISIBLE_OR_CONTROL.test(value), 'Must not contain invisible or control characters')
+  .transform(normalizeEmail);
+
+/**
+ * An address to store (an account, a registration): normalised as above and held to zod's address
+ * syntax, at most 254 characters. That syntax is ASCII, so look-alike letters of other scripts
+ * (Cyrillic `а`) are refused instead of creating a second account for "the same" address.
+ */
+export const EmailAddress = emailInput.pipe(z.email('Enter an email address').max(254));
+
+/**
+ * An address to look an account up by (sign-in, the exact-address filter of the user list): normalised
+ * like a stored one, but with no syntax rule beyond its length, because an address that is not
+ * well-formed simply finds no account, and a sign-in must answer the same for it as for any unknown one.
+ */
+export const EmailLookup = emailInput.pipe(z.string().min(1, 'Enter an email address').max(254));
 
 export const USER_STATUSES = ['active', 'inactive', 'locked', 'pending'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];

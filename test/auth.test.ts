@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { SignJWT } from 'jose';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ACCESS_COOKIE, AUDIENCE, CSRF_COOKIE, ISSUER, REFRESH_COOKIE } from '../lib/auth';
 import { useTestApp } from './helpers/app';
 import { createTestUser, TEST_PASSWORD, type TestUser } from './helpers/users';
@@ -16,12 +16,6 @@ const app = useTestApp({
     // Every test here signs in from 127.0.0.1; throttling has its own file (test/throttle.test.ts).
     LOGIN_SOURCE_LIMIT: '100000',
   },
-});
-
-// postgres.js learns the array types on its first connection; a bytea[] parameter in the very first
-// query (createTestUser's insert) goes out as bytea before that. Reported; warm the connection up.
-beforeAll(async () => {
-  await app.db.sql`select 1`;
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -651,16 +645,32 @@ describe('change password', () => {
     expect((await login(user.email, NEW_PASSWORD)).status).toBe(200);
   });
 
-  test('a tool keeps the session whose refresh token it sends; without one every session ends', async () => {
+  test('a tool keeps the session its access token came from (sid), without sending the refresh token', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
     const kept = await toolLogin(user);
-    const response = await change(
-      { Authorization: `Bearer ${kept.accessToken}` },
-      { currentPassword: TEST_PASSWORD, newPassword: NEW_PASSWORD, refreshToken: kept.refreshToken },
-    );
-    expect(response.status).toBe(204);
-    expect((await refreshAsTool(kept.refreshToken)).status).toBe(200);
+    const other = await toolLogin(user);
+    // A refreshed access token belongs to the same session: the family of the refresh token.
+    const refreshed = (await (await refreshAsTool(kept.refreshToken)).json()) as typeof kept;
+    const claims = JSON.parse(Buffer.from(refreshed.accessToken.split('.')[1] as string, 'base64url').toString());
+    const [family] = await app.db.sql<{ family_id: string }[]>`
+      select family_id from refresh_tokens where token_hash = ${createHash('sha256').update(refreshed.refreshToken).digest()}`;
+    expect(claims.sid).toBe(family?.family_id);
 
+    const bearer = { Authorization: `Bearer ${refreshed.accessToken}` };
+    const response = await change(bearer, { currentPassword: TEST_PASSWORD, newPassword: NEW_PASSWORD });
+    expect(response.status).toBe(204);
+    expect((await refreshAsTool(refreshed.refreshToken)).status).toBe(200);
+    expect((await refreshAsTool(other.refreshToken)).status).toBe(401);
+
+    // The refresh token is no longer part of this request.
+    const withToken = await change(bearer, {
+      currentPassword: NEW_PASSWORD,
+      newPassword: `${NEW_PASSWORD}!`,
+      refreshToken: refreshed.refreshToken,
+    });
+    expect(withToken.status).toBe(400);
+
+    // A token issued outside any session (the test helper signs its own) keeps none: every session ends.
     const again = await change(user.headers, { currentPassword: NEW_PASSWORD, newPassword: `${NEW_PASSWORD}!` });
     expect(again.status).toBe(204);
     expect((await familyStates(user.id)).every((s) => s.revoked_at !== null)).toBe(true);

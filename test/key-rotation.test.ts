@@ -101,7 +101,7 @@ beforeAll(async () => {
     const body = {
       email: `rotate-${i}-${randomBytes(3).toString('hex')}@example.test`,
       firstName: ['Chloé', 'Øyvind', 'Renée', 'Zoë', 'Ana', 'Nguyễn', 'Siobhán'][i] as string,
-      lastName: `Rotation${i}`,
+      lastName: `Rotation ${String.fromCharCode(65 + i)}`,
       roles: ['student'],
     };
     const response = await app.api('/users', {
