@@ -44,7 +44,7 @@ import {
   studentsByIdsQuery,
   toStudentViews,
 } from '../lib/students';
-import { insertUser, USER_STATUSES } from '../lib/users';
+import { EmailAddress, EmailLookup, insertUser, PersonName, USER_STATUSES } from '../lib/users';
 
 /** Largest filtered set `sort=lastName` sorts in-process (its names are decrypted for every page). */
 export const LAST_NAME_SORT_MAX = 1000;
@@ -70,7 +70,7 @@ const listShape = {
   status: z.enum(USER_STATUSES).optional(),
   programId: z.uuid().optional(),
   enrollmentStatus: z.enum(ENROLLMENT_STATUSES).optional(),
-  email: z.string().trim().pipe(z.email().max(254)).optional(),
+  email: EmailLookup.optional(),
   name: z
     .string()
     .max(100)
@@ -265,18 +265,10 @@ endpoint({
 // Creating, changing, deactivating
 // ---------------------------------------------------------------------------------------------------
 
-const personName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^\P{Cc}*$/u, 'Control characters are not allowed');
-const email = z.string().trim().pipe(z.email().max(254));
-
 const NewStudent = z.strictObject({
-  email,
-  firstName: personName,
-  lastName: personName,
+  email: EmailAddress,
+  firstName: PersonName,
+  lastName: PersonName,
   /** Optional: without one the account is `pending` until the student activates it. */
   password: z.string().max(PASSWORD_MAX_LENGTH).optional(),
 });
@@ -329,9 +321,9 @@ async function lockManagedStudent(tx: TransactionSql, id: string) {
 
 const StudentChange = z
   .strictObject({
-    email: email.optional(),
-    firstName: personName.optional(),
-    lastName: personName.optional(),
+    email: EmailAddress.optional(),
+    firstName: PersonName.optional(),
+    lastName: PersonName.optional(),
     status: z
       .enum(['active', 'locked', 'pending'], {
         error: 'Use active, locked or pending; to deactivate, POST /api/students/{id}/deactivate',
