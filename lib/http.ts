@@ -169,7 +169,11 @@ export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
       return { status: reply.status, headers, body: reply.body };
     case 'stream':
       headers.set('Content-Type', reply.contentType);
-      return { status: reply.status, headers, body: Readable.toWeb(Readable.from(asBytes(reply.body))) as ReadableStream };
+      return {
+        status: reply.status,
+        headers,
+        body: Readable.toWeb(Readable.from(asBytes(reply.body))) as ReadableStream,
+      };
     case 'json': {
       const payload = JSON.stringify(reply.body);
       if (policy === 'public' || policy === 'private') {

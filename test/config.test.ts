@@ -1,7 +1,7 @@
 // Configuration an operator gets wrong must stop the app with a message naming the variable,
 // and the pool size must keep every instance inside the server's connection budget.
 import { describe, expect, test } from 'vitest';
-import { POOL_MAX_CEILING, derivePoolMax, parseConfig } from '../lib/config';
+import { derivePoolMax, POOL_MAX_CEILING, parseConfig } from '../lib/config';
 
 const base = { DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
 

@@ -4,7 +4,10 @@ import { describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 
 const PORTAL = 'https://admin.portal.test';
-const app = useTestApp({ env: { CORS_ALLOWED_ORIGINS: `${PORTAL},https://students.portal.test` }, fixtures: ['wrapper-routes.ts'] });
+const app = useTestApp({
+  env: { CORS_ALLOWED_ORIGINS: `${PORTAL},https://students.portal.test` },
+  fixtures: ['wrapper-routes.ts'],
+});
 
 async function problemOf(response: Response) {
   expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
