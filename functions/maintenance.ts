@@ -11,6 +11,7 @@
 // registration requests theirs (functions/outbox-sender.ts).
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
+import type postgres from 'postgres';
 import { db, type Sql } from '../lib/db';
 import { longestRateLimitWindowSeconds } from '../lib/throttle';
 
@@ -34,58 +35,68 @@ export interface PruneReport {
   refreshTokens: number;
 }
 
+/** One table to prune: rows whose `column` is older than `before`, addressed by their `key`. */
+interface PruneTarget {
+  table: 'login_attempts' | 'rate_limit_buckets' | 'refresh_tokens';
+  key: string;
+  column: string;
+  before: postgres.Fragment;
+}
+
 /**
- * Runs `deleteBatch` until it deletes fewer than a full batch (nothing old is left) or the run's
- * bound is reached; returns how many rows went.
+ * Deletes old rows of one table in batches until a batch comes back short (nothing old is left) or
+ * the run's bound is reached; returns how many went. The age condition is repeated outside the
+ * sub-select: a row that a concurrent request renewed meanwhile (a rate-limit bucket whose window just
+ * restarted) is re-checked on its new version and kept.
  */
-async function inBatches(deleteBatch: () => Promise<number>, options: PruneOptions): Promise<number> {
+async function pruneInBatches(sql: Sql, target: PruneTarget, options: PruneOptions): Promise<number> {
+  const [table, key, column] = [sql(target.table), sql(target.key), sql(target.column)];
   let removed = 0;
   for (let batch = 0; batch < options.maxBatches; batch++) {
-    const count = await deleteBatch();
+    const { count } = await sql`
+      delete from ${table}
+       where ${key} in (select ${key} from ${table} where ${column} < ${target.before} limit ${options.batch})
+         and ${column} < ${target.before}`;
     removed += count;
     if (count < options.batch) break;
   }
   return removed;
 }
 
-/**
- * Deletes what the sign-in tables no longer need. Each DELETE repeats its age condition outside the
- * sub-select: a row that a concurrent request renewed meanwhile (a rate-limit bucket whose window just
- * restarted) is re-checked on its new version and kept.
- */
+/** Deletes what the sign-in tables no longer need. */
 export async function pruneSignInTables(
   sql: Sql = db(),
   options: PruneOptions = { batch: BATCH, maxBatches: MAX_BATCHES },
 ): Promise<PruneReport> {
-  const attemptsBefore = sql`now() - make_interval(days => ${LOGIN_ATTEMPT_RETENTION_DAYS})`;
-  const bucketsBefore = sql`now() - make_interval(secs => ${longestRateLimitWindowSeconds() + ENDED_BUCKET_RETENTION_SECONDS})`;
-  const tokensBefore = sql`now() - make_interval(days => ${EXPIRED_REFRESH_TOKEN_RETENTION_DAYS})`;
-
-  const loginAttempts = await inBatches(async () => {
-    const result = await sql`
-      delete from login_attempts
-       where id in (select id from login_attempts where attempted_at < ${attemptsBefore} limit ${options.batch})
-         and attempted_at < ${attemptsBefore}`;
-    return result.count;
-  }, options);
-
-  const rateLimitBuckets = await inBatches(async () => {
-    const result = await sql`
-      delete from rate_limit_buckets
-       where key in (select key from rate_limit_buckets where window_start < ${bucketsBefore} limit ${options.batch})
-         and window_start < ${bucketsBefore}`;
-    return result.count;
-  }, options);
-
-  const refreshTokens = await inBatches(async () => {
-    const result = await sql`
-      delete from refresh_tokens
-       where id in (select id from refresh_tokens where expires_at < ${tokensBefore} limit ${options.batch})
-         and expires_at < ${tokensBefore}`;
-    return result.count;
-  }, options);
-
-  return { loginAttempts, rateLimitBuckets, refreshTokens };
+  const daysAgo = (days: number) => sql`now() - make_interval(days => ${days})`;
+  const bucketAge = longestRateLimitWindowSeconds() + ENDED_BUCKET_RETENTION_SECONDS;
+  return {
+    loginAttempts: await pruneInBatches(
+      sql,
+      { table: 'login_attempts', key: 'id', column: 'attempted_at', before: daysAgo(LOGIN_ATTEMPT_RETENTION_DAYS) },
+      options,
+    ),
+    rateLimitBuckets: await pruneInBatches(
+      sql,
+      {
+        table: 'rate_limit_buckets',
+        key: 'key',
+        column: 'window_start',
+        before: sql`now() - make_interval(secs => ${bucketAge})`,
+      },
+      options,
+    ),
+    refreshTokens: await pruneInBatches(
+      sql,
+      {
+        table: 'refresh_tokens',
+        key: 'id',
+        column: 'expires_at',
+        before: daysAgo(EXPIRED_REFRESH_TOKEN_RETENTION_DAYS),
+      },
+      options,
+    ),
+  };
 }
 
 export async function maintenance(_timer: Timer | null, context: InvocationContext): Promise<void> {
