@@ -6,6 +6,7 @@
 // are produced lazily, table by table, as bench/generate.ts streams them into COPY.
 //
 // When a later issue adds a resource, its rows belong here: a new TableLoad, listed in tableLoads().
+import { DEMO_PROGRAMS, DEMO_STAFF } from '../dev/seed';
 import { emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
 
 export const BENCH_DOMAIN = 'bench.aada.test';
@@ -82,34 +83,16 @@ interface ProgramSpec {
   modules: readonly (readonly [code: string, title: string, delivery: Delivery, hours: number, inPerson: boolean])[];
 }
 
+/** A programme of dev/seed.ts, with the benchmark's enrollment economics added. */
+function fromDemo(code: string, extra: Pick<ProgramSpec, 'weeks' | 'tuitionCents' | 'weight'>): ProgramSpec {
+  const program = DEMO_PROGRAMS.find((candidate) => candidate.code === code);
+  if (!program) throw new Error(`dev/seed.ts has no programme ${code}`);
+  return { code: program.code, name: program.name, modules: program.modules, ...extra };
+}
+
 const PROGRAMS: readonly ProgramSpec[] = [
-  {
-    code: 'DA-20W',
-    name: 'Dental Assisting (20 weeks)',
-    weeks: 20,
-    tuitionCents: 1_450_000,
-    weight: 6,
-    modules: [
-      ['DA101', 'Orientation and professionalism', 'online', 20, false],
-      ['DA102', 'Infection control and OSHA', 'hybrid', 40, true],
-      ['DA103', 'Dental anatomy and terminology', 'online', 60, false],
-      ['DA104', 'Dental radiography', 'in_person', 80, true],
-      ['DA105', 'Chairside procedures', 'in_person', 120, true],
-      ['DA106', 'Clinical externship', 'in_person', 160, true],
-    ],
-  },
-  {
-    code: 'EFDA',
-    name: 'Expanded Functions Dental Assistant',
-    weeks: 10,
-    tuitionCents: 395_000,
-    weight: 2,
-    modules: [
-      ['EF201', 'Coronal polishing', 'hybrid', 24, true],
-      ['EF202', 'Sealants and fluoride', 'hybrid', 24, true],
-      ['EF203', 'Restorative functions', 'in_person', 72, true],
-    ],
-  },
+  fromDemo('DA-20W', { weeks: 20, tuitionCents: 1_450_000, weight: 6 }),
+  fromDemo('EFDA', { weeks: 10, tuitionCents: 395_000, weight: 2 }),
   {
     code: 'RAD-CERT',
     name: 'Dental Radiology Certification',
@@ -134,15 +117,7 @@ const PROGRAMS: readonly ProgramSpec[] = [
   },
 ];
 
-const STAFF_ROLES = [
-  ['admin', 'Avery', 'Administrator'],
-  ['staff', 'Sam', 'Staffer'],
-  ['instructor', 'Irene', 'Instructor'],
-  ['registrar', 'Rita', 'Registrar'],
-  ['finance', 'Frank', 'Finance'],
-  ['admissions_counselor', 'Casey', 'Counselor'],
-  ['admissions_manager', 'Morgan', 'Manager'],
-] as const;
+const STAFF_ROLES = DEMO_STAFF;
 type StaffRole = (typeof STAFF_ROLES)[number][0];
 
 // Unicode on purpose: the name search normalizes accents, and real rosters have them.

@@ -9,7 +9,8 @@ import { hashPassword } from '../lib/passwords';
 export const DEMO_PASSWORD = 'Demo-Password-2026';
 export const DEMO_DOMAIN = 'demo.aada.edu';
 
-const PROGRAMS = [
+/** The school's programmes (also the shape of the benchmark's school, bench/school.ts). */
+export const DEMO_PROGRAMS = [
   {
     code: 'DA-20W',
     name: 'Dental Assisting (20 weeks)',
@@ -37,7 +38,8 @@ const PROGRAMS = [
   },
 ] as const;
 
-const STAFF = [
+/** One account per staff role: role, first name, last name. */
+export const DEMO_STAFF = [
   ['admin', 'Avery', 'Administrator'],
   ['staff', 'Sam', 'Staffer'],
   ['instructor', 'Irene', 'Instructor'],
@@ -86,7 +88,7 @@ export async function seedDemoData(sql: postgres.Sql): Promise<boolean> {
   const passwordHash = await hashPassword(DEMO_PASSWORD);
   await sql.begin(async (tx) => {
     const programIds: string[] = [];
-    for (const program of PROGRAMS) {
+    for (const program of DEMO_PROGRAMS) {
       const total = program.modules.reduce((sum, module) => sum + module[3], 0);
       const [row] = await tx<{ id: string }[]>`
         insert into programs (code, name, credential_level, total_clock_hours, description)
@@ -100,7 +102,7 @@ export async function seedDemoData(sql: postgres.Sql): Promise<boolean> {
           values (${programId}, ${code}, ${title}, ${delivery}, ${hours}, ${inPerson}, ${position + 1})`;
       }
     }
-    for (const [role, first, last] of STAFF) {
+    for (const [role, first, last] of DEMO_STAFF) {
       const id = await insertUser(tx, `${role.replace('_', '.')}@${DEMO_DOMAIN}`, first, last, passwordHash, [role]);
       if (role === 'instructor') {
         for (const programId of programIds) {
