@@ -85,6 +85,8 @@ const EnvSchema = z.object({
   LOGIN_ACCOUNT_CEILING: limit(50),
   LOGIN_ACCOUNT_WINDOW_SECONDS: limit(60 * 60),
   LOGIN_KNOWN_SOURCE_DAYS: limit(30),
+  /** How stale an instance's list of ended sessions may be: the longest a logged-out token still works. */
+  SESSION_REVOCATION_POLL_SECONDS: integer(0, 300).default(5),
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly poolMax: number };
