@@ -150,14 +150,12 @@ endpoint({
   body: NewCredential,
   handler: async ({ body, caller, audit }) => {
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
-      const outcome = await tryIssue(body, caller as Caller, newSerial(new Date().getUTCFullYear())).catch(
-        (error: unknown) => {
-          if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
-            throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
-          }
-          throw error;
-        },
-      );
+      const outcome = await tryIssue(body, caller, newSerial(new Date().getUTCFullYear())).catch((error: unknown) => {
+        if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
+          throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
+        }
+        throw error;
+      });
       if (!outcome) throw notFound('This student has no enrollment in this programme');
       const refused = refusal(outcome);
       if (refused) throw refused;
@@ -192,7 +190,7 @@ endpoint({
   phi: true,
   query: ListQuery,
   handler: async ({ query, caller, request }) => {
-    const me = caller as Caller;
+    const me = caller;
     let studentId = query.studentId;
     if (!hasAnyRole(me, READERS)) {
       if (studentId !== undefined && studentId !== me.userId) throw forbidden('You can list only your own credentials');
@@ -230,7 +228,7 @@ endpoint({
     const [row] = await db()<(CredentialRow & { just_revoked: boolean })[]>`
       with revoked as (
         update credentials
-           set revoked_at = now(), revoked_by = ${(caller as Caller).userId}, revoke_reason = ${body.reason}
+           set revoked_at = now(), revoked_by = ${caller.userId}, revoke_reason = ${body.reason}
          where id = ${params.id} and revoked_at is null
         returning *)
       select c.*, p.code as program_code, p.name as program_name, c.id in (select id from revoked) as just_revoked

@@ -7,7 +7,7 @@
 //
 // Withdrawals and refunds are a later issue: a transition to `withdrawn` here only changes the status.
 import { z } from 'zod';
-import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
+import { STUDENT_RECORD_ROLES } from '../lib/access';
 import { decryptRows, encrypt } from '../lib/crypto';
 import { db, type Sql, TEXT_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
@@ -133,7 +133,7 @@ endpoint({
       inserted as (
         insert into enrollments (user_id, program_id, start_date, expected_end_date, status, status_changed_by)
         select s.id, p.id, ${body.startDate}::date, ${body.expectedEndDate ?? null}::date, ${body.status},
-               ${(caller as Caller).userId}
+               ${caller.userId}
           from student s, program p
          where s.status <> 'inactive' and p.status = 'active'
         on conflict (user_id, program_id) where status in ('pending', 'active', 'on_hold') do nothing
@@ -178,7 +178,7 @@ endpoint({
   handler: async ({ query, caller, request }) => {
     const sql = db();
     // A student's scope is their own enrollments, whatever studentId they pass.
-    const scope = recordScopeOf(caller as Caller);
+    const scope = recordScopeOf(caller);
     // The key goes in as text: a timestamptz parameter would lose its microseconds (see lib/students).
     const after = query.cursor;
     const rows = await sql<EnrollmentRow[]>`
@@ -213,7 +213,7 @@ endpoint({
   params: EnrollmentParams,
   handler: async ({ params, caller }) => {
     // Someone else's enrollment is a 404, not a 403: its existence is not the caller's to learn.
-    const enrollment = await findEnrollment(params.id, recordScopeOf(caller as Caller));
+    const enrollment = await findEnrollment(params.id, recordScopeOf(caller));
     if (!enrollment) throw notFound('No such enrollment');
     return json(enrollment);
   },
@@ -306,14 +306,14 @@ endpoint({
       with target as (select id, status from enrollments where id = ${params.id}),
       moved as (
         update enrollments e
-           set status = ${body.to}, status_changed_at = now(), status_changed_by = ${(caller as Caller).userId}
+           set status = ${body.to}, status_changed_at = now(), status_changed_by = ${caller.userId}
           from target t
          where e.id = t.id and e.status = any(${db().array([...from], TEXT_ARRAY)})
         returning e.id, t.status as from_status),
       recorded as (
         insert into enrollment_status_changes (enrollment_id, from_status, to_status, reason_ciphertext, changed_by)
         select id, from_status, ${body.to}, ${body.reason ? encrypt(body.reason, 'enrollment_status_changes.reason') : null},
-               ${(caller as Caller).userId}
+               ${caller.userId}
           from moved)
       select t.status, exists (select 1 from moved) as moved from target t`;
     if (!outcome) throw notFound('No such enrollment');
@@ -340,7 +340,7 @@ endpoint({
   params: EnrollmentParams,
   handler: async ({ params, caller }) => {
     // Visible exactly when the enrollment is: the same scope rule as reading it.
-    if (!(await findEnrollment(params.id, recordScopeOf(caller as Caller)))) throw notFound('No such enrollment');
+    if (!(await findEnrollment(params.id, recordScopeOf(caller)))) throw notFound('No such enrollment');
     // Bounded by the life cycle: at most a handful of changes per enrollment.
     const rows = await db()<StatusChangeRow[]>`
       select from_status, to_status, reason_ciphertext, changed_at, changed_by

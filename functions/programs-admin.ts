@@ -314,7 +314,7 @@ endpoint({
   body: ProgramPatch,
   handler: async ({ params, body, caller }) => {
     const sql = db();
-    await assertMayEdit(sql, caller as Caller, params.id, Object.keys(body), INSTRUCTOR_PROGRAM_FIELDS);
+    await assertMayEdit(sql, caller, params.id, Object.keys(body), INSTRUCTOR_PROGRAM_FIELDS);
     const [row] = await sql<ProgramRow[]>`
       update programs
          set name = coalesce(${body.name ?? null}, name),
@@ -408,7 +408,7 @@ endpoint({
   handler: async ({ params, body, caller }) => {
     const result = await db()
       .begin(async (tx) => {
-        await assertMayEdit(tx, caller as Caller, params.id, Object.keys(body), INSTRUCTOR_MODULE_FIELDS);
+        await assertMayEdit(tx, caller, params.id, Object.keys(body), INSTRUCTOR_MODULE_FIELDS);
         const program = await lockProgram(tx, params.id);
         const structural = ['code', 'deliveryType', 'clockHours', 'requiresInPerson'].some((field) => field in body);
         if (structural) assertActive(program);

@@ -11,7 +11,7 @@
 // Active time accumulates (`active_time_seconds + delta`); sections viewed are merged with the stored
 // ones. Each write is one race-free upsert on (enrollment_id, module_id).
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role, teachesProgramSql } from '../lib/access';
+import { hasAnyRole, type Role, teachesProgramSql } from '../lib/access';
 import { db, type Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
@@ -102,7 +102,7 @@ endpoint({
   params: ProgressParams,
   body: ProgressReport,
   handler: async ({ params, body, caller }) => {
-    const me = caller as Caller;
+    const me = caller;
     const isAdmin = hasAnyRole(me, ['admin']);
     if (!hasAnyRole(me, GRADERS)) assertStudentMayReport(body);
     // Also refused below for someone who holds a grading role but reports on their own enrollment.
@@ -226,7 +226,7 @@ endpoint({
   phi: true,
   params: EnrollmentParams,
   handler: async ({ params, caller }) => {
-    const me = caller as Caller;
+    const me = caller;
     const sql = db();
     // One query: every module of the programme in order, with this enrollment's progress if any.
     const rows = await sql<SummaryRow[]>`

@@ -6,7 +6,7 @@
 // instructor of the programme or an admin reads anyone's. Only the fields sent overwrite (the old rule),
 // in one upsert on (user_id, module_id). There is no delete.
 import { z } from 'zod';
-import { type Caller, hasAnyRole, teachesProgramSql } from '../lib/access';
+import { hasAnyRole, teachesProgramSql } from '../lib/access';
 import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
@@ -91,7 +91,7 @@ endpoint({
   params: ModuleParams,
   body: ScormUpdate,
   handler: async ({ params, body, caller }) => {
-    const me = caller as Caller;
+    const me = caller;
     const sql = db();
     const interactionsJson = body.interactions === undefined ? null : sql.json(body.interactions as never);
     const [row] = await sql<ScormRow[]>`
@@ -126,7 +126,7 @@ endpoint({
   params: ModuleParams,
   handler: async ({ params, caller }) => {
     const [row] = await db()<ScormRow[]>`
-      select * from scorm_records where user_id = ${(caller as Caller).userId} and module_id = ${params.moduleId}`;
+      select * from scorm_records where user_id = ${caller.userId} and module_id = ${params.moduleId}`;
     if (!row) throw notFound('No resume data for this module');
     return json(toRecord(row));
   },
@@ -140,7 +140,7 @@ endpoint({
   phi: true,
   params: LearnerParams,
   handler: async ({ params, caller }) => {
-    const me = caller as Caller;
+    const me = caller;
     // An instructor reaches the records of the programmes they teach only; anything else is a 404.
     const sql = db();
     const [row] = await sql<ScormRow[]>`

@@ -223,7 +223,7 @@ endpoint({
   phi: true,
   query: StudentListQuery,
   handler: async ({ query, caller, request }) => {
-    const page = await listStudents(query, caller as Caller, 'query');
+    const page = await listStudents(query, caller, 'query');
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -235,7 +235,7 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   body: StudentSearchBody,
-  handler: async ({ body, caller }) => json(await listStudents(body, caller as Caller, 'body')),
+  handler: async ({ body, caller }) => json(await listStudents(body, caller, 'body')),
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ endpoint({
   phi: true,
   params: StudentParams,
   handler: async ({ params, caller }) => {
-    const who = caller as Caller;
+    const who = caller;
     assertOwnerOrRoles(who, params.id, STUDENT_RECORD_ROLES);
     // The scope also narrows an instructor to the students of the programmes they teach.
     const student = await findStudent(db(), params.id, recordScopeOf(who));
@@ -293,7 +293,7 @@ endpoint({
       password: body.password ?? null,
       roles: ['student'],
       status: body.password === undefined ? 'pending' : 'active',
-      grantedBy: (caller as Caller).userId,
+      grantedBy: caller.userId,
     });
     audit.resourceIds.id = id;
     return created(await findStudent(db(), id, ALL), `/api/students/${id}`);
@@ -397,7 +397,7 @@ endpoint({
       await tx`
         update users set status = 'inactive',
                          deactivated_at = coalesce(deactivated_at, now()),
-                         deactivated_by = coalesce(deactivated_by, ${(caller as Caller).userId}::uuid)
+                         deactivated_by = coalesce(deactivated_by, ${caller.userId}::uuid)
          where id = ${params.id}`;
       await revokeAllForUser(tx, params.id, 'user_deactivated');
       return findStudent(tx, params.id, ALL);

@@ -354,7 +354,7 @@ endpoint({
       with transcript as (
         insert into transcripts (id, user_id, program_id, gpa, lines, generated_at, generated_by)
         values (${view.id}, ${body.studentId}, ${body.programId}, ${view.gpa}, ${sql.json(view.modules)},
-                ${view.generatedAt}, ${(caller as Caller).userId})
+                ${view.generatedAt}, ${caller.userId})
         returning id)
       insert into transcript_documents (transcript_id, content, content_type, sha256)
       select id, ${Buffer.from(content)}, 'application/pdf', ${sha256} from transcript`;
@@ -412,7 +412,7 @@ endpoint({
         from transcripts t
         join programs p on p.id = t.program_id
         left join transcript_documents d on d.transcript_id = t.id
-       where t.id = ${params.id} and ${visibleTo(caller as Caller)}`;
+       where t.id = ${params.id} and ${visibleTo(caller)}`;
     if (!row) throw notFound('No such transcript');
     return json({
       id: row.id,
@@ -443,7 +443,7 @@ endpoint({
       select d.content, d.content_type, d.sha256
         from transcripts t
         join transcript_documents d on d.transcript_id = t.id
-       where t.id = ${params.id} and ${visibleTo(caller as Caller)}`;
+       where t.id = ${params.id} and ${visibleTo(caller)}`;
     if (!row) throw notFound('No such transcript');
     return bytes(new Uint8Array(row.content), row.content_type, {
       'Content-Disposition': `attachment; filename="transcript-${params.id}.pdf"`,

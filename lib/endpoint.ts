@@ -26,11 +26,17 @@ import {
 import { type CachePolicy, preflightHeaders, problemReply, type Reply, respond } from './http';
 import { isSessionEnded } from './revocations';
 
-export interface HandlerInput<P, Q, B> {
+/** Who may call a route: `'public'` (anyone, said explicitly) or the roles that may. */
+export type Access = 'public' | readonly Role[];
+
+/** A protected route always has a caller; a public one may be called anonymously. */
+export type CallerOf<A extends Access> = A extends 'public' ? Caller | null : Caller;
+
+export interface HandlerInput<P, Q, B, A extends Access = Access> {
   params: P;
   query: Q;
   body: B;
-  caller: Caller | null;
+  caller: CallerOf<A>;
   request: HttpRequest;
   context: InvocationContext;
   requestId: string;
@@ -46,14 +52,14 @@ export interface AuditNotes {
   actingUserId: string | null;
 }
 
-export interface EndpointSpec<P, Q, B> {
+export interface EndpointSpec<P, Q, B, A extends Access = Access> {
   /** Function name, unique in the app: `programs-list`. */
   name: string;
   methods: readonly HttpMethod[];
   /** Route template without the `api/` prefix: `programs/{id:guid}`. */
   route: string;
   /** `'public'` for anonymous routes (must be said explicitly), else the roles that may call. */
-  access: 'public' | readonly Role[];
+  access: A;
   /** Defaults to `no-store`. */
   cache?: CachePolicy;
   /** Whether the route reads or changes PII/PHI (audited as such; never cacheable). */
@@ -67,7 +73,7 @@ export interface EndpointSpec<P, Q, B> {
    * Protected and PHI routes are always audited.
    */
   audit?: boolean;
-  handler: (input: HandlerInput<P, Q, B>) => Promise<Reply>;
+  handler: (input: HandlerInput<P, Q, B, A>) => Promise<Reply>;
 }
 
 export interface DeclaredRoute {
@@ -179,7 +185,9 @@ function loggable(error: unknown): string {
 }
 
 /** Declares one route: registers it with the Functions runtime behind the wrapper. */
-export function endpoint<P = undefined, Q = undefined, B = undefined>(spec: EndpointSpec<P, Q, B>): void {
+export function endpoint<P = undefined, Q = undefined, B = undefined, A extends Access = Access>(
+  spec: EndpointSpec<P, Q, B, A>,
+): void {
   const cache = spec.cache ?? 'no-store';
   if (spec.phi && cache !== 'no-store') throw new Error(`${spec.name}: a PHI route must be no-store`);
   declared.push({
@@ -226,8 +234,8 @@ function authorize(caller: Caller | null, access: 'public' | readonly Role[]): v
   if (!caller || !hasAnyRole(caller, access)) throw forbidden();
 }
 
-async function handle<P, Q, B>(
-  spec: EndpointSpec<P, Q, B>,
+async function handle<P, Q, B, A extends Access>(
+  spec: EndpointSpec<P, Q, B, A>,
   cache: CachePolicy,
   request: HttpRequest,
   context: InvocationContext,
@@ -255,7 +263,19 @@ async function handle<P, Q, B>(
       ? await readJsonBody(request, spec.maxBodyBytes ?? config().MAX_REQUEST_BODY_BYTES)
       : undefined;
     const body = parseWith(spec.body, rawBody, 'body');
-    reply = await spec.handler({ params, query, body, caller, request, context, requestId, clientIp, audit: notes });
+    // authenticate() and authorize() guarantee a caller on every route that is not public.
+    const checkedCaller = caller as CallerOf<A>;
+    reply = await spec.handler({
+      params,
+      query,
+      body,
+      caller: checkedCaller,
+      request,
+      context,
+      requestId,
+      clientIp,
+      audit: notes,
+    });
     // Mutations are never cacheable, whatever the route declared.
     if (request.method !== 'GET' && request.method !== 'HEAD') policy = 'no-store';
   } catch (error) {
