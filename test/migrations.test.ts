@@ -218,7 +218,9 @@ describe('the runner', () => {
     }
     const rows = await sql`select version from schema_migrations order by version`;
     expect(rows.map((row) => row.version)).toEqual(VERSIONS);
-    const locks = await sql`select 1 from pg_locks where locktype = 'advisory'`;
+    const locks = await sql`
+      select 1 from pg_locks
+       where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`;
     expect(locks.length).toBe(0);
   });
 
