@@ -6,7 +6,6 @@
 // Function modules are imported dynamically, after the app booted: a static import would register
 // their functions before the local host's stand-in exists (see dev/functions-host.ts).
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { InvocationContext, type Timer } from '@azure/functions';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { parseConfig, resetConfigForTests } from '../lib/config';
@@ -23,6 +22,7 @@ import {
 import { checkPasswordPolicy } from '../lib/password-policy';
 import { PASSWORD_MAX_LENGTH } from '../lib/passwords';
 import { useTestApp } from './helpers/app';
+import { postFrom } from './helpers/http';
 import { createTestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -44,37 +44,7 @@ const uniqueEmail = () => `applicant.${randomBytes(4).toString('hex')}@example.t
 
 /** POST a JSON body (or a raw string) from the loopback address `source`. */
 function post(path: string, body: unknown, source = nextIp(), contentType = 'application/json'): Promise<Response> {
-  const url = new URL(`${app.url}${path}`);
-  const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        localAddress: source,
-        agent: false,
-        headers: { 'content-type': contentType, 'content-length': payload.length },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          const headers = new Headers();
-          for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) {
-            headers.append(response.rawHeaders[i] as string, response.rawHeaders[i + 1] as string);
-          }
-          const status = response.statusCode ?? 0;
-          resolve(new Response(status === 204 ? null : Buffer.concat(chunks), { status, headers }));
-        });
-      },
-    );
-    // A 413 may answer before the whole body is sent and close the connection.
-    request.on('error', reject);
-    request.end(payload);
-  });
+  return postFrom(`${app.url}${path}`, body, source, contentType);
 }
 
 interface Problem {

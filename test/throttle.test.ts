@@ -3,7 +3,6 @@
 // them and the counts add up. Sources are told apart by the client address the host sees: each test
 // binds its requests to its own loopback address (127.0.0.x).
 import { type ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -11,6 +10,7 @@ import { REPO_ROOT } from '../dev/database';
 import { emailBlindIndex } from '../lib/crypto';
 import { checkSignIn, recordSignInFailure } from '../lib/throttle';
 import { useTestApp } from './helpers/app';
+import { postFrom } from './helpers/http';
 import { createTestUser, TEST_PASSWORD } from './helpers/users';
 
 // Small limits so the rules show in a few requests. Both hosts get the same.
@@ -58,31 +58,11 @@ interface Answer {
 }
 
 /** POST /auth/login on one host, from the given loopback source address. */
-function signIn(host: 'first' | 'second', source: string, email: string, password: string): Promise<Answer> {
-  const url = new URL(`${host === 'first' ? app.url : secondUrl}/auth/login`);
-  const payload = JSON.stringify({ email, password, client: 'tool' });
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        localAddress: source,
-        agent: false,
-        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
-      },
-      (response) => {
-        response.resume();
-        response.on('end', () => {
-          const retryAfter = response.headers['retry-after'];
-          resolve({ status: response.statusCode ?? 0, retryAfter: retryAfter ? Number(retryAfter) : null });
-        });
-      },
-    );
-    request.on('error', reject);
-    request.end(payload);
-  });
+async function signIn(host: 'first' | 'second', source: string, email: string, password: string): Promise<Answer> {
+  const url = `${host === 'first' ? app.url : secondUrl}/auth/login`;
+  const response = await postFrom(url, { email, password, client: 'tool' }, source);
+  const retryAfter = response.headers.get('retry-after');
+  return { status: response.status, retryAfter: retryAfter ? Number(retryAfter) : null };
 }
 
 const hostFor = (index: number) => (index % 2 === 0 ? 'first' : 'second');

@@ -1,0 +1,43 @@
+// HTTP from a chosen loopback address. The local host records the socket's address as the client IP
+// (as Azure's front end does), so per-source throttling is tested by sending from 127.x.y.z.
+import http from 'node:http';
+
+/** POSTs `body` (JSON, or a raw string) to `url` from the local address `source`. */
+export function postFrom(
+  url: string,
+  body: unknown,
+  source: string,
+  contentType = 'application/json',
+): Promise<Response> {
+  const target = new URL(url);
+  const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        localAddress: source,
+        agent: false,
+        headers: { 'content-type': contentType, 'content-length': payload.length },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const headers = new Headers();
+          for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) {
+            headers.append(response.rawHeaders[i] as string, response.rawHeaders[i + 1] as string);
+          }
+          const status = response.statusCode ?? 0;
+          resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
+        });
+      },
+    );
+    // A 413 may answer before the whole body is sent and close the connection.
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
