@@ -2,6 +2,7 @@
 // student and programme, unique serials, revocation without deletion, and who may do what.
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -16,31 +17,19 @@ let otherStudent: TestUser;
 const SERIAL = /^AADA-\d{4}-[0-9A-HJKMNP-TV-Z]{8}$/;
 
 let programCounter = 0;
-/** A programme with `count` modules (codes C1..Cn, in order). */
-async function programWith(count: number): Promise<{ programId: string; moduleIds: string[] }> {
+/** A programme with `count` modules of 10 hours (codes C1..Cn, in order). */
+function programWith(count: number) {
   programCounter += 1;
-  const sql = app.db.sql;
-  const [row] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours)
-    values (${`CR-${programCounter}`}, ${`Credential programme ${programCounter}`}, 'certificate', ${count * 10})
-    returning id`;
-  const programId = (row as { id: string }).id;
-  const moduleIds: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const [module] = await sql<{ id: string }[]>`
-      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
-      values (${programId}, ${`C${i + 1}`}, ${`Module ${i + 1}`}, 'online', 10, ${i + 1}) returning id`;
-    moduleIds.push((module as { id: string }).id);
-  }
-  return { programId, moduleIds };
+  return createProgram(app.db.sql, {
+    code: `CR-${programCounter}`,
+    name: `Credential programme ${programCounter}`,
+    hours: Array(count).fill(10),
+    modulePrefix: 'C',
+  });
 }
 
-async function enroll(user: TestUser, programId: string, status = 'active'): Promise<string> {
-  const [row] = await app.db.sql<{ id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date, status)
-    values (${user.id}, ${programId}, current_date, ${status}) returning id`;
-  return (row as { id: string }).id;
-}
+const enroll = (user: TestUser, programId: string, status = 'active') =>
+  createEnrollment(app.db.sql, user.id, programId, { status });
 
 async function record(enrollmentId: string, moduleId: string, status: string): Promise<void> {
   await app.db.sql`

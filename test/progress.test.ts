@@ -2,6 +2,7 @@
 // every module, and ugly input.
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -25,28 +26,10 @@ let otherProgramModuleId: string;
 let otherEnrollmentId: string;
 
 /** A programme with modules of the given clock hours, positions 1..n, codes M1..Mn. */
-async function programWith(code: string, hours: number[]): Promise<{ programId: string; moduleIds: string[] }> {
-  const sql = app.db.sql;
-  const [row] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours)
-    values (${code}, ${`Programme ${code}`}, 'certificate', ${hours.reduce((a, b) => a + b, 0)}) returning id`;
-  const programId = (row as { id: string }).id;
-  const moduleIds: string[] = [];
-  for (const [i, clockHours] of hours.entries()) {
-    const [module] = await sql<{ id: string }[]>`
-      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
-      values (${programId}, ${`M${i + 1}`}, ${`Module ${i + 1}`}, 'online', ${clockHours}, ${i + 1}) returning id`;
-    moduleIds.push((module as { id: string }).id);
-  }
-  return { programId, moduleIds };
-}
+const programWith = (code: string, hours: number[]) => createProgram(app.db.sql, { code, hours, modulePrefix: 'M' });
 
-async function enroll(user: TestUser, programId: string, status = 'active'): Promise<string> {
-  const [row] = await app.db.sql<{ id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date, status)
-    values (${user.id}, ${programId}, current_date, ${status}) returning id`;
-  return (row as { id: string }).id;
-}
+const enroll = (user: TestUser, programId: string, status = 'active') =>
+  createEnrollment(app.db.sql, user.id, programId, { status });
 
 beforeAll(async () => {
   const sql = app.db.sql;

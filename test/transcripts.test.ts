@@ -6,6 +6,7 @@ import pdfLib from 'pdf-lib';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -18,22 +19,14 @@ let otherStudent: TestUser;
 
 let programCounter = 0;
 /** A programme with modules of the given clock hours (codes T1..Tn, in order). */
-async function programWith(hours: number[]): Promise<{ programId: string; moduleIds: string[] }> {
+function programWith(hours: number[]) {
   programCounter += 1;
-  const sql = app.db.sql;
-  const [row] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours)
-    values (${`TR-${programCounter}`}, 'Dental Assisting (20 weeks)', 'certificate', ${hours.reduce((a, b) => a + b, 0)})
-    returning id`;
-  const programId = (row as { id: string }).id;
-  const moduleIds: string[] = [];
-  for (const [i, clockHours] of hours.entries()) {
-    const [module] = await sql<{ id: string }[]>`
-      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
-      values (${programId}, ${`T${i + 1}`}, ${`Module ${i + 1}`}, 'online', ${clockHours}, ${i + 1}) returning id`;
-    moduleIds.push((module as { id: string }).id);
-  }
-  return { programId, moduleIds };
+  return createProgram(app.db.sql, {
+    code: `TR-${programCounter}`,
+    name: 'Dental Assisting (20 weeks)',
+    hours,
+    modulePrefix: 'T',
+  });
 }
 
 /** Enrolls `user` and records the given (status, score) per module; `null` leaves a module without a row. */
@@ -44,10 +37,7 @@ async function enrollWithProgress(
   progress: ([string, number | null] | null)[],
 ): Promise<string> {
   const sql = app.db.sql;
-  const [row] = await sql<{ id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date) values (${user.id}, ${programId}, '2026-01-05')
-    returning id`;
-  const enrollmentId = (row as { id: string }).id;
+  const enrollmentId = await createEnrollment(sql, user.id, programId, { startDate: '2026-01-05' });
   for (const [i, entry] of progress.entries()) {
     if (!entry) continue;
     await sql`
