@@ -11,6 +11,7 @@
 // `total_clock_hours` is derived, never sent by a client: every write that adds a module or changes a
 // module's clock hours recomputes it in the same transaction, under a row lock on the programme, so
 // two concurrent module writes cannot leave a stale sum (the lock also serialises position numbers).
+
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role, teachesProgram } from '../lib/access';
 import { db, type TransactionSql, UUID_ARRAY } from '../lib/db';
@@ -18,6 +19,7 @@ import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { type ProgramRow, toProgramView } from '../lib/programs';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
 const MANAGERS: readonly Role[] = ['admin', 'staff'];
@@ -111,14 +113,8 @@ const ListQuery = z.object({
   status: z.enum(['active', 'retired']).optional(),
 });
 
-interface ProgramRow {
-  id: string;
-  code: string;
-  name: string;
-  credential_level: string;
-  total_clock_hours: number;
+interface ManagedProgramRow extends ProgramRow {
   status: 'active' | 'retired';
-  description: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -134,14 +130,9 @@ interface ModuleRow {
   position: number;
 }
 
-const toProgram = (row: ProgramRow) => ({
-  id: row.id,
-  code: row.code,
-  name: row.name,
-  credentialLevel: row.credential_level,
-  totalClockHours: row.total_clock_hours,
+const toProgram = (row: ManagedProgramRow) => ({
+  ...toProgramView(row),
   status: row.status,
-  description: row.description,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -164,20 +155,20 @@ const toModule = (row: ModuleRow) => ({
 type Sql = ReturnType<typeof db> | TransactionSql;
 
 /** Locks the programme row for a structural change; 404 when there is none. */
-async function lockProgram(tx: TransactionSql, id: string): Promise<ProgramRow> {
-  const [row] = await tx<ProgramRow[]>`select * from programs where id = ${id} for update`;
+async function lockProgram(tx: TransactionSql, id: string): Promise<ManagedProgramRow> {
+  const [row] = await tx<ManagedProgramRow[]>`select * from programs where id = ${id} for update`;
   if (!row) throw notFound('No such programme');
   return row;
 }
 
 /** Recomputes the derived total from the modules (call with the programme row locked). */
-async function recomputeTotal(tx: TransactionSql, programId: string): Promise<ProgramRow> {
-  const [row] = await tx<ProgramRow[]>`
+async function recomputeTotal(tx: TransactionSql, programId: string): Promise<ManagedProgramRow> {
+  const [row] = await tx<ManagedProgramRow[]>`
     update programs
        set total_clock_hours = (select coalesce(sum(clock_hours), 0) from modules where program_id = ${programId})
      where id = ${programId}
     returning *`;
-  return row as ProgramRow;
+  return row as ManagedProgramRow;
 }
 
 async function modulesOf(sql: Sql, programId: string): Promise<ModuleRow[]> {
@@ -203,7 +194,7 @@ async function assertMayEdit(
   if (!(await teachesProgram(sql, caller, programId))) throw forbidden('You do not teach this programme');
 }
 
-function assertActive(program: ProgramRow): void {
+function assertActive(program: ManagedProgramRow): void {
   if (program.status === 'retired') throw conflict('The programme is retired: its module structure is frozen');
 }
 
@@ -231,7 +222,7 @@ endpoint({
   handler: async ({ query, request }) => {
     const sql = db();
     const after = query.cursor?.[0];
-    const rows = await sql<(ProgramRow & { module_count: number; open_enrollments: number })[]>`
+    const rows = await sql<(ManagedProgramRow & { module_count: number; open_enrollments: number })[]>`
       select p.*,
              (select count(*)::int from modules m where m.program_id = p.id) as module_count,
              (select count(*)::int from enrollments e
@@ -261,7 +252,7 @@ endpoint({
   params: ProgramParams,
   handler: async ({ params }) => {
     const sql = db();
-    const [row] = await sql<(ProgramRow & { modules: ModuleRow[] })[]>`
+    const [row] = await sql<(ManagedProgramRow & { modules: ModuleRow[] })[]>`
       select p.*,
              coalesce((select json_agg(m order by m.position) from modules m where m.program_id = p.id), '[]') as modules
         from programs p
@@ -281,7 +272,7 @@ endpoint({
     const total = body.modules.reduce((sum, module) => sum + module.clockHours, 0);
     // One statement: the programme and its modules, positions in the order given.
     const sql = db();
-    const [row] = await sql<(ProgramRow & { modules: ModuleRow[] })[]>`
+    const [row] = await sql<(ManagedProgramRow & { modules: ModuleRow[] })[]>`
       with program as (
         insert into programs (code, name, credential_level, total_clock_hours, description)
         values (${body.code}, ${body.name}, ${body.credentialLevel}, ${total}, ${body.description ?? null})
@@ -315,7 +306,7 @@ endpoint({
   handler: async ({ params, body, caller }) => {
     const sql = db();
     await assertMayEdit(sql, caller, params.id, Object.keys(body), INSTRUCTOR_PROGRAM_FIELDS);
-    const [row] = await sql<ProgramRow[]>`
+    const [row] = await sql<ManagedProgramRow[]>`
       update programs
          set name = coalesce(${body.name ?? null}, name),
              credential_level = coalesce(${body.credentialLevel ?? null}, credential_level),
@@ -336,7 +327,7 @@ endpoint({
   handler: async ({ params }) => {
     // Idempotent: retiring a retired programme answers its current state. Open enrollments continue;
     // the count tells the administrator how many.
-    const [row] = await db()<(ProgramRow & { open_enrollments: number })[]>`
+    const [row] = await db()<(ManagedProgramRow & { open_enrollments: number })[]>`
       with retired as (
         update programs set status = 'retired' where id = ${params.id} and status = 'active' returning *)
       select p.*,

@@ -6,24 +6,7 @@ import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
-
-interface ProgramRow {
-  id: string;
-  code: string;
-  name: string;
-  credential_level: string;
-  total_clock_hours: number;
-  description: string | null;
-}
-
-const toProgram = (row: ProgramRow) => ({
-  id: row.id,
-  code: row.code,
-  name: row.name,
-  credentialLevel: row.credential_level,
-  totalClockHours: row.total_clock_hours,
-  description: row.description,
-});
+import { type ProgramRow, toProgramView } from '../lib/programs';
 
 const CatalogueQuery = z.object({
   limit: limitSchema,
@@ -45,7 +28,7 @@ endpoint({
        where status = 'active' ${after === undefined ? db()`` : db()`and code > ${after}`}
        order by code
        limit ${query.limit + 1}`;
-    const page = pageOf(rows, query.limit, (row) => [row.code], toProgram);
+    const page = pageOf(rows, query.limit, (row) => [row.code], toProgramView);
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -87,6 +70,6 @@ endpoint({
         from programs p
        where p.id = ${params.id} and p.status = 'active'`;
     if (!row) throw notFound('No such programme in the catalogue');
-    return json({ ...toProgram(row), modules: row.modules });
+    return json({ ...toProgramView(row), modules: row.modules });
   },
 });
