@@ -1,7 +1,7 @@
 // Credentials (certificates) earned by completing a programme. Issued by the registrar or an admin only
 // when EVERY module of the programme is complete (completed or passed) in the student's latest
-// enrollment; a module without a progress row counts as incomplete (the old system skipped those,
-// original-system.md §6.25). One live credential per student and programme (a partial unique index),
+// enrollment; a module without a progress row counts as incomplete (it has not been done). One live
+// credential per student and programme (a partial unique index),
 // each with a unique serial. A credential is revoked by an admin with a reason, never deleted; once
 // revoked, a new one may be issued (the revoked one stays on record). Education records: PHI routes.
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,5 @@
-// Enrollments: a student in a programme, from start to a final status. Fixes of the old
-// /api/enrollments (original-system.md §2.2, §6 items 17, 26, 33, 38): lists are keyset-paged and
-// filter by student, programme and status (the old list ignored its user filter); a student sees
+// Enrollments: a student in a programme, from start to a final status. Lists are keyset-paged and
+// filter by student, programme and status; a student sees
 // only their own whatever the filters; one open enrollment per student and programme, made
 // race-free by the partial unique index enrollments_one_open_per_program; the status moves only
 // along LIFE_CYCLE, recording who and when; nothing is ever deleted.

@@ -8,7 +8,7 @@
 // `token_hash` column: verifying replaces the emailed token's hash with the registration token's, so
 // each token works once and only in its own step (the request's status says which step is next).
 // A random token rather than a signed JWT: it must be single use anyway, which needs the row, and it
-// cannot be mistaken for an access token signed with the same key (a defect of the old system).
+// cannot be mistaken for an access token signed with the same key.
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { config } from '../lib/config';

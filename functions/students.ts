@@ -1,5 +1,4 @@
-// Students: accounts holding the `student` role, with their enrollments. Fixes of the old
-// /api/students (original-system.md §1.4, §6 items 27, 35, 36, 38): the list is keyset-paged and
+// Students: accounts holding the `student` role, with their enrollments. The list is keyset-paged and
 // bounded, one statement per page (enrollments aggregated by the database), names and emails
 // decrypted in-process in one pass; email lookups and uniqueness go through the blind index; names
 // are searched by prefix through HMAC tokens; deactivation replaces the hard delete.

@@ -1,6 +1,6 @@
 // Ended sessions, as each instance knows them. Access tokens are verified without a database round
 // trip, so on their own they would stay valid for their whole 15 minutes after a logout, a
-// deactivation, a role change or a password change (the old system's defect 18). Every such event
+// deactivation, a role change or a password change. Every such event
 // revokes the session's refresh-token family; each instance reads the families ended in the last
 // token lifetime at most once every SESSION_REVOCATION_POLL_SECONDS, and a token of an ended session
 // is refused. One small indexed query per instance per interval, instead of one per request.
