@@ -295,7 +295,10 @@ var appSettings = {
   DB_PORT: '5432'
   DB_NAME: databaseName
   DB_USER: appIdentity.name
-  DB_SSL: 'require'
+  // The server's certificate is checked against Node's roots (Azure's chain ends in DigiCert Global Root G2
+  // or Microsoft RSA Root Certificate Authority 2017, both in them) and its host name: with 'require' an
+  // interceptor would receive the identity's Entra ID token. lib/config.ts refuses anything else in production.
+  DB_SSL: 'verify-full'
   // Direct connections (5432), not the built-in PgBouncer (6432), so prepared statements stay on.
   DB_PREPARE_STATEMENTS: 'true'
   DB_MAX_CONNECTIONS: string(maxConnections)

@@ -34,7 +34,8 @@ const EnvSchema = z.object({
   DB_NAME: z.string().min(1).optional(),
   DB_USER: z.string().min(1).optional(),
   DB_PASSWORD: z.string().min(1).optional(),
-  DB_SSL: z.enum(['disable', 'prefer', 'require', 'verify-full']).default('prefer'),
+  /** Unset: verify-full in production (the only mode allowed there), prefer elsewhere. */
+  DB_SSL: optional(z.enum(['disable', 'prefer', 'require', 'verify-full'])),
   // PgBouncer (Azure's built-in, port 6432) pools per transaction: prepared statements must be off.
   DB_PREPARE_STATEMENTS: z
     .enum(['true', 'false'])
@@ -89,7 +90,9 @@ const EnvSchema = z.object({
   SESSION_REVOCATION_POLL_SECONDS: integer(0, 300).default(5),
 });
 
-export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly poolMax: number };
+type SslMode = NonNullable<z.infer<typeof EnvSchema>['DB_SSL']>;
+
+export type Config = Readonly<Omit<z.infer<typeof EnvSchema>, 'DB_SSL'> & { DB_SSL: SslMode; poolMax: number }>;
 
 /** Settings an Azure deployment must provide (checked against infra/ by a test). */
 export const REQUIRED_IN_PRODUCTION = [
@@ -97,7 +100,6 @@ export const REQUIRED_IN_PRODUCTION = [
   'DB_HOST',
   'DB_NAME',
   'DB_USER',
-  'DB_SSL',
   'DB_MAX_CONNECTIONS',
   'DB_RESERVED_CONNECTIONS',
   'MAX_INSTANCES',
@@ -158,10 +160,37 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       throw new ConfigError('Invalid configuration: APP_PUBLIC_URL must be the portal’s https URL in production');
     }
   }
+  const DB_SSL = parsed.DB_SSL ?? (parsed.APP_ENV === 'production' ? 'verify-full' : 'prefer');
+  if (parsed.APP_ENV === 'production') refuseUnverifiedTls(DB_SSL, parsed.DATABASE_URL, parsed.DB_HOST);
   if (Boolean(parsed.ACS_EMAIL_ENDPOINT) !== Boolean(parsed.ACS_EMAIL_SENDER)) {
     throw new ConfigError('Invalid configuration: set both ACS_EMAIL_ENDPOINT and ACS_EMAIL_SENDER, or neither');
   }
-  return Object.freeze({ ...parsed, poolMax: derivePoolMax(parsed) });
+  return Object.freeze({ ...parsed, DB_SSL, poolMax: derivePoolMax(parsed) });
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * Production connects only with the server's certificate checked against the system's roots and its host
+ * name: postgres.js's `require` and `prefer` encrypt but accept any certificate, so whoever intercepts the
+ * connection would receive the database password or the managed identity's Entra ID token. A server on
+ * the loopback interface (the benchmark's) is exempt: nobody but the machine's own root sits in between.
+ */
+function refuseUnverifiedTls(mode: SslMode, databaseUrl: string | undefined, host: string | undefined): void {
+  if (databaseUrl) {
+    const url = new URL(databaseUrl);
+    const query = url.searchParams;
+    if (query.get('sslmode') === 'verify-full' || query.get('sslrootcert') === 'system') return;
+    if (LOOPBACK.has(url.hostname)) return;
+    throw new ConfigError(
+      'Invalid configuration: DATABASE_URL needs sslmode=verify-full in production (the server certificate must be verified)',
+    );
+  }
+  if (mode !== 'verify-full' && !LOOPBACK.has(host ?? '')) {
+    throw new ConfigError(
+      `Invalid configuration: DB_SSL must be verify-full in production, not ${mode} (it does not verify the server certificate)`,
+    );
+  }
 }
 
 let cached: Config | undefined;

@@ -293,9 +293,15 @@ describe('infra/main.bicep app settings', () => {
     expect(missingRequiredSettings(main)).toEqual([]);
   });
 
-  it('runs the app in production mode over TLS', () => {
+  it('runs the app in production mode over TLS that verifies the server certificate', () => {
     expect(settings.get('APP_ENV')).toBe("'production'");
-    expect(settings.get('DB_SSL')).toBe("'require'");
+    expect(settings.get('DB_SSL')).toBe("'verify-full'");
+    // The runbook's psql and migration commands verify it too.
+    const runbook = read('README.md');
+    const psql = [...runbook.matchAll(/psql "([^"]*)"/g)].map((m) => m[1] ?? '');
+    expect(psql.length).toBeGreaterThan(0);
+    for (const connection of psql) expect(connection).toMatch(/sslmode=verify-full sslrootcert=system/);
+    expect(runbook).not.toMatch(/sslmode=(require|prefer)|DB_SSL=(require|prefer)/);
   });
 
   it('points the app at the deployed server, database and identity', () => {
@@ -487,9 +493,9 @@ describe('infra resources', () => {
 
 describe('the checks catch a broken main.bicep', () => {
   it('a deleted setting', () => {
-    const broken = main.replace(/^\s*DB_SSL: .*\n/m, '\n');
+    const broken = main.replace(/^\s*DB_NAME: .*\n/m, '\n');
     expect(broken).not.toBe(main);
-    expect(missingRequiredSettings(broken)).toEqual(['DB_SSL']);
+    expect(missingRequiredSettings(broken)).toEqual(['DB_NAME']);
   });
 
   it('a secret given as a value', () => {

@@ -718,7 +718,7 @@ describe('production', () => {
     DB_HOST: 'unused.example.test',
     DB_NAME: 'unused',
     DB_USER: 'unused',
-    DB_SSL: 'require',
+    DB_SSL: 'verify-full',
     DB_MAX_CONNECTIONS: '100',
     DB_RESERVED_CONNECTIONS: '20',
     MAX_INSTANCES: '1',
