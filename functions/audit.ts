@@ -13,6 +13,7 @@ import { db, type Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { decimalInt, singleLine } from '../lib/text';
 
 const AUDIT_READERS: readonly Role[] = ['admin'];
 
@@ -65,7 +66,7 @@ const filterShape = {
     .optional(),
   outcome: z.enum(Object.keys(OUTCOMES) as [Outcome, ...Outcome[]]).optional(),
   /** The route template exactly as declared: `students/{id}`. */
-  route: z.string().min(1).max(200).optional(),
+  route: singleLine(200).optional(),
   event: z
     .string()
     .regex(/^[a-z_]{1,64}$/)
@@ -211,7 +212,7 @@ endpoint({
   handler: async ({ params, query, request }) => auditPage({ ...query, userId: params.id }, request.url),
 });
 
-const SummaryQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(366).default(30) });
+const SummaryQuery = z.strictObject({ days: decimalInt({ min: 1, max: 366 }).default(30) });
 
 const TOP_ROUTES = 10;
 

@@ -12,6 +12,7 @@ import { endpoint } from '../lib/endpoint';
 import { conflict, forbidden, notFound, serviceUnavailable } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { multiLine, singleLine } from '../lib/text';
 
 const ISSUERS: readonly Role[] = ['registrar', 'admin'];
 const READERS: readonly Role[] = ['registrar', 'admin', 'staff'];
@@ -69,7 +70,7 @@ const toCredential = (row: CredentialRow) => ({
 const NewCredential = z.strictObject({
   studentId: z.uuid(),
   programId: z.uuid(),
-  credentialType: z.string().trim().min(1).max(100).optional(),
+  credentialType: singleLine(100).optional(),
 });
 
 interface IssueOutcome {
@@ -214,7 +215,7 @@ endpoint({
 });
 
 const RevokeParams = z.object({ id: z.uuid() });
-const Revocation = z.strictObject({ reason: z.string().trim().min(3).max(1000) });
+const Revocation = z.strictObject({ reason: multiLine(1000, { min: 3 }) });
 
 endpoint({
   name: 'credentials-revoke',

@@ -21,6 +21,7 @@ import {
   recordScopeOf,
   STUDENT_MANAGER_ROLES,
 } from '../lib/students';
+import { multiLine } from '../lib/text';
 
 /**
  * The life cycle: which statuses each status may move to. pending → active (started) or cancelled
@@ -270,7 +271,7 @@ endpoint({
 const Transition = z.strictObject({
   to: z.enum(ENROLLMENT_STATUSES),
   // Validated but not stored yet: there is no status history table (see the report).
-  reason: z.string().trim().max(500).optional(),
+  reason: multiLine(500, { min: 0 }).optional(),
 });
 
 function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus): HttpError {

@@ -20,6 +20,7 @@ import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
 import { type ProgramRow, toProgramView } from '../lib/programs';
+import { multiLine, singleLine } from '../lib/text';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
 const MANAGERS: readonly Role[] = ['admin', 'staff'];
@@ -39,14 +40,11 @@ const MAX_MODULES_PER_PROGRAM = 200;
 // Shapes
 // ---------------------------------------------------------------------------------------------------
 
-const code = z
-  .string()
-  .trim()
-  .min(1)
-  .max(32)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'Letters, digits, dot, dash and underscore only');
-const label = (max: number) => z.string().trim().min(1).max(max);
-const description = z.string().trim().max(4000).nullable();
+const code = singleLine(32, {
+  pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, message: 'Letters, digits, dot, dash and underscore only' },
+});
+const label = (max: number) => singleLine(max);
+const description = multiLine(4000, { min: 0 }).nullable();
 const deliveryType = z.enum(['online', 'hybrid', 'in_person']);
 const clockHours = z.number().int().min(0).max(10_000);
 

@@ -16,6 +16,7 @@ import { db, type Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { json } from '../lib/http';
+import { singleLine } from '../lib/text';
 
 const MAX_SECTIONS = 200;
 const GRADERS: readonly Role[] = ['admin', 'instructor'];
@@ -34,7 +35,7 @@ const ProgressReport = z
     progressPct: z.number().int().min(0).max(100),
     lastScrollPosition: z.number().int().min(0).max(2_147_483_647),
     sectionsViewed: z
-      .array(z.string().trim().min(1).max(100))
+      .array(singleLine(100))
       .max(MAX_SECTIONS)
       .transform((sections) => [...new Set(sections)]),
     activeSecondsDelta: z.number().int().min(0).max(3600),

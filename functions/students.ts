@@ -43,6 +43,7 @@ import {
   studentsByIdsQuery,
   toStudentViews,
 } from '../lib/students';
+import { singleLine } from '../lib/text';
 import { EmailAddress, EmailLookup, insertUser, PersonName, USER_STATUSES } from '../lib/users';
 
 /** Largest filtered set `sort=lastName` sorts in-process (its names are decrypted for every page). */
@@ -70,9 +71,7 @@ const listShape = {
   programId: z.uuid().optional(),
   enrollmentStatus: z.enum(ENROLLMENT_STATUSES).optional(),
   email: EmailLookup.optional(),
-  name: z
-    .string()
-    .max(100)
+  name: singleLine(100)
     .refine((name) => {
       const words = nameWords(name);
       return words.length <= NAME_WORDS_MAX && words.some(isSearchable);

@@ -22,6 +22,7 @@ import { created, json, noContent } from '../lib/http';
 import { cursorSchema, encodeCursor, limitSchema, nextLink, type Page } from '../lib/pagination';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
+import { singleLine } from '../lib/text';
 import {
   EmailAddress,
   EmailLookup,
@@ -90,7 +91,7 @@ const listShape = {
   /** Exact address (case and Unicode width do not matter), found through the blind index. */
   email: EmailLookup.optional(),
   /** Prefixes of name words: `chlo`, `chlo gar`. */
-  name: z.string().trim().min(1).max(100).optional(),
+  name: singleLine(100).optional(),
 };
 const UserListQuery = z.object(listShape);
 /** The same filters in a body, for clients that must keep names and emails out of URLs and logs. */

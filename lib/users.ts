@@ -7,6 +7,7 @@ import { decryptRows, emailBlindIndex, encrypt, nameSearchTokens, normalizeEmail
 import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
 import { conflict } from './errors';
 import { hashPassword } from './passwords';
+import { singleLine } from './text';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 
@@ -18,28 +19,19 @@ type Sql = postgres.Sql | postgres.TransactionSql;
 const RAW_INPUT_MAX = 1_000;
 
 /**
- * A person's name: letters of any script with the marks, spaces, apostrophes (' and ’), hyphens and
- * periods names use ("O'Brien", "Mary-Jane", "J. R.", "Nguyễn", "'t Hooft"), and the zero-width
- * (non-)joiners that Persian and Indic names need between letters. Stored NFC-normalised and trimmed,
- * 1 to 100 characters. Everything else is refused rather than stored: digits, brackets, quotes,
- * semicolons and angle brackets (so SQL and markup fragments never reach storage), control characters,
- * bidirectional overrides (a name that displays differently from what it is) and unpaired surrogates;
- * a leading hyphen or period is refused too (a spreadsheet export would read a leading hyphen as a formula).
+ * A person's name: free text by the shared rule (lib/text.ts: NFC, trimmed, 1 to 100 characters, no
+ * control or invisible characters, the zero-width (non-)joiners only inside words of the scripts that
+ * need them, a bound on stacked marks), and within it letters of any script with their marks, spaces,
+ * apostrophes (' and ’), hyphens and periods ("O'Brien", "Mary-Jane", "J. R.", "Nguyễn", "'t Hooft").
+ * Digits, brackets, quotes, semicolons and angle brackets are refused (SQL and markup fragments never
+ * reach storage), and so is a leading hyphen or period (a spreadsheet would read a formula).
  */
-export const PersonName = z
-  .string()
-  .max(RAW_INPUT_MAX)
-  .transform((name) => name.normalize('NFC').trim())
-  .pipe(
-    z
-      .string()
-      .min(1)
-      .max(100)
-      .regex(
-        /^['\u2019]?\p{L}(?:[\p{L}\p{M} '\u2019.-]|[\u200C\u200D](?=\p{L}))*$/u,
-        'Use letters, spaces, apostrophes, hyphens and periods only',
-      ),
-  );
+export const PersonName = singleLine(100, {
+  pattern: {
+    regex: /^['\u2019]?\p{L}(?:[\p{L}\p{M} '\u2019.-]|[\u200C\u200D](?=\p{L}))*$/u,
+    message: 'Use letters, spaces, apostrophes, hyphens and periods only',
+  },
+});
 
 /**
  * Invisible and control characters (zero-width joiners and spaces, bidirectional overrides, BOM,
