@@ -15,7 +15,8 @@ import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
 import { multiLine, singleLine } from '../lib/text';
 
 const ISSUERS: readonly Role[] = ['registrar', 'admin'];
-const READERS: readonly Role[] = ['registrar', 'admin', 'staff'];
+/** Who reads every student's credentials (decision 2 of docs/access-policy.md); a student reads their own. */
+const READERS = ISSUERS;
 const SERIAL_ATTEMPTS = 5;
 
 /** Crockford's base32: no I, L, O or U, so a serial read aloud or typed is not misread. */

@@ -24,16 +24,12 @@ import { multiLine, singleLine } from '../lib/text';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
 const MANAGERS: readonly Role[] = ['admin', 'staff'];
-/** Every staff role reads programmes including retired ones (no personal data in them). */
-const STAFF_READERS: readonly Role[] = [
-  'admin',
-  'staff',
-  'registrar',
-  'instructor',
-  'finance',
-  'admissions_counselor',
-  'admissions_manager',
-];
+/**
+ * Who reads the management view (retired programmes, open-enrollment counts): those who manage,
+ * teach or keep the records of programmes. Finance and admissions use the public catalogue
+ * (decision 5 of docs/access-policy.md).
+ */
+const STAFF_READERS: readonly Role[] = ['admin', 'staff', 'instructor', 'registrar'];
 const MAX_MODULES_PER_PROGRAM = 200;
 
 // ---------------------------------------------------------------------------------------------------

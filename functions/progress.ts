@@ -20,8 +20,11 @@ import { singleLine } from '../lib/text';
 
 const MAX_SECTIONS = 200;
 const GRADERS: readonly Role[] = ['admin', 'instructor'];
-/** Roles that read every enrollment's progress; instructors read those of the programmes they teach. */
-const BROAD_READERS: readonly Role[] = ['admin', 'staff', 'registrar'];
+/**
+ * Roles that read every enrollment's progress (decision 3 of docs/access-policy.md: the registrar
+ * certifies from it); instructors read those of the programmes they teach, a student their own.
+ */
+const BROAD_READERS: readonly Role[] = ['admin', 'registrar'];
 const STUDENT_STATUSES = new Set(['incomplete', 'completed']);
 const COMPLETE = new Set(['completed', 'passed']);
 
@@ -223,7 +226,7 @@ endpoint({
   name: 'progress-summary',
   methods: ['GET'],
   route: 'enrollments/{enrollmentId}/progress',
-  access: ['student', 'instructor', 'admin', 'staff', 'registrar'],
+  access: ['student', 'instructor', ...BROAD_READERS],
   phi: true,
   params: EnrollmentParams,
   handler: async ({ params, caller }) => {

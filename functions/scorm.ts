@@ -3,10 +3,10 @@
 // learning record: PHI routes, no-store, audited.
 //
 // A student writes and reads their own, for modules of a programme they are actively enrolled in; an
-// instructor of the programme or an admin reads anyone's. Only the fields sent overwrite (the old rule),
-// in one upsert on (user_id, module_id). There is no delete.
+// instructor of the programme reads their learners' (nobody else: docs/access-policy.md, decision 4).
+// Only the fields sent overwrite (the old rule), in one upsert on (user_id, module_id). There is no delete.
 import { z } from 'zod';
-import { hasAnyRole, teachesProgramSql } from '../lib/access';
+import { teachesProgramSql } from '../lib/access';
 import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
@@ -136,7 +136,8 @@ endpoint({
   name: 'scorm-learner',
   methods: ['GET'],
   route: 'scorm/{moduleId}/users/{userId}',
-  access: ['instructor', 'admin'],
+  // Decision 4 of docs/access-policy.md: a learner's saved answers are for their instructors only.
+  access: ['instructor'],
   phi: true,
   params: LearnerParams,
   handler: async ({ params, caller }) => {
@@ -148,7 +149,7 @@ endpoint({
         from scorm_records s
         join modules m on m.id = s.module_id
        where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
-         and (${hasAnyRole(me, ['admin'])} or ${teachesProgramSql(sql, me, sql`m.program_id`)})`;
+         and ${teachesProgramSql(sql, me, sql`m.program_id`)}`;
     if (!row) throw notFound('No resume data for this learner and module');
     return json(toRecord(row));
   },
