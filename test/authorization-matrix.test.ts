@@ -1,20 +1,25 @@
-// The authorization matrix, generated from the route table: every route the app registers, every
-// method, called as anonymous, with forged tokens and as each of the eight roles; and every route a
-// student may call with a record id, called by one student with another student's ids.
+// The authorization matrix, checked against the school's policy (docs/access-policy.md), never
+// against the routes' own `access` declarations: a role granted by mistake in a functions/*.ts file
+// fails here. Every route the local host serves, every method, is called as anonymous, with forged
+// tokens and as each of the eight roles; then the policy's object rules are probed with real records:
+// "own" (a student with another student's ids) and "taught" (an instructor with the ids of a
+// programme they do not teach, and of one they do).
 //
-// Nothing here lists routes: they come from declaredRoutes() (lib/endpoint) and from what the local
-// host actually serves, so a route added in any functions/*.ts file is checked the day it lands. The
-// only tables are the dummy values below, for inputs a random uuid or `{}` cannot stand for.
+// The routes come from what the host actually serves, so a route added in any functions/*.ts file
+// fails this file until the policy has a row for it. The only tables here are dummy values, for
+// inputs a random uuid or `{}` cannot stand for.
 //
 // Function modules and lib/endpoint are imported after the app booted: a static import would call
 // app.* before the local host's stand-in exists (see dev/functions-host.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { keyOf, mayCall, type PolicyRow, readPolicy } from '../dev/access-policy';
 import { ROLES, type Role } from '../lib/access';
 import { AUDIENCE, ISSUER } from '../lib/auth';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -23,20 +28,14 @@ const app = useTestApp();
 const CONCURRENCY = 8;
 
 /**
- * Path parameters a random uuid cannot stand for, by name. Everything else gets a fresh uuid, so a
- * caller who passes the role check meets the route's own 400/404, never someone's real record.
- */
-const DUMMY_PARAMS: Record<string, string> = {
-  role: 'student', // users/{id}/roles/{role}: a real role name, so "no such user" answers
-};
-
-/**
  * Valid bodies for `METHOD route`, where the handler's answer matters (a student writing to another
  * student's record must meet the ownership check, not a 400 for an empty body). Routes not listed
  * get `{}`: validation answers 400, which is neither 401 nor 403, so the role checks still hold.
  */
 const DUMMY_BODIES: Record<string, unknown> = {
   'PUT enrollments/{enrollmentId}/progress/{moduleId}': { progressPct: 10 }, // a student's own report
+  'PATCH programs/{id}': { description: 'Changed by the matrix' }, // an instructor's content change
+  'PATCH programs/{id}/modules/{moduleId}': { title: 'Changed by the matrix' },
 };
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -47,6 +46,8 @@ interface RouteUnderTest {
   route: string;
   /** undefined: served by the host but not declared through endpoint(), so not behind the wrapper. */
   declared: DeclaredRoute | undefined;
+  /** undefined: served but the policy has no row for it (a failure of its own below). */
+  policy: PolicyRow | undefined;
 }
 
 interface Caller {
@@ -58,7 +59,19 @@ interface Caller {
 interface Outcome {
   target: RouteUnderTest;
   caller: Caller;
+  path: string;
   status: number;
+  body: string;
+}
+
+/** The records one student's ids name, for the object-level probes. */
+interface RecordsOf {
+  userId: string;
+  programId: string;
+  enrollmentId: string;
+  moduleId: string;
+  transcriptId: string;
+  credentialId: string;
 }
 
 const PARAM = /\{\*{0,2}([A-Za-z_]\w*)[^}]*\}/g;
@@ -77,8 +90,28 @@ function pathOf(route: string, valueFor: (name: string, segmentBefore: string | 
     .join('/')}`;
 }
 
+/** Parameters a random uuid cannot stand for; everything else meets the route's own 400/404. */
+const randomIds = (name: string) => (name === 'role' ? 'student' : randomUUID());
+
+/** Which of `records` a parameter names: by its name, else by the collection the segment before it names. */
+const idsOf =
+  (records: RecordsOf) =>
+  (name: string, segmentBefore: string | undefined): string => {
+    if (name === 'role') return 'student';
+    if (name === 'enrollmentId' || (name === 'id' && segmentBefore === 'enrollments')) return records.enrollmentId;
+    if (name === 'transcriptId' || (name === 'id' && segmentBefore === 'transcripts')) return records.transcriptId;
+    if (name === 'id' && segmentBefore === 'credentials') return records.credentialId;
+    if (name === 'id' && segmentBefore === 'programs') return records.programId;
+    if (name === 'moduleId') return records.moduleId;
+    return records.userId;
+  };
+
+/** Parameters that name a person's record: the routes the "own" and "taught" rules speak of. */
+const RECORD_PARAMS = new Set(['id', 'userId', 'studentId', 'enrollmentId', 'transcriptId']);
+const namesRecord = (target: RouteUnderTest) => paramNames(target.route).some((name) => RECORD_PARAMS.has(name));
+
 const describeCall = (outcome: Outcome) =>
-  `${outcome.target.method} ${outcome.target.route} as ${outcome.caller.label} → ${outcome.status}`;
+  `${outcome.target.method} ${outcome.path} (${outcome.target.route}) as ${outcome.caller.label} → ${outcome.status}`;
 
 async function inBatches<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
   const results: T[] = new Array(tasks.length);
@@ -93,16 +126,15 @@ async function inBatches<T>(tasks: (() => Promise<T>)[], concurrency: number): P
   return results;
 }
 
-async function call(target: RouteUnderTest, caller: Caller, path: string): Promise<number> {
+async function call(target: RouteUnderTest, caller: Caller, path: string, body?: unknown): Promise<Outcome> {
   const hasBody = BODY_METHODS.has(target.method);
-  const body = DUMMY_BODIES[`${target.method} ${target.route}`] ?? {};
+  const payload = body ?? DUMMY_BODIES[keyOf(target)] ?? {};
   const response = await app.api(path, {
     method: target.method,
     headers: { ...caller.headers, ...(hasBody ? { 'Content-Type': 'application/json' } : {}) },
-    ...(hasBody ? { body: JSON.stringify(body) } : {}),
+    ...(hasBody ? { body: JSON.stringify(payload) } : {}),
   });
-  await response.arrayBuffer();
-  return response.status;
+  return { target, caller, path, status: response.status, body: await response.text() };
 }
 
 /** A token for the admin with every claim right but the signature: none at all, or another key. */
@@ -131,16 +163,15 @@ async function forgedTokens(userId: string): Promise<Caller[]> {
   ];
 }
 
+let policy: PolicyRow[] = [];
 let targets: RouteUnderTest[] = [];
-let undeclared: RouteUnderTest[] = [];
 let outcomes: Outcome[] = [];
 const users = new Map<Role, TestUser>();
-let studentA: TestUser;
-let studentB: TestUser;
-/** Records of student B a student-facing route may be asked about, by what names them. */
-let ownedByB: { userId: string; enrollmentId: string; moduleId: string; transcriptId: string };
+const as = (role: Role): Caller => ({ label: role, role, headers: (users.get(role) as TestUser).headers });
 
 beforeAll(async () => {
+  policy = readPolicy();
+  const byKey = new Map(policy.map((row) => [keyOf(row), row]));
   const { declaredRoutes } = await import('../lib/endpoint');
   const { registeredRoutes } = await import('../dev/functions-host');
   const declared = new Map(declaredRoutes().map((route) => [route.name, route]));
@@ -149,155 +180,256 @@ beforeAll(async () => {
   targets = registeredRoutes().flatMap((served) =>
     served.methods
       .filter((method) => method !== 'OPTIONS' && method !== 'HEAD')
-      .map((method) => ({ name: served.name, method, route: served.route, declared: declared.get(served.name) })),
+      .map((method) => ({
+        name: served.name,
+        method,
+        route: served.route,
+        declared: declared.get(served.name),
+        policy: byKey.get(`${method} ${served.route}`),
+      })),
   );
-  undeclared = targets.filter((target) => !target.declared);
 
   for (const role of ROLES) users.set(role, await createTestUser(app.db.sql, { roles: [role] }));
-  studentA = users.get('student') as TestUser;
-  studentB = await createTestUser(app.db.sql, { roles: ['student'] });
-  ownedByB = await recordsOfStudentB(studentA.id, studentB.id);
-
   const callers: Caller[] = [
     { label: 'anonymous', role: null, headers: {} },
     ...(await forgedTokens((users.get('admin') as TestUser).id)),
-    ...ROLES.map((role) => ({ label: role, role, headers: (users.get(role) as TestUser).headers })),
+    ...ROLES.map(as),
   ];
   const tasks = targets.flatMap((target) =>
-    callers.map((caller) => async (): Promise<Outcome> => {
-      const path = pathOf(target.route, (name) => DUMMY_PARAMS[name] ?? randomUUID());
-      return { target, caller, status: await call(target, caller, path) };
-    }),
+    callers.map((caller) => () => call(target, caller, pathOf(target.route, randomIds))),
   );
   outcomes = await inBatches(tasks, CONCURRENCY);
 }, 120_000);
 
-/** Student B's account with an enrollment, a module of its programme and a transcript; A is enrolled too. */
-async function recordsOfStudentB(studentAId: string, studentBId: string) {
-  const sql = app.db.sql;
-  const [program] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours)
-    values (${`MX-${randomBytes(3).toString('hex')}`}, 'Matrix programme', 'certificate', 10) returning id`;
-  const [module] = await sql<{ id: string }[]>`
-    insert into modules (program_id, code, title, delivery_type, clock_hours, position)
-    values (${program?.id as string}, 'M1', 'Module one', 'online', 10, 1) returning id`;
-  const enrollments = await sql<{ id: string; user_id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date)
-    values (${studentAId}, ${program?.id as string}, current_date), (${studentBId}, ${program?.id as string}, current_date)
-    returning id, user_id`;
-  const [transcript] = await sql<{ id: string }[]>`
-    insert into transcripts (user_id, program_id) values (${studentBId}, ${program?.id as string}) returning id`;
-  return {
-    userId: studentBId,
-    enrollmentId: enrollments.find((row) => row.user_id === studentBId)?.id as string,
-    moduleId: module?.id as string,
-    transcriptId: transcript?.id as string,
-  };
-}
-
-/**
- * Which of B's records a parameter names: by the parameter's name, else by the collection the
- * segment before it names (`enrollments/{id}`). Unknown collections get B's user id.
- */
-function idOfB(name: string, segmentBefore: string | undefined): string {
-  if (name === 'enrollmentId' || (name === 'id' && segmentBefore === 'enrollments')) return ownedByB.enrollmentId;
-  if (name === 'transcriptId' || (name === 'id' && segmentBefore === 'transcripts')) return ownedByB.transcriptId;
-  if (name === 'moduleId') return ownedByB.moduleId;
-  return DUMMY_PARAMS[name] ?? ownedByB.userId;
-}
-
-const STUDENT_ID_PARAMS = new Set(['id', 'userId', 'studentId', 'enrollmentId', 'transcriptId']);
-
-const isPublic = (target: RouteUnderTest) => target.declared?.access === 'public';
-const allows = (target: RouteUnderTest, role: Role) =>
-  target.declared !== undefined && target.declared.access !== 'public' && target.declared.access.includes(role);
-
-describe('the authorization matrix', () => {
-  test('covers every function the host serves, each declared through endpoint()', () => {
+describe('the routes and the policy', () => {
+  test('every route the host serves has a row in docs/access-policy.md', () => {
     expect(targets.length).toBeGreaterThan(0);
-    // The audit routes are protected, the catalogue public: both kinds are in the table.
-    expect(targets.some((target) => target.route === 'audit/logs' && !isPublic(target))).toBe(true);
-    expect(targets.some(isPublic)).toBe(true);
-    expect(undeclared.map((target) => `${target.method} ${target.route} (${target.name})`)).toEqual([]);
+    const missing = targets.filter((target) => !target.policy).map((target) => `${keyOf(target)} (${target.name})`);
+    expect(missing, 'add a row for each of these routes to docs/access-policy.md').toEqual([]);
   });
 
-  test('anonymous callers and forged tokens get 401 from every route not declared public', () => {
+  test('every row of docs/access-policy.md names a route the host serves', () => {
+    const served = new Set(targets.map(keyOf));
+    const stale = policy.filter((row) => !served.has(keyOf(row))).map((row) => `${keyOf(row)} (line ${row.line})`);
+    expect(stale, 'these rows name routes nobody serves: remove or correct them').toEqual([]);
+  });
+
+  test('every function the host serves is declared through endpoint() (behind the wrapper)', () => {
+    const undeclared = targets.filter((target) => !target.declared).map((target) => `${keyOf(target)}`);
+    expect(undeclared).toEqual([]);
+  });
+});
+
+describe('the authorization matrix, against the policy', () => {
+  const refusedAnonymously = (target: RouteUnderTest) => target.policy?.anonymous === false;
+
+  test('anonymous callers and forged tokens get 401 wherever the policy refuses anonymous callers', () => {
     const violations = outcomes
-      .filter((o) => o.caller.role === null && !isPublic(o.target) && o.status !== 401)
+      .filter((o) => o.caller.role === null && refusedAnonymously(o.target) && o.status !== 401)
       .map(describeCall);
     expect(violations).toEqual([]);
   });
 
-  test('a role not in a route’s access list gets 403', () => {
+  // On a route open to anonymous callers the access token plays no part: nobody may get a 403 there.
+  // A 401 there comes from the route's own credential (a refresh or registration token), which the
+  // dummy bodies do not carry and the policy does not speak of.
+  test('nobody is refused (403) where the policy lets anonymous callers in', () => {
     const violations = outcomes
-      .filter((o) => o.caller.role !== null && !isPublic(o.target) && !allows(o.target, o.caller.role))
+      .filter((o) => o.target.policy?.anonymous === true && o.status === 403)
+      .map(describeCall);
+    expect(violations).toEqual([]);
+  });
+
+  test('a role the policy refuses gets 403', () => {
+    const violations = outcomes
+      .filter((o) => o.caller.role !== null && o.target.policy && !mayCall(o.target.policy, o.caller.role))
       .filter((o) => o.status !== 403)
       .map(describeCall);
     expect(violations).toEqual([]);
   });
 
-  test('a role in a route’s access list is never turned away (no 401, no 403)', () => {
+  // `own` and `taught` cells let the role through the route's door; a random id is nobody's record,
+  // so the object rule may then answer 403 or 404 (its other side is probed with real records below).
+  test('a role the policy lets in is never turned away at the door (yes: no 401 or 403; own, taught: no 401)', () => {
     const violations = outcomes
-      .filter((o) => o.caller.role !== null && allows(o.target, o.caller.role))
-      .filter((o) => o.status === 401 || o.status === 403)
+      .filter((o) => o.caller.role !== null && o.target.policy?.anonymous === false)
+      .filter((o) => {
+        const grant = o.target.policy?.grants[o.caller.role as Role];
+        if (grant === 'yes') return o.status === 401 || o.status === 403;
+        return grant !== 'no' && o.status === 401;
+      })
       .map(describeCall);
     expect(violations).toEqual([]);
   });
 
   test('no route crashes on dummy input, whoever calls it', () => {
-    expect(outcomes.filter((o) => o.status === 500).map(describeCall)).toEqual([]);
+    expect(outcomes.filter((o) => o.status >= 500).map(describeCall)).toEqual([]);
   });
 });
 
-describe('a student using another student’s ids', () => {
-  test('every student route that takes a record id answers 403 or 404 for another student’s record', async () => {
-    const candidates = targets.filter(
-      (target) => allows(target, 'student') && paramNames(target.route).some((name) => STUDENT_ID_PARAMS.has(name)),
+// ---------------------------------------------------------------------------------------------------
+// "own" and "taught": probed with real records
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Programme P (taught by the instructor) with students A and B; programme Q (not taught) with
+ * student C. B and C each have progress (passed), SCORM data, a transcript and a credential, all made
+ * through the API as the school would make them.
+ */
+async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: TestUser }; c: RecordsOf }> {
+  const sql = app.db.sql;
+  const suffix = randomBytes(3).toString('hex');
+  const p = await createProgram(sql, { code: `MXP-${suffix}`, hours: [10], modulePrefix: 'P' });
+  const q = await createProgram(sql, { code: `MXQ-${suffix}`, hours: [10], modulePrefix: 'Q' });
+  const instructor = users.get('instructor') as TestUser;
+  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${p.programId})`;
+  const a = await createTestUser(sql, { roles: ['student'] });
+  await createEnrollment(sql, a.id, p.programId);
+  const studentIn = async (program: { programId: string; moduleIds: string[] }, grader: Caller) => {
+    const user = await createTestUser(sql, { roles: ['student'] });
+    const enrollmentId = await createEnrollment(sql, user.id, program.programId);
+    const moduleId = program.moduleIds[0] as string;
+    const self: Caller = { label: 'the student', role: 'student', headers: user.headers };
+    const made = async (method: string, path: string, caller: Caller, body: unknown) => {
+      const response = await app.api(path, {
+        method,
+        headers: { ...caller.headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`setting up: ${method} ${path} → ${response.status} ${text}`);
+      return JSON.parse(text) as { id: string };
+    };
+    await made('PUT', `/scorm/${moduleId}`, self, { lessonStatus: 'incomplete', suspendData: 'resume here' });
+    await made('PUT', `/enrollments/${enrollmentId}/progress/${moduleId}`, grader, { status: 'passed', score: 90 });
+    const registrar = as('registrar');
+    const body = { studentId: user.id, programId: program.programId };
+    const transcript = await made('POST', '/transcripts', registrar, body);
+    const credential = await made('POST', '/credentials', registrar, body);
+    return {
+      user,
+      userId: user.id,
+      programId: program.programId,
+      enrollmentId,
+      moduleId,
+      transcriptId: transcript.id,
+      credentialId: credential.id,
+    };
+  };
+  // The instructor grades in P; an admin grades in Q, which nobody here teaches.
+  const b = await studentIn(p, as('instructor'));
+  const c = await studentIn(q, as('admin'));
+  return { a, b, c };
+}
+
+let school: Awaited<ReturnType<typeof createSchool>>;
+beforeAll(async () => {
+  school = await createSchool();
+}, 60_000);
+
+const withGrant = (role: Role, grant: 'own' | 'taught') => (target: RouteUnderTest) =>
+  target.policy?.grants[role] === grant;
+
+/** A refusal: 403 or 404, or the 400 of a `{}` body on a route whose answer to a valid body we did not ask. */
+const refused = (o: Outcome) =>
+  o.status === 403 ||
+  o.status === 404 ||
+  (o.status === 400 && BODY_METHODS.has(o.target.method) && !(keyOf(o.target) in DUMMY_BODIES));
+
+/** Lists (no record in the path) the rule applies to, called plainly and asking for `other`'s records. */
+function listProbes(targetsOfRule: RouteUnderTest[], caller: Caller, other: RecordsOf): (() => Promise<Outcome>)[] {
+  return targetsOfRule
+    .filter((target) => !namesRecord(target) && (target.method === 'GET' || target.route.endsWith('/search')))
+    .flatMap((target) =>
+      target.method === 'GET'
+        ? [
+            () => call(target, caller, `/${target.route}`),
+            () => call(target, caller, `/${target.route}?studentId=${other.userId}`),
+          ]
+        : [() => call(target, caller, `/${target.route}`, {})],
     );
+}
+
+/** An answer that shows none of `other`'s records: refused, or a success that never names them. */
+const showsNothingOf = (other: RecordsOf) => (o: Outcome) =>
+  o.status < 300
+    ? ![other.userId, other.enrollmentId, other.transcriptId, other.credentialId].some((id) => o.body.includes(id))
+    : o.status >= 400 && o.status < 500 && o.status !== 401;
+
+describe('"own": a student reaches their own records only', () => {
+  const ownRoutes = () => targets.filter(withGrant('student', 'own'));
+
+  test('every route that names a record answers 403 or 404 to a student using another student’s ids', async () => {
+    const candidates = ownRoutes().filter(namesRecord);
     // students/{id} (at least) is such a route: the check below is never empty.
     expect(candidates.length).toBeGreaterThan(0);
-    const caller: Caller = { label: 'student A with B’s ids', role: 'student', headers: studentA.headers };
+    const a: Caller = { label: 'student A with B’s ids', role: 'student', headers: school.a.headers };
     const results = await inBatches(
-      candidates.map((target) => async (): Promise<Outcome> => {
-        const path = pathOf(target.route, idOfB);
-        return { target, caller, status: await call(target, caller, path) };
-      }),
+      candidates.map((target) => () => call(target, a, pathOf(target.route, idsOf(school.b)))),
       CONCURRENCY,
     );
-    // A 400 for the `{}` body of a route without a dummy body never reached B's record either;
-    // a route with a valid dummy body must be refused by the ownership check itself.
-    const rejectedBody = (o: Outcome) =>
-      o.status === 400 &&
-      BODY_METHODS.has(o.target.method) &&
-      !(`${o.target.method} ${o.target.route}` in DUMMY_BODIES);
-    const violations = results
-      .filter((o) => !(o.status === 403 || o.status === 404 || rejectedBody(o)))
-      .map(describeCall);
-    expect(violations).toEqual([]);
+    expect(results.filter((o) => !refused(o)).map(describeCall)).toEqual([]);
+  });
+
+  test('every list shows a student none of another student’s records', async () => {
+    const a: Caller = { label: 'student A', role: 'student', headers: school.a.headers };
+    const probes = listProbes(ownRoutes(), a, school.b);
+    expect(probes.length).toBeGreaterThan(0);
+    const results = await inBatches(probes, CONCURRENCY);
+    expect(results.filter((o) => !showsNothingOf(school.b)(o)).map(describeCall)).toEqual([]);
   });
 
   test('the same routes serve student B their own records (the ids above were real)', async () => {
-    const reads = targets.filter(
-      (target) =>
-        target.method === 'GET' &&
-        allows(target, 'student') &&
-        paramNames(target.route).some((name) => STUDENT_ID_PARAMS.has(name)),
-    );
+    const b: Caller = { label: 'student B', role: 'student', headers: school.b.user.headers };
+    const reads = ownRoutes().filter((target) => target.method === 'GET' && namesRecord(target));
+    expect(reads.length).toBeGreaterThan(0);
     const results = await inBatches(
-      reads.map((target) => async () => ({
-        target: `${target.method} ${target.route}`,
-        status: await call(
-          target,
-          { label: 'student B', role: 'student', headers: studentB.headers },
-          pathOf(target.route, idOfB),
-        ),
-      })),
+      reads.map((target) => () => call(target, b, pathOf(target.route, idsOf(school.b)))),
       CONCURRENCY,
     );
-    expect(results.length).toBeGreaterThan(0);
-    // At least the student record itself is reachable by its owner; other routes may 404 when B
-    // has no such record yet (e.g. no progress), but none may refuse B as a stranger.
-    expect(results.filter((r) => r.status === 401 || r.status === 403)).toEqual([]);
-    expect(results.some((r) => r.status === 200)).toBe(true);
+    expect(results.filter((o) => o.status !== 200).map(describeCall)).toEqual([]);
+  });
+});
+
+describe('"taught": an instructor reaches the students of the programmes they teach only', () => {
+  const taughtRoutes = () => targets.filter(withGrant('instructor', 'taught'));
+  const instructor = () => ({ ...as('instructor'), label: 'instructor of P' });
+
+  test('every route that names a record refuses the records of a programme the instructor does not teach', async () => {
+    const candidates = taughtRoutes().filter(namesRecord);
+    expect(candidates.length).toBeGreaterThan(0);
+    const results = await inBatches(
+      candidates.map((target) => () => call(target, instructor(), pathOf(target.route, idsOf(school.c)))),
+      CONCURRENCY,
+    );
+    expect(results.filter((o) => !refused(o)).map(describeCall)).toEqual([]);
+    // Nothing of Q changed: the refused PATCH left the programme's description as it was.
+    const [q] = await app.db.sql<{ description: string | null }[]>`
+      select description from programs where id = ${school.c.programId}`;
+    expect(q?.description).toBeNull();
+  });
+
+  test('every list shows an instructor none of an untaught programme’s students, and the taught ones', async () => {
+    const probes = listProbes(taughtRoutes(), instructor(), school.c);
+    expect(probes.length).toBeGreaterThan(0);
+    const results = await inBatches(probes, CONCURRENCY);
+    expect(results.filter((o) => !showsNothingOf(school.c)(o)).map(describeCall)).toEqual([]);
+    const plain = results.filter(
+      (o) => !o.path.includes('?') && !(o.status === 200 && o.body.includes(school.b.userId)),
+    );
+    expect(plain.map(describeCall), 'B studies in a programme the instructor teaches').toEqual([]);
+  });
+
+  test('every route that names a record serves the records of a programme the instructor teaches', async () => {
+    // Writes only where a valid dummy body exists (a `{}` body would meet validation, not the rule).
+    const allowed = taughtRoutes().filter(
+      (target) => namesRecord(target) && (target.method === 'GET' || keyOf(target) in DUMMY_BODIES),
+    );
+    expect(allowed.some((target) => target.method !== 'GET')).toBe(true);
+    const results = await inBatches(
+      allowed.map((target) => () => call(target, instructor(), pathOf(target.route, idsOf(school.b)))),
+      CONCURRENCY,
+    );
+    expect(results.filter((o) => o.status !== 200).map(describeCall)).toEqual([]);
   });
 });
