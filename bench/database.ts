@@ -72,6 +72,7 @@ export function productionEnv(appUrl: string, extra: Record<string, string> = {}
     DB_MAX_CONNECTIONS: String(DEFAULT_MAX_CONNECTIONS),
     DB_RESERVED_CONNECTIONS: '20',
     MAX_INSTANCES: '1',
+    TIMER_INSTANCES: '0',
     CORS_ALLOWED_ORIGINS: '',
     APP_PUBLIC_URL: 'https://portal.bench.aada.test',
     ...BENCH_SECRETS,

@@ -8,7 +8,7 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import { z } from 'zod';
-import { db } from '../lib/db';
+import { timerDb } from '../lib/db';
 
 export const DEFAULT_AUDIT_RETENTION_DAYS = 2190; // six years
 const MIN_RETENTION_DAYS = 90; // what prune_audit_log enforces; checked here too for a clearer message
@@ -37,7 +37,7 @@ export function retentionDaysFromEnv(env: NodeJS.ProcessEnv = process.env): numb
 export async function pruneAuditLog(retentionDays: number, runId: string): Promise<number> {
   // One statement: prune and record the pruning atomically (no recorded prune that did not happen,
   // no prune without its record).
-  const [row] = await db()<{ removed: string }[]>`
+  const [row] = await timerDb()<{ removed: string }[]>`
     with pruned as (
       select prune_audit_log(make_interval(days => ${retentionDays}::int)) as removed
     )

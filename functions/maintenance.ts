@@ -12,7 +12,7 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import type postgres from 'postgres';
-import { db, type Sql } from '../lib/db';
+import { type Sql, timerDb } from '../lib/db';
 import { longestRateLimitWindowSeconds } from '../lib/throttle';
 
 export const LOGIN_ATTEMPT_RETENTION_DAYS = 30;
@@ -65,7 +65,7 @@ async function pruneInBatches(sql: Sql, target: PruneTarget, options: PruneOptio
 
 /** Deletes what the sign-in tables no longer need. */
 export async function pruneSignInTables(
-  sql: Sql = db(),
+  sql: Sql = timerDb(),
   options: PruneOptions = { batch: BATCH, maxBatches: MAX_BATCHES },
 ): Promise<PruneReport> {
   const daysAgo = (days: number) => sql`now() - make_interval(days => ${days})`;

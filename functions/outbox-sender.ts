@@ -1,14 +1,15 @@
 // Delivers queued outbox messages every minute, then forgets what is done: sent messages after 30 days
-// (lib/outbox.ts) and registration requests 30 days after they expired. In production it refuses to
-// run without Azure Communication Services configured (the console sender would log links); the run
-// fails with that message and the messages wait, queued and encrypted, until ACS is set up.
+// (lib/outbox.ts) and registration requests 30 days after they expired. The two parts are independent:
+// when delivery cannot run (production without Azure Communication Services configured, or a failure
+// mid-batch) the pruning still runs, and the run then fails with the delivery's error so it shows in
+// the Functions logs and alerts. Messages wait, queued and encrypted, until delivery works again.
 //
 // The local host runs no timers: in development, routes that queue a message deliver it to the
 // console themselves (deliverNowInDevelopment in lib/outbox.ts).
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
-import { db } from '../lib/db';
-import { configuredSender, deliverPending, pruneDelivered } from '../lib/outbox';
+import { type Sql, timerDb } from '../lib/db';
+import { configuredSender, type DeliveryReport, deliverPending, pruneDelivered } from '../lib/outbox';
 
 /** Messages per batch, and batches per run (one run must end well before the next minute). */
 const BATCH = 50;
@@ -16,27 +17,44 @@ const MAX_BATCHES = 10;
 const REGISTRATION_RETENTION_DAYS = 30;
 
 export async function sendOutbox(_timer: Timer | null, context: InvocationContext): Promise<void> {
-  const sender = configuredSender();
-  const totals = { sent: 0, retrying: 0, failed: 0 };
-  for (let batch = 0; batch < MAX_BATCHES; batch++) {
-    const report = await deliverPending(db(), sender, { batch: BATCH });
-    totals.sent += report.sent;
-    totals.retrying += report.retrying;
-    totals.failed += report.failed;
-    if (report.sent + report.retrying + report.failed < BATCH) break;
+  const sql = timerDb();
+  let delivery: { via: string; totals: DeliveryReport } | { error: unknown };
+  try {
+    delivery = await deliverBatches(sql);
+  } catch (error) {
+    delivery = { error };
   }
-  const pruned = await pruneDelivered(db());
-  const [registrations] = await db()<{ removed: number }[]>`
+  const pruned = await pruneDelivered(sql);
+  const [registrations] = await sql<{ removed: number }[]>`
     with removed as (
       delete from registration_requests
        where expires_at < now() - make_interval(days => ${REGISTRATION_RETENTION_DAYS})
       returning 1)
     select count(*)::int as removed from removed`;
   // Counts only: never a recipient, a body or a link.
+  const prunedText = `pruned ${pruned} messages and ${registrations?.removed ?? 0} registration requests`;
+  if ('error' in delivery) {
+    context.log(`outbox: delivery did not run; ${prunedText}`);
+    throw delivery.error;
+  }
+  const { via, totals } = delivery;
   context.log(
-    `outbox via ${sender.name}: ${totals.sent} sent, ${totals.retrying} to retry, ${totals.failed} failed; ` +
-      `pruned ${pruned} messages and ${registrations?.removed ?? 0} registration requests`,
+    `outbox via ${via}: ${totals.sent} sent, ${totals.retrying} to retry, ${totals.failed} failed; ${prunedText}`,
   );
+}
+
+/** Up to MAX_BATCHES batches, stopping at the first that is not full. */
+async function deliverBatches(sql: Sql): Promise<{ via: string; totals: DeliveryReport }> {
+  const sender = configuredSender();
+  const totals = { sent: 0, retrying: 0, failed: 0 };
+  for (let batch = 0; batch < MAX_BATCHES; batch++) {
+    const report = await deliverPending(sql, sender, { batch: BATCH });
+    totals.sent += report.sent;
+    totals.retrying += report.retrying;
+    totals.failed += report.failed;
+    if (report.sent + report.retrying + report.failed < BATCH) break;
+  }
+  return { via: sender.name, totals };
 }
 
 app.timer('outbox-sender', { schedule: '0 */1 * * * *', handler: sendOutbox });

@@ -26,10 +26,15 @@ param tags object = {}
 
 // Function app (Flex Consumption)
 
-@description('Most instances Flex Consumption may run. Every instance holds its own pool, so this divides the database connection budget.')
+@description('Most instances Flex Consumption may run for the HTTP functions (one scale group). Every instance holds its own pool, so this divides the database connection budget.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('HTTP instances kept warm (Flex Consumption alwaysReady for the http group). They come on top of maximumInstanceCount in the connection budget.')
+@minValue(0)
+@maxValue(100)
+param httpAlwaysReadyInstances int = 0
 
 @description('Memory of one instance.')
 @allowed([512, 2048, 4096])
@@ -50,7 +55,8 @@ param studentPortalUrl string
 
 // PostgreSQL
 
-@allowed(['15', '16', '17'])
+@description('PostgreSQL major version (16 and later preload pg_stat_statements by default; the server API version 2025-08-01 lists 17).')
+@allowed(['16', '17'])
 param postgresVersion string = '16'
 
 @description('Compute SKU; must be a key of maxConnectionsBySku below.')
@@ -155,15 +161,20 @@ var allTags = union(tags, {
 // ---------------------------------------------------------------------------------------------------
 // Connection budget
 //
-// Every Flex Consumption instance holds one postgres.js pool, so in the worst case
-//   poolMax x maximumInstanceCount + dbReservedConnections <= max_connections.
-// The app derives its pool size from the same three app settings with the same formula
-// (derivePoolMax in lib/config.ts): floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / MAX_INSTANCES),
-// capped at POOL_MAX_CEILING. Keep the two in step; test/infra.test.ts checks that they agree.
+// Flex Consumption scales per function group: the HTTP functions together, up to maximumInstanceCount
+// plus the always-ready ones, each instance with one postgres.js pool of poolMax; and every timer on its
+// own, one instance at a time (the host runs a timer as a singleton), with a pool of timerPoolMax
+// (timerDb in lib/db.ts). In the worst case all of them are up at once:
+//   poolMax x httpInstances + timerPoolMax x timerInstances + dbReservedConnections <= max_connections.
+// The app derives its pool size from the same app settings with the same formula (derivePoolMax in
+// lib/config.ts): floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS - TIMER_INSTANCES x TIMER_POOL_MAX)
+// / MAX_INSTANCES), capped at POOL_MAX_CEILING. Keep the two in step; test/infra.test.ts checks that they
+// agree, and that timerFunctionNames are the timers the app registers.
 // ---------------------------------------------------------------------------------------------------
 
-// Azure's default max_connections per SKU (it follows the SKU's memory). Azure keeps 15 of them for
-// itself, which dbReservedConnections includes.
+// Azure's default max_connections per SKU (it follows the SKU's memory). postgres.bicep pins the server
+// parameter to this value, so a later SKU change cannot leave the server with a limit the app does not
+// know. Azure keeps 15 of them for itself, which dbReservedConnections includes.
 var maxConnectionsBySku = {
   Standard_B1ms: 50
   Standard_B2s: 429
@@ -181,16 +192,28 @@ var maxConnections = maxConnectionsBySku[?postgresSkuName] ?? fail('PostgreSQL S
 // = POOL_MAX_CEILING in lib/config.ts: one Node event loop cannot keep more connections busy.
 var poolMaxCeiling = 10
 
-// Integer division, as Math.floor in derivePoolMax.
-var poolMaxPerInstance = (maxConnections - dbReservedConnections) / maximumInstanceCount
+// = TIMER_POOL_MAX in lib/config.ts: a timer runs its statements one at a time.
+var timerPoolMax = 2
+
+// The timer functions of functions/ (app.timer), one scale group each.
+var timerFunctionNames = ['audit-retention', 'maintenance', 'outbox-sender']
+
+var httpInstances = maximumInstanceCount + httpAlwaysReadyInstances
+var timerInstances = length(timerFunctionNames)
+
+// Integer division, as Math.floor in derivePoolMax (a negative numerator gives at most 0: refused below).
+var poolMaxPerInstance = (maxConnections - dbReservedConnections - timerInstances * timerPoolMax) / httpInstances
 
 // Deploy-time guard: fails the deployment when the instances cannot each get one connection. The
 // identity, the first resource (nothing depends before it), carries the value as a tag, so the guard
 // is evaluated before anything else is created.
-var poolMax = poolMaxPerInstance >= 1 ? min(poolMaxPerInstance, poolMaxCeiling) : fail('${maximumInstanceCount} instances cannot each get a connection from ${postgresSkuName} (max_connections ${maxConnections}, ${dbReservedConnections} reserved): lower maximumInstanceCount or pick a larger SKU.')
+var poolMax = poolMaxPerInstance >= 1 ? min(poolMaxPerInstance, poolMaxCeiling) : fail('${httpInstances} HTTP instances and ${timerInstances} timers cannot each get a connection from ${postgresSkuName} (max_connections ${maxConnections}, ${dbReservedConnections} reserved): lower maximumInstanceCount or httpAlwaysReadyInstances, or pick a larger SKU.')
 
 var expectedPostgresTier = startsWith(postgresSkuName, 'Standard_B') ? 'Burstable' : 'GeneralPurpose'
 var postgresTier = postgresSkuTier == expectedPostgresTier ? postgresSkuTier : fail('postgresSkuTier ${postgresSkuTier} does not match ${postgresSkuName} (expected ${expectedPostgresTier}).')
+
+// Burstable servers offer no high availability: refused here rather than by a failed server update.
+var postgresHa = postgresHighAvailability == 'Disabled' || postgresTier != 'Burstable' ? postgresHighAvailability : fail('High availability (${postgresHighAvailability}) is not offered on Burstable SKUs (${postgresSkuName}): pick a GeneralPurpose SKU or set postgresHighAvailability to Disabled.')
 
 var postgresPasswordAuthProblem = environmentName == 'prod' ? 'Password authentication stays disabled in prod: sign in with Microsoft Entra ID.' : (empty(postgresAdminPassword) ? 'postgresPasswordAuthEnabled needs postgresAdminPassword.' : '')
 var postgresPasswordAuth = !postgresPasswordAuthEnabled ? 'Disabled' : (empty(postgresPasswordAuthProblem) ? 'Enabled' : fail(postgresPasswordAuthProblem))
@@ -244,7 +267,8 @@ module postgres 'modules/postgres.bicep' = {
     storageSizeGB: postgresStorageSizeGB
     backupRetentionDays: postgresBackupRetentionDays
     geoRedundantBackup: postgresGeoRedundantBackup
-    highAvailability: postgresHighAvailability
+    highAvailability: postgresHa
+    maxConnections: maxConnections
     passwordAuth: postgresPasswordAuth
     administratorLogin: postgresAdminLogin
     administratorLoginPassword: postgresAdminPassword
@@ -303,7 +327,8 @@ var appSettings = {
   DB_PREPARE_STATEMENTS: 'true'
   DB_MAX_CONNECTIONS: string(maxConnections)
   DB_RESERVED_CONNECTIONS: string(dbReservedConnections)
-  MAX_INSTANCES: string(maximumInstanceCount)
+  MAX_INSTANCES: string(httpInstances)
+  TIMER_INSTANCES: string(timerInstances)
   CORS_ALLOWED_ORIGINS: join(corsAllowedOrigins, ',')
   // Links in emails (registration) point at the student portal.
   APP_PUBLIC_URL: studentPortalUrl
@@ -327,6 +352,7 @@ module functionApp 'modules/functionapp.bicep' = {
     identityId: appIdentity.id
     identityPrincipalId: appIdentity.properties.principalId
     maximumInstanceCount: maximumInstanceCount
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
     instanceMemoryMB: instanceMemoryMB
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     // Refers to keyVault.outputs, so the site is configured only after the identity may read secrets
@@ -352,7 +378,9 @@ output dbPoolMaxPerInstance int = poolMax
 output dbConnectionBudget object = {
   maxConnections: maxConnections
   reservedConnections: dbReservedConnections
-  maximumInstanceCount: maximumInstanceCount
+  httpInstances: httpInstances
   poolMaxPerInstance: poolMax
-  worstCaseConnections: poolMax * maximumInstanceCount + dbReservedConnections
+  timerInstances: timerInstances
+  timerPoolMax: timerPoolMax
+  worstCaseConnections: poolMax * httpInstances + timerPoolMax * timerInstances + dbReservedConnections
 }

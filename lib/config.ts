@@ -46,7 +46,10 @@ const EnvSchema = z.object({
   DB_POOL_MAX: optionalInteger(1, 100),
   DB_MAX_CONNECTIONS: integer(5, 10_000).default(100),
   DB_RESERVED_CONNECTIONS: integer(0, 1_000).default(20),
+  /** Instances that may each hold a full pool: Flex's HTTP maximum plus its always-ready HTTP instances. */
   MAX_INSTANCES: integer(1, 1_000).default(1),
+  /** Timer functions: Flex scales each on its own, one instance at a time, with a pool of TIMER_POOL_MAX. */
+  TIMER_INSTANCES: integer(0, 100).default(0),
   DB_IDLE_TIMEOUT_SECONDS: integer(1, 3_600).default(30),
   DB_MAX_LIFETIME_SECONDS: integer(60, 86_400).default(1_800),
   DB_CONNECT_TIMEOUT_SECONDS: integer(1, 120).default(10),
@@ -103,6 +106,7 @@ export const REQUIRED_IN_PRODUCTION = [
   'DB_MAX_CONNECTIONS',
   'DB_RESERVED_CONNECTIONS',
   'MAX_INSTANCES',
+  'TIMER_INSTANCES',
   'CORS_ALLOWED_ORIGINS',
   'PII_ENCRYPTION_KEYS',
   'PII_BLIND_INDEX_KEY',
@@ -113,26 +117,34 @@ export const REQUIRED_IN_PRODUCTION = [
 /** The most connections one instance ever needs: one Node event loop cannot keep more busy. */
 export const POOL_MAX_CEILING = 10;
 
+/** The pool of a timer function's instance (lib/db.ts timerDb): a timer runs its statements one at a time. */
+export const TIMER_POOL_MAX = 2;
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
 /**
- * Pool size per instance. DB_POOL_MAX wins when set; otherwise the connection budget
- * (server limit minus reserved admin/replication headroom) is shared by every instance the
- * platform may start, and capped at POOL_MAX_CEILING.
+ * Pool size per HTTP instance. DB_POOL_MAX wins when set; otherwise the connection budget (server limit
+ * minus reserved admin/replication headroom, minus TIMER_POOL_MAX for each timer's instance) is shared by
+ * every HTTP instance the platform may start, and capped at POOL_MAX_CEILING.
  */
 export function derivePoolMax(env: {
   DB_POOL_MAX?: number | undefined;
   DB_MAX_CONNECTIONS: number;
   DB_RESERVED_CONNECTIONS: number;
   MAX_INSTANCES: number;
+  TIMER_INSTANCES?: number | undefined;
 }): number {
   if (env.DB_POOL_MAX !== undefined) return env.DB_POOL_MAX;
-  const perInstance = Math.floor((env.DB_MAX_CONNECTIONS - env.DB_RESERVED_CONNECTIONS) / env.MAX_INSTANCES);
+  const timerConnections = (env.TIMER_INSTANCES ?? 0) * TIMER_POOL_MAX;
+  const perInstance = Math.floor(
+    (env.DB_MAX_CONNECTIONS - env.DB_RESERVED_CONNECTIONS - timerConnections) / env.MAX_INSTANCES,
+  );
   if (perInstance < 1) {
     throw new ConfigError(
       `DB_MAX_CONNECTIONS (${env.DB_MAX_CONNECTIONS}) minus DB_RESERVED_CONNECTIONS (${env.DB_RESERVED_CONNECTIONS}) ` +
+        `and ${timerConnections} for TIMER_INSTANCES (${env.TIMER_INSTANCES ?? 0}) ` +
         `cannot give every one of MAX_INSTANCES (${env.MAX_INSTANCES}) a connection: lower MAX_INSTANCES or pick a larger server`,
     );
   }

@@ -2,7 +2,7 @@
 // (not at import, so a cold start that serves a cached 304 never pays for a connection) and closed
 // when the host terminates the app.
 import postgres from 'postgres';
-import { type Config, config } from './config';
+import { type Config, config, TIMER_POOL_MAX } from './config';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -21,6 +21,7 @@ export const UUID_ARRAY = 2951;
 const ENTRA_TOKEN_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 
 let pool: Sql | undefined;
+let timerPool: Sql | undefined;
 
 /**
  * Without a password, connect with a Microsoft Entra ID token of the instance's managed identity.
@@ -78,13 +79,25 @@ export function poolOptions(cfg: Config = config()): postgres.Options<Record<str
   };
 }
 
+function createPool(cfg: Config, max: number): Sql {
+  const options = { ...poolOptions(cfg), max };
+  return (cfg.DATABASE_URL ? postgres(cfg.DATABASE_URL, options) : postgres(options)) as Sql;
+}
+
 /** The shared pool; created on first call. */
 export function db(): Sql {
-  if (!pool) {
-    const cfg = config();
-    pool = (cfg.DATABASE_URL ? postgres(cfg.DATABASE_URL, poolOptions(cfg)) : postgres(poolOptions(cfg))) as Sql;
-  }
+  pool ??= createPool(config(), config().poolMax);
   return pool;
+}
+
+/**
+ * The timer functions' pool: TIMER_POOL_MAX connections. Flex Consumption runs each timer on an instance
+ * of its own, which then never opens the HTTP pool; the connection budget (lib/config.ts) counts
+ * TIMER_POOL_MAX per timer, not a full pool.
+ */
+export function timerDb(): Sql {
+  timerPool ??= createPool(config(), TIMER_POOL_MAX);
+  return timerPool;
 }
 
 /** Identifies this instance's connections in pg_stat_activity (one name per process). */
@@ -111,7 +124,8 @@ export async function poolStats(): Promise<PoolStats> {
 
 /** Closes the pool, letting running queries finish for up to `timeoutSeconds`. */
 export async function closePool(timeoutSeconds = 5): Promise<void> {
-  const closing = pool;
+  const closing = [pool, timerPool];
   pool = undefined;
-  if (closing) await closing.end({ timeout: timeoutSeconds });
+  timerPool = undefined;
+  await Promise.all(closing.map((each) => each?.end({ timeout: timeoutSeconds })));
 }

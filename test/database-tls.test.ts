@@ -25,6 +25,7 @@ const PRODUCTION = {
   DB_MAX_CONNECTIONS: '100',
   DB_RESERVED_CONNECTIONS: '20',
   MAX_INSTANCES: '1',
+  TIMER_INSTANCES: '3',
   DB_CONNECT_TIMEOUT_SECONDS: '5',
   CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
   PII_ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,

@@ -8,9 +8,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, derivePoolMax, POOL_MAX_CEILING, REQUIRED_IN_PRODUCTION } from '../lib/config';
+import { ConfigError, derivePoolMax, POOL_MAX_CEILING, REQUIRED_IN_PRODUCTION, TIMER_POOL_MAX } from '../lib/config';
 
 const INFRA = join(__dirname, '..', 'infra');
+const FUNCTIONS = join(__dirname, '..', 'functions');
 const read = (...parts: string[]) => readFileSync(join(INFRA, ...parts), 'utf8');
 
 const main = read('main.bicep');
@@ -39,6 +40,20 @@ const AZURE_DEFAULT_MAX_CONNECTIONS: Record<string, number> = {
   Standard_D8ds_v5: 3437,
 };
 const AZURE_RESERVED_CONNECTIONS = 15;
+
+// PostgreSQL major versions each Microsoft.DBforPostgreSQL API version accepts (properties.version), from
+// the REST API specifications: 2024-08-01 stops at 16; 2025-08-01 lists 11 to 18.
+const POSTGRES_MAJORS_BY_API_VERSION: Record<string, string[]> = {
+  '2024-08-01': ['11', '12', '13', '14', '15', '16'],
+  '2025-08-01': ['11', '12', '13', '14', '15', '16', '17', '18'],
+};
+
+/** The timers the app registers (app.timer('name', ...) in functions/). */
+const registeredTimers = readdirSync(FUNCTIONS)
+  .filter((file) => file.endsWith('.ts'))
+  .flatMap((file) => [...readFileSync(join(FUNCTIONS, file), 'utf8').matchAll(/app\.timer\('([^']+)'/g)])
+  .map((match) => match[1] ?? '')
+  .sort();
 
 const SECRET_SETTINGS = {
   JWT_SIGNING_KEY: 'jwt-signing-key',
@@ -219,31 +234,48 @@ function secretSettingProblems(src: string): string[] {
 
 interface Budget {
   maxConnectionsBySku: Record<string, number>;
-  defaults: { maximumInstanceCount: number; dbReservedConnections: number; postgresSkuName: string };
+  defaults: {
+    maximumInstanceCount: number;
+    httpAlwaysReadyInstances: number;
+    dbReservedConnections: number;
+    postgresSkuName: string;
+  };
   ceiling: number;
+  timerPoolMax: number;
+  timerFunctions: string[];
+}
+
+/** The string literals of `var NAME = ['a', 'b']`. */
+function stringArrayVariable(src: string, name: string): string[] {
+  const expression = variable(src, name) ?? '';
+  if (!/^\[.*\]$/.test(expression)) throw new Error(`var ${name} is not a one-line array`);
+  return [...expression.matchAll(/'([^']*)'/g)].map((match) => match[1] ?? '');
 }
 
 /** Everything the connection budget is computed from, and whether the Bicep computes it as the app does. */
 function budgetOf(src: string): { budget: Budget; problems: string[] } {
   const problems: string[] = [];
-  const normalized = (name: string) => (variable(src, name) ?? '').replace(/\s+/g, '');
+  const normalized = (name: string) => (variable(src, name) ?? '').replace(/\s*\/\/.*$/, '').replace(/\s+/g, '');
   const expect = (name: string, shape: string) => {
     if (!normalized(name).startsWith(shape)) problems.push(`var ${name} is not ${shape}...`);
   };
-  // The app: floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) / MAX_INSTANCES), capped at POOL_MAX_CEILING,
-  // refusing to start below 1.
+  const exactly = (name: string, shape: string) => {
+    if (normalized(name) !== shape) problems.push(`var ${name} is not ${shape}`);
+  };
+  // The app: floor((DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS - TIMER_INSTANCES x TIMER_POOL_MAX)
+  // / MAX_INSTANCES), capped at POOL_MAX_CEILING, refusing to start below 1.
   expect('maxConnections', 'maxConnectionsBySku[?postgresSkuName]??fail(');
-  expect('poolMaxPerInstance', '(maxConnections-dbReservedConnections)/maximumInstanceCount');
-  if (normalized('poolMaxPerInstance') !== '(maxConnections-dbReservedConnections)/maximumInstanceCount') {
-    problems.push('var poolMaxPerInstance has more than the formula');
-  }
+  exactly('httpInstances', 'maximumInstanceCount+httpAlwaysReadyInstances');
+  exactly('timerInstances', 'length(timerFunctionNames)');
+  exactly('poolMaxPerInstance', '(maxConnections-dbReservedConnections-timerInstances*timerPoolMax)/httpInstances');
   expect('poolMax', 'poolMaxPerInstance>=1?min(poolMaxPerInstance,poolMaxCeiling):fail(');
 
   const settings = appSettingsOf(src);
   const fed = {
     DB_MAX_CONNECTIONS: 'string(maxConnections)',
     DB_RESERVED_CONNECTIONS: 'string(dbReservedConnections)',
-    MAX_INSTANCES: 'string(maximumInstanceCount)',
+    MAX_INSTANCES: 'string(httpInstances)',
+    TIMER_INSTANCES: 'string(timerInstances)',
   };
   for (const [setting, expression] of Object.entries(fed)) {
     if (settings.get(setting) !== expression) problems.push(`${setting} is not ${expression}`);
@@ -255,33 +287,53 @@ function budgetOf(src: string): { budget: Budget; problems: string[] } {
     maxConnectionsBySku: Object.fromEntries([...map].map(([sku, value]) => [sku, intLiteral(value, sku)])),
     defaults: {
       maximumInstanceCount: intLiteral(defaults.get('maximumInstanceCount'), 'maximumInstanceCount'),
+      httpAlwaysReadyInstances: intLiteral(defaults.get('httpAlwaysReadyInstances'), 'httpAlwaysReadyInstances'),
       dbReservedConnections: intLiteral(defaults.get('dbReservedConnections'), 'dbReservedConnections'),
       postgresSkuName: (defaults.get('postgresSkuName') ?? '').replace(/'/g, ''),
     },
-    ceiling: intLiteral(variable(src, 'poolMaxCeiling')?.replace(/\s*\/\/.*$/, ''), 'poolMaxCeiling'),
+    ceiling: intLiteral(normalized('poolMaxCeiling'), 'poolMaxCeiling'),
+    timerPoolMax: intLiteral(normalized('timerPoolMax'), 'timerPoolMax'),
+    timerFunctions: stringArrayVariable(src, 'timerFunctionNames').sort(),
   };
   if (budget.ceiling !== POOL_MAX_CEILING) problems.push(`poolMaxCeiling ${budget.ceiling} != ${POOL_MAX_CEILING}`);
+  if (budget.timerPoolMax !== TIMER_POOL_MAX) problems.push(`timerPoolMax ${budget.timerPoolMax} != ${TIMER_POOL_MAX}`);
+  if (budget.timerFunctions.join() !== registeredTimers.join()) {
+    problems.push(`timerFunctionNames ${budget.timerFunctions.join()} != the app's timers ${registeredTimers.join()}`);
+  }
   return { budget, problems };
 }
 
+interface Shape {
+  maxConnections: number;
+  reserved: number;
+  /** HTTP maximum plus always-ready. */
+  httpInstances: number;
+  timers: number;
+}
+
 /** What main.bicep's poolMax evaluates to ('fail': the deployment is refused), given its checked formula. */
-function bicepPoolMax(maxConnections: number, reserved: number, instances: number, ceiling: number): number | 'fail' {
-  const perInstance = Math.trunc((maxConnections - reserved) / instances); // ARM div() on non-negative ints
+function bicepPoolMax(b: Shape, ceiling: number, timerPoolMax: number): number | 'fail' {
+  // ARM div() truncates toward zero; a negative numerator gives at most 0, which the guard refuses.
+  const perInstance = Math.trunc((b.maxConnections - b.reserved - b.timers * timerPoolMax) / b.httpInstances);
   return perInstance >= 1 ? Math.min(perInstance, ceiling) : 'fail';
 }
 
-function appPoolMax(maxConnections: number, reserved: number, instances: number): number | 'fail' {
+function appPoolMax(b: Shape): number | 'fail' {
   try {
     return derivePoolMax({
-      DB_MAX_CONNECTIONS: maxConnections,
-      DB_RESERVED_CONNECTIONS: reserved,
-      MAX_INSTANCES: instances,
+      DB_MAX_CONNECTIONS: b.maxConnections,
+      DB_RESERVED_CONNECTIONS: b.reserved,
+      MAX_INSTANCES: b.httpInstances,
+      TIMER_INSTANCES: b.timers,
     });
   } catch (error) {
     if (error instanceof ConfigError) return 'fail';
     throw error;
   }
 }
+
+/** Connections in use when every instance of every scale group holds a full pool. */
+const worstCase = (b: Shape, poolMax: number) => poolMax * b.httpInstances + TIMER_POOL_MAX * b.timers + b.reserved;
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -369,55 +421,93 @@ describe('connection budget: pool size x instances fits the PostgreSQL SKU', () 
 
   const files = Object.entries(paramFiles).map(([file, source]) => {
     const values = params(source);
-    const instances = values.has('maximumInstanceCount')
-      ? intLiteral(values.get('maximumInstanceCount'), `${file} maximumInstanceCount`)
-      : budget.defaults.maximumInstanceCount;
-    const reserved = values.has('dbReservedConnections')
-      ? intLiteral(values.get('dbReservedConnections'), `${file} dbReservedConnections`)
-      : budget.defaults.dbReservedConnections;
+    const number = (name: 'maximumInstanceCount' | 'httpAlwaysReadyInstances' | 'dbReservedConnections') =>
+      values.has(name) ? intLiteral(values.get(name), `${file} ${name}`) : budget.defaults[name];
     const sku = (values.get('postgresSkuName') ?? `'${budget.defaults.postgresSkuName}'`).replace(/'/g, '');
     const tier = (values.get('postgresSkuTier') ?? '').replace(/'/g, '');
-    return { file, instances, reserved, sku, tier, values };
+    const instances = number('maximumInstanceCount');
+    const alwaysReady = number('httpAlwaysReadyInstances');
+    const shape = (maxConnections: number): Shape => ({
+      maxConnections,
+      reserved: number('dbReservedConnections'),
+      httpInstances: instances + alwaysReady,
+      timers: budget.timerFunctions.length,
+    });
+    return { file, instances, alwaysReady, sku, tier, values, shape };
   });
 
   it('has a dev and a prod parameter file', () => {
     expect(files.map(({ file }) => file).sort()).toEqual(['dev.bicepparam', 'prod.bicepparam']);
   });
 
-  it.each(files)('$file deploys: its SKU gives each of its instances a pool that fits', (f) => {
+  it("counts one scale group per timer the app registers, each with the timers' small pool", () => {
+    expect(registeredTimers).toEqual(['audit-retention', 'maintenance', 'outbox-sender']);
+    expect(budget.timerFunctions).toEqual(registeredTimers);
+    expect(budget.timerPoolMax).toBe(TIMER_POOL_MAX);
+    expect(TIMER_POOL_MAX).toBeLessThanOrEqual(2);
+    // Every timer takes its connections from timerDb (TIMER_POOL_MAX), never from the HTTP pool.
+    for (const file of ['audit-retention.ts', 'maintenance.ts', 'outbox-sender.ts']) {
+      const source = readFileSync(join(FUNCTIONS, file), 'utf8');
+      expect(source, file).toMatch(/timerDb\(\)/);
+      expect(source, file).not.toMatch(/\bdb\(\)/);
+    }
+  });
+
+  it.each(files)('$file deploys: its SKU gives each instance of every scale group a pool that fits', (f) => {
     const maxConnections = budget.maxConnectionsBySku[f.sku];
     expect(maxConnections, `${f.sku} is not in maxConnectionsBySku`).toBeDefined();
     expect(f.instances).toBeGreaterThanOrEqual(1);
     expect(f.instances).toBeLessThanOrEqual(1000);
     expect(f.tier).toBe(f.sku.startsWith('Standard_B') ? 'Burstable' : 'GeneralPurpose');
-    const poolMax = appPoolMax(maxConnections ?? 0, f.reserved, f.instances);
+    const shape = f.shape(maxConnections ?? 0);
+    const poolMax = appPoolMax(shape);
     expect(poolMax).not.toBe('fail');
-    expect(bicepPoolMax(maxConnections ?? 0, f.reserved, f.instances, budget.ceiling)).toBe(poolMax);
+    expect(bicepPoolMax(shape, budget.ceiling, budget.timerPoolMax)).toBe(poolMax);
     expect(poolMax).toBeGreaterThanOrEqual(1);
-    expect(Number(poolMax) * f.instances + f.reserved).toBeLessThanOrEqual(maxConnections ?? 0);
+    expect(worstCase(shape, Number(poolMax))).toBeLessThanOrEqual(maxConnections ?? 0);
   });
 
   const matrix = files.flatMap((f) =>
-    Object.keys(AZURE_DEFAULT_MAX_CONNECTIONS).map((sku) => ({
-      ...f,
-      sku,
-      label: `${sku} x ${f.instances} instances (${f.file.replace('.bicepparam', '')})`,
-    })),
+    Object.keys(AZURE_DEFAULT_MAX_CONNECTIONS).flatMap((sku) =>
+      [f.alwaysReady, f.alwaysReady + 5].map((alwaysReady) => ({
+        ...f,
+        sku,
+        alwaysReady,
+        label: `${sku} x ${f.instances} + ${alwaysReady} always-ready HTTP instances + timers (${f.file.replace('.bicepparam', '')})`,
+      })),
+    ),
   );
 
   it.each(matrix)('$label: the Bicep guard and derivePoolMax agree, and what deploys fits', (f) => {
     const maxConnections = budget.maxConnectionsBySku[f.sku];
     expect(maxConnections, `${f.sku} is not in maxConnectionsBySku`).toBeDefined();
-    const max = maxConnections ?? 0;
-    const app = appPoolMax(max, f.reserved, f.instances);
-    expect(bicepPoolMax(max, f.reserved, f.instances, budget.ceiling)).toBe(app);
+    const shape = { ...f.shape(maxConnections ?? 0), httpInstances: f.instances + f.alwaysReady };
+    const app = appPoolMax(shape);
+    expect(bicepPoolMax(shape, budget.ceiling, budget.timerPoolMax)).toBe(app);
     if (app === 'fail') {
-      // Refused by both (e.g. Standard_B1ms: 25 usable connections cannot serve 40 instances).
-      expect(Math.floor((max - f.reserved) / f.instances)).toBeLessThan(1);
+      // Refused by both (e.g. Standard_B1ms: 19 connections left after the reserve and the timers
+      // cannot serve 40 instances).
+      expect(worstCase(shape, 1)).toBeGreaterThan(maxConnections ?? 0);
     } else {
       expect(app).toBeGreaterThanOrEqual(1);
-      expect(app * f.instances + f.reserved).toBeLessThanOrEqual(max);
+      expect(worstCase(shape, app)).toBeLessThanOrEqual(maxConnections ?? 0);
     }
+  });
+
+  it('gives the always-ready instances to the site and counts them as HTTP instances', () => {
+    expect(moduleBlock(main, 'functionApp')).toMatch(/^\s*httpAlwaysReadyInstances: httpAlwaysReadyInstances$/m);
+    expect(resourceBlock(modules['functionapp.bicep'] ?? '', 'site')).toMatch(
+      /alwaysReady: httpAlwaysReadyInstances > 0 \? \[\{ name: 'http', instanceCount: httpAlwaysReadyInstances \}\] : \[\]/,
+    );
+  });
+
+  it('pins max_connections on the server to the value the budget is computed from', () => {
+    const postgres = modules['postgres.bicep'] ?? '';
+    expect(moduleBlock(main, 'postgres')).toMatch(/^\s*maxConnections: maxConnections$/m);
+    expect(postgres).toMatch(/^param maxConnections int$/m);
+    expect(postgres).toMatch(/name: 'max_connections'\s*\n\s*value: string\(maxConnections\)/);
+    // Applied as a user override, like every server parameter of the list.
+    expect(postgres).toMatch(/resource serverParameterSettings '[^']+' = \[\s*for setting in serverParameters: \{/);
   });
 
   it('keeps password authentication off in prod (and refuses it in the template)', () => {
@@ -464,8 +554,50 @@ describe('infra resources', () => {
     expect(server).toMatch(/passwordAuth: passwordAuth/);
     expect(resourceBlock(postgres, 'entraAdmin')).toMatch(/principalType: entraAdminType/);
     expect(moduleBlock(main, 'postgres')).toMatch(/databaseName: databaseName/);
-    expect(postgres).toMatch(/name: 'shared_preload_libraries'\s*\n\s*value: '[^']*pg_stat_statements[^']*'/);
+    // Azure's default shared_preload_libraries (16 and later) preloads pg_stat_statements and pg_cron;
+    // an override would drop what it does not list and need a restart.
+    expect(allBicep).not.toMatch(/name: 'shared_preload_libraries'/);
+    expect(params(main).get('postgresAllowedExtensions')).toContain("'pg_stat_statements'");
     expect(resourceBlock(postgres, 'allowAzureServices')).toMatch(/startIpAddress: '0\.0\.0\.0'/);
+  });
+
+  it('uses one PostgreSQL API version that accepts every major version the template allows', () => {
+    const versions = [...postgres.matchAll(/'Microsoft\.DBforPostgreSQL\/flexibleServers[^@']*@([^']+)'/g)].map(
+      (m) => m[1],
+    );
+    expect(versions.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(versions).size).toBe(1);
+    const accepted = POSTGRES_MAJORS_BY_API_VERSION[versions[0] ?? ''];
+    expect(accepted, `no version list recorded for API version ${versions[0]}`).toBeDefined();
+    const allowed = (src: string, name: string) =>
+      [
+        ...(new RegExp(`@allowed\\(\\[([^\\]]*)\\]\\)\\s*\\n\\s*param ${name} string`).exec(src)?.[1] ?? '').matchAll(
+          /'(\d+)'/g,
+        ),
+      ].map((m) => m[1] ?? '');
+    const offered = [...allowed(main, 'postgresVersion'), ...allowed(postgres, 'version')];
+    expect(offered).toContain('17');
+    for (const version of offered) {
+      expect(accepted, `PostgreSQL ${version} with API version ${versions[0]}`).toContain(version);
+      // 16 and later preload pg_stat_statements by default (no shared_preload_libraries override).
+      expect(Number(version)).toBeGreaterThanOrEqual(16);
+    }
+    for (const [file, source] of Object.entries(paramFiles)) {
+      expect(offered, file).toContain((params(source).get('postgresVersion') ?? '').replace(/'/g, ''));
+    }
+  });
+
+  it('refuses high availability on a Burstable SKU', () => {
+    expect(variable(main, 'postgresHa')).toMatch(
+      /^postgresHighAvailability == 'Disabled' \|\| postgresTier != 'Burstable' \? postgresHighAvailability : fail\(/,
+    );
+    expect(moduleBlock(main, 'postgres')).toMatch(/^\s*highAvailability: postgresHa$/m);
+    for (const [file, source] of Object.entries(paramFiles)) {
+      const values = params(source);
+      if (values.get('postgresSkuTier') === "'Burstable'") {
+        expect(values.get('postgresHighAvailability'), file).toBe("'Disabled'");
+      }
+    }
   });
 
   it('keeps secrets in an RBAC Key Vault with purge protection, readable by the app', () => {
@@ -504,15 +636,27 @@ describe('the checks catch a broken main.bicep', () => {
     expect(secretSettingProblems(broken)).toHaveLength(1);
   });
 
-  it('a pool formula that forgets the reserved connections', () => {
+  it('a pool formula that forgets the timers', () => {
     const broken = main.replace(
-      '(maxConnections - dbReservedConnections) / maximumInstanceCount',
-      'maxConnections / maximumInstanceCount',
+      '(maxConnections - dbReservedConnections - timerInstances * timerPoolMax) / httpInstances',
+      '(maxConnections - dbReservedConnections) / httpInstances',
     );
     expect(broken).not.toBe(main);
     expect(budgetOf(broken).problems).toContain(
-      'var poolMaxPerInstance is not (maxConnections-dbReservedConnections)/maximumInstanceCount...',
+      'var poolMaxPerInstance is not (maxConnections-dbReservedConnections-timerInstances*timerPoolMax)/httpInstances',
     );
+  });
+
+  it('an instance count without the always-ready instances', () => {
+    const broken = main.replace(/^var httpInstances = .*$/m, 'var httpInstances = maximumInstanceCount');
+    expect(budgetOf(broken).problems).toContain(
+      'var httpInstances is not maximumInstanceCount+httpAlwaysReadyInstances',
+    );
+  });
+
+  it('a timer the budget does not know', () => {
+    const broken = main.replace("'audit-retention', ", '');
+    expect(budgetOf(broken).problems.some((problem) => problem.startsWith('timerFunctionNames '))).toBe(true);
   });
 
   it('a guard that no longer fails', () => {
@@ -521,12 +665,18 @@ describe('the checks catch a broken main.bicep', () => {
   });
 
   it('an instance count the app would derive a different pool from', () => {
-    const broken = main.replace('MAX_INSTANCES: string(maximumInstanceCount)', "MAX_INSTANCES: '1'");
-    expect(budgetOf(broken).problems).toContain('MAX_INSTANCES is not string(maximumInstanceCount)');
+    const broken = main.replace('MAX_INSTANCES: string(httpInstances)', 'MAX_INSTANCES: string(maximumInstanceCount)');
+    expect(broken).not.toBe(main);
+    expect(budgetOf(broken).problems).toContain('MAX_INSTANCES is not string(httpInstances)');
   });
 
   it('a combination that would not fit is refused by both sides', () => {
-    expect(appPoolMax(50, 25, 100)).toBe('fail');
-    expect(bicepPoolMax(50, 25, 100, POOL_MAX_CEILING)).toBe('fail');
+    const shape = { maxConnections: 50, reserved: 25, httpInstances: 100, timers: 3 };
+    expect(appPoolMax(shape)).toBe('fail');
+    expect(bicepPoolMax(shape, POOL_MAX_CEILING, TIMER_POOL_MAX)).toBe('fail');
+    // 19 connections after the reserve and the timers: 19 HTTP instances fit, 20 do not.
+    expect(appPoolMax({ ...shape, httpInstances: 19 })).toBe(1);
+    expect(appPoolMax({ ...shape, httpInstances: 20 })).toBe('fail');
+    expect(bicepPoolMax({ ...shape, httpInstances: 20 }, POOL_MAX_CEILING, TIMER_POOL_MAX)).toBe('fail');
   });
 });

@@ -722,6 +722,7 @@ describe('production', () => {
     DB_MAX_CONNECTIONS: '100',
     DB_RESERVED_CONNECTIONS: '20',
     MAX_INSTANCES: '1',
+    TIMER_INSTANCES: '0',
     CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
     // Parsed keys are cached by now; these only satisfy the production configuration check.
     PII_ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,

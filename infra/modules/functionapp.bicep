@@ -34,6 +34,10 @@ param identityPrincipalId string
 @maxValue(1000)
 param maximumInstanceCount int
 
+@description('Always-ready instances of the http group (0: none).')
+@minValue(0)
+param httpAlwaysReadyInstances int
+
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int
 
@@ -150,7 +154,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
+        // Per scale group: the HTTP functions share it; each timer is a group of its own (main.bicep
+        // counts both in the connection budget).
         maximumInstanceCount: maximumInstanceCount
+        alwaysReady: httpAlwaysReadyInstances > 0 ? [{ name: 'http', instanceCount: httpAlwaysReadyInstances }] : []
         instanceMemoryMB: instanceMemoryMB
         triggers: {
           http: {

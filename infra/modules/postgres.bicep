@@ -11,7 +11,7 @@ param serverName string
 param location string
 param tags object
 
-@allowed(['15', '16', '17'])
+@allowed(['16', '17'])
 param version string
 
 @description('Compute SKU, e.g. Standard_B2s (Burstable) or Standard_D2ds_v5 (GeneralPurpose).')
@@ -29,8 +29,12 @@ param backupRetentionDays int
 
 param geoRedundantBackup bool
 
+@description('Guarded in main.bicep: Burstable SKUs offer none.')
 @allowed(['Disabled', 'SameZone', 'ZoneRedundant'])
 param highAvailability string
+
+@description('max_connections, pinned to the value the app\'s connection budget is computed from (main.bicep maxConnectionsBySku).')
+param maxConnections int
 
 @description('\'Enabled\' or \'Disabled\'; decided (and guarded) in main.bicep.')
 @allowed(['Enabled', 'Disabled'])
@@ -64,7 +68,7 @@ param workspaceId string
 
 var passwordAuthEnabled = passwordAuth == 'Enabled'
 
-resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
+resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
   name: serverName
   location: location
   tags: tags
@@ -104,7 +108,7 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
   }
 }
 
-resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2025-08-01' = {
   parent: server
   name: entraAdminObjectId
   properties: {
@@ -114,7 +118,7 @@ resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@20
   }
 }
 
-resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
+resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-01' = {
   parent: server
   name: databaseName
   properties: {
@@ -126,13 +130,14 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-0
   ]
 }
 
+// shared_preload_libraries keeps Azure's default, which on PostgreSQL 16 and later already preloads
+// pg_stat_statements (and pg_cron): overriding it would drop what is not listed and need a restart.
 var serverParameters = [
-  // pg_stat_statements must be preloaded; shared_preload_libraries is static, so the server needs one
-  // restart after the first deployment (infra/README.md). The extension itself is then created in the
-  // database by the administrator.
+  // Pinned: the server keeps the value it had at creation when the SKU changes later, and the app's
+  // pool is derived from this number (DB_MAX_CONNECTIONS). A change takes effect after a restart.
   {
-    name: 'shared_preload_libraries'
-    value: 'pg_stat_statements'
+    name: 'max_connections'
+    value: string(maxConnections)
   }
   {
     name: 'azure.extensions'
@@ -146,7 +151,7 @@ var serverParameters = [
 ]
 
 @batchSize(1)
-resource serverParameterSettings 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = [
+resource serverParameterSettings 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2025-08-01' = [
   for setting in serverParameters: {
     parent: server
     name: setting.name
@@ -163,7 +168,7 @@ resource serverParameterSettings 'Microsoft.DBforPostgreSQL/flexibleServers/conf
 // 0.0.0.0 to 0.0.0.0 is Azure's special rule "allow public access from any Azure service": the Flex
 // Consumption app has no fixed outbound address without VNet integration. Authentication (Entra tokens,
 // TLS required) is what keeps other tenants out; see the VNet note on the server above.
-resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = {
+resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = {
   parent: server
   name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
   properties: {
@@ -176,7 +181,7 @@ resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallR
 }
 
 @batchSize(1)
-resource operatorRules 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = [
+resource operatorRules 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = [
   for (ip, i) in operatorIpAddresses: {
     parent: server
     name: 'operator-${i}'

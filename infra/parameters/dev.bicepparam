@@ -6,8 +6,8 @@ using '../main.bicep'
 
 param environmentName = 'dev'
 
-// Flex Consumption. Pool per instance: floor((429 - 25) / 40) = 10 (the ceiling),
-// worst case 10 x 40 + 25 = 425 of 429 connections.
+// Flex Consumption. Pool per HTTP instance: floor((429 - 25 - 3 timers x 2) / 40) = 9,
+// worst case 9 x 40 + 6 + 25 = 391 of 429 connections.
 param maximumInstanceCount = 40
 param instanceMemoryMB = 2048
 param httpPerInstanceConcurrency = 16

@@ -5,8 +5,9 @@ using '../main.bicep'
 
 param environmentName = 'prod'
 
-// Flex Consumption (100 is the platform's default maximum). Pool per instance:
-// floor((859 - 25) / 100) = 8, worst case 8 x 100 + 25 = 825 of 859 connections.
+// Flex Consumption (100 is the platform's default maximum). Pool per HTTP instance:
+// floor((859 - 25 - 3 timers x 2) / 100) = 8, worst case 8 x 100 + 6 + 25 = 831 of 859 connections.
+// Always-ready HTTP instances (httpAlwaysReadyInstances, default 0) would come on top of the 100.
 param maximumInstanceCount = 100
 param instanceMemoryMB = 2048
 param httpPerInstanceConcurrency = 16
