@@ -9,7 +9,7 @@
 // (minimum necessary, §164.502(b)). A compliance-officer role would be added here, not a wider one.
 import { z } from 'zod';
 import type { Role } from '../lib/access';
-import { db, type Sql } from '../lib/db';
+import type { Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
@@ -175,8 +175,8 @@ export function auditPageQuery(sql: Sql, filters: AuditFilters) {
      limit ${filters.limit + 1}`;
 }
 
-async function auditPage(filters: AuditFilters, requestUrl: string) {
-  const rows = await auditPageQuery(db(), filters);
+async function auditPage(sql: Sql, filters: AuditFilters, requestUrl: string) {
+  const rows = await auditPageQuery(sql, filters);
   const page = pageOf(rows, filters.limit, (row) => [row.occurred, row.id], toAuditItem);
   return json(page, 200, nextLink(requestUrl, page.next));
 }
@@ -187,7 +187,7 @@ endpoint({
   route: 'audit/logs',
   access: AUDIT_READERS,
   query: LogsQuery,
-  handler: async ({ query, request }) => auditPage(query, request.url),
+  handler: async ({ sql, query, request }) => auditPage(sql, query, request.url),
 });
 
 endpoint({
@@ -196,7 +196,7 @@ endpoint({
   route: 'audit/phi-access',
   access: AUDIT_READERS,
   query: PhiAccessQuery,
-  handler: async ({ query, request }) => auditPage({ ...query, phi: true }, request.url),
+  handler: async ({ sql, query, request }) => auditPage(sql, { ...query, phi: true }, request.url),
 });
 
 const UserParams = z.object({ id: z.uuid() });
@@ -209,7 +209,7 @@ endpoint({
   params: UserParams,
   query: ActivityQuery,
   // No check that the user exists: the trail outlives accounts, and an unknown id is an empty page.
-  handler: async ({ params, query, request }) => auditPage({ ...query, userId: params.id }, request.url),
+  handler: async ({ sql, params, query, request }) => auditPage(sql, { ...query, userId: params.id }, request.url),
 });
 
 const SummaryQuery = z.strictObject({ days: decimalInt({ min: 1, max: 366 }).default(30) });
@@ -289,8 +289,8 @@ endpoint({
   route: 'audit/summary',
   access: AUDIT_READERS,
   query: SummaryQuery,
-  handler: async ({ query }) => {
-    const [row] = await auditSummaryQuery(db(), query.days);
+  handler: async ({ sql, query }) => {
+    const [row] = await auditSummaryQuery(sql, query.days);
     return json(row?.summary);
   },
 });

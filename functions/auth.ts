@@ -16,7 +16,7 @@ import {
   REFRESH_COOKIE,
 } from '../lib/auth';
 import { decrypt, emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
-import { BYTEA_ARRAY, db, type Sql } from '../lib/db';
+import { BYTEA_ARRAY, type Sql, type TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, forbidden, tooManyRequests, unauthorized } from '../lib/errors';
 import { type Cookie, json, type Reply } from '../lib/http';
@@ -173,14 +173,14 @@ interface AccountRow extends UserRow {
   password_hash: string | null;
 }
 
-async function findAccount(sql: Sql, accountKey: Buffer): Promise<AccountRow | undefined> {
+async function findAccount(sql: Sql | TransactionSql, accountKey: Buffer): Promise<AccountRow | undefined> {
   const [row] = await sql<AccountRow[]>`
     select ${userColumns(sql)}, u.password_hash from users u where u.email_blind_index = ${accountKey}`;
   return row;
 }
 
 /** Replaces a legacy bcrypt (or weaker Argon2) hash; skipped if the password changed meanwhile. */
-async function upgradeHash(sql: Sql, account: AccountRow, password: string): Promise<void> {
+async function upgradeHash(sql: Sql | TransactionSql, account: AccountRow, password: string): Promise<void> {
   await sql`update users set password_hash = ${await hashPassword(password)}
              where id = ${account.id} and password_hash = ${account.password_hash}`;
 }
@@ -193,8 +193,9 @@ endpoint({
   audit: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: LoginBody,
-  handler: async ({ body, request, clientIp, audit }) => {
-    const sql = db();
+  // A wrong password must count even though the request is refused (the throttle's failure record).
+  commitRefusals: true,
+  handler: async ({ sql, body, request, clientIp, audit }) => {
     const accountKey = emailBlindIndex(body.email);
     const [account, decision] = await Promise.all([
       findAccount(sql, accountKey),
@@ -228,10 +229,12 @@ endpoint({
   audit: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: TokenBody,
-  handler: async ({ body, request, clientIp, audit }) => {
+  // A reused refresh token revokes its family and is refused: the revocation must commit all the same.
+  commitRefusals: true,
+  handler: async ({ sql, body, request, clientIp, audit }) => {
     const presented = presentedRefreshToken(request, body?.refreshToken);
     if (!presented) throw unauthorized(SESSION_ENDED);
-    const rotation = await rotate(db(), presented.token, clientInfo(request, clientIp));
+    const rotation = await rotate(sql, presented.token, clientInfo(request, clientIp));
     switch (rotation.outcome) {
       case 'rotated':
         audit.actingUserId = rotation.user.id;
@@ -255,10 +258,10 @@ endpoint({
   audit: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: TokenBody,
-  handler: async ({ body, request, audit }) => {
+  handler: async ({ sql, body, request, audit }) => {
     const presented = presentedRefreshToken(request, body?.refreshToken);
     if (presented) {
-      const ended = await revokeFamilyOfToken(db(), presented.token, 'logout');
+      const ended = await revokeFamilyOfToken(sql, presented.token, 'logout');
       audit.actingUserId = ended?.userId ?? null;
     }
     // Idempotent: an unknown, expired or already revoked token still signs the browser out.
@@ -271,8 +274,8 @@ endpoint({
   methods: ['POST'],
   route: 'auth/logout-all',
   access: EVERYONE,
-  handler: async ({ caller }) => {
-    await revokeAllForUser(db(), signedInCaller(caller).userId, 'logout_all');
+  handler: async ({ sql, caller }) => {
+    await revokeAllForUser(sql, signedInCaller(caller).userId, 'logout_all');
     return signedOut();
   },
 });
@@ -287,10 +290,10 @@ endpoint({
   route: 'auth/me',
   access: EVERYONE,
   phi: true,
-  handler: async ({ caller, audit }) => {
+  handler: async ({ sql, caller, audit }) => {
     const { userId } = signedInCaller(caller);
     audit.resourceIds.userId = userId;
-    const user = await findUserById(db(), userId);
+    const user = await findUserById(sql, userId);
     // A token outlives a deactivation by up to 15 minutes; the profile is not served meanwhile.
     if (user?.status !== 'active') throw unauthorized(SESSION_ENDED);
     return json(user);
@@ -305,26 +308,23 @@ endpoint({
   phi: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: ProfileUpdate,
-  handler: async ({ caller, body, audit }) => {
+  handler: async ({ sql, caller, body, audit }) => {
     const { userId } = signedInCaller(caller);
     audit.resourceIds.userId = userId;
     // The search tokens cover both names, so the other name is read under a row lock first.
-    const saved = await db().begin(async (tx) => {
-      const [row] = await tx<UserRow[]>`
-        select ${userColumns(tx)} from users u where u.id = ${userId} and u.status = 'active' for update of u`;
-      if (!row) return undefined;
-      const current = toUserViews([row])[0] as UserView;
-      const firstName = body.firstName ?? current.firstName;
-      const lastName = body.lastName ?? current.lastName;
-      const [updated] = await tx<UserRow[]>`
-        update users u
-           set first_name_ciphertext = ${encrypt(firstName, 'users.first_name')},
-               last_name_ciphertext = ${encrypt(lastName, 'users.last_name')},
-               name_search_tokens = ${tx.array(nameSearchTokens(firstName, lastName), BYTEA_ARRAY)}
-         where u.id = ${userId}
-        returning ${userColumns(tx)}`;
-      return updated;
-    });
+    const [row] = await sql<UserRow[]>`
+      select ${userColumns(sql)} from users u where u.id = ${userId} and u.status = 'active' for update of u`;
+    if (!row) throw unauthorized(SESSION_ENDED);
+    const current = toUserViews([row])[0] as UserView;
+    const firstName = body.firstName ?? current.firstName;
+    const lastName = body.lastName ?? current.lastName;
+    const [saved] = await sql<UserRow[]>`
+      update users u
+         set first_name_ciphertext = ${encrypt(firstName, 'users.first_name')},
+             last_name_ciphertext = ${encrypt(lastName, 'users.last_name')},
+             name_search_tokens = ${sql.array(nameSearchTokens(firstName, lastName), BYTEA_ARRAY)}
+       where u.id = ${userId}
+      returning ${userColumns(sql)}`;
     if (!saved) throw unauthorized(SESSION_ENDED);
     return json(toUserViews([saved])[0]);
   },
@@ -344,9 +344,10 @@ endpoint({
   access: EVERYONE,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: PasswordChange,
-  handler: async ({ caller, body, clientIp, audit }) => {
+  // A wrong current password counts as a failed sign-in even though the change is refused.
+  commitRefusals: true,
+  handler: async ({ sql, caller, body, clientIp, audit }) => {
     const { userId, sessionId } = signedInCaller(caller);
-    const sql = db();
     const [account] = await sql<PasswordAccountRow[]>`
       select password_hash, email_blind_index, email_ciphertext, status from users where id = ${userId}`;
     if (account?.status !== 'active') throw unauthorized(SESSION_ENDED);
@@ -372,10 +373,8 @@ endpoint({
     }
     const newHash = await hashPassword(body.newPassword);
     // The session that made the change (the access token's `sid`) stays signed in; every other ends.
-    await sql.begin(async (tx) => {
-      await tx`update users set password_hash = ${newHash} where id = ${userId}`;
-      await revokeAllForUser(tx, userId, 'password_changed', sessionId);
-    });
+    await sql`update users set password_hash = ${newHash} where id = ${userId}`;
+    await revokeAllForUser(sql, userId, 'password_changed', sessionId);
     await recordSignInSuccess(sql, account.email_blind_index, clientIp);
     audit.event = 'password_changed';
     return { kind: 'empty', status: 204 };

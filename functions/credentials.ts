@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
-import { db } from '../lib/db';
+import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { conflict, forbidden, notFound, serviceUnavailable } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -90,11 +90,12 @@ const ONE_LIVE_CREDENTIAL = 'credentials_one_live_per_program';
  * a second live credential for the same student and programme violates ONE_LIVE_CREDENTIAL.
  */
 async function tryIssue(
+  sql: TransactionSql,
   input: z.infer<typeof NewCredential>,
   issuer: Caller,
   serial: string,
 ): Promise<IssueOutcome | undefined> {
-  const [outcome] = await db()<IssueOutcome[]>`
+  const [outcome] = await sql<IssueOutcome[]>`
     with enrollment as (
       select id, status from enrollments
        where user_id = ${input.studentId} and program_id = ${input.programId}
@@ -150,14 +151,16 @@ endpoint({
   access: ISSUERS,
   phi: true,
   body: NewCredential,
-  handler: async ({ body, caller, audit }) => {
+  handler: async ({ sql, body, caller, audit }) => {
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
-      const outcome = await tryIssue(body, caller, newSerial(new Date().getUTCFullYear())).catch((error: unknown) => {
-        if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
-          throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
-        }
-        throw error;
-      });
+      const outcome = await tryIssue(sql, body, caller, newSerial(new Date().getUTCFullYear())).catch(
+        (error: unknown) => {
+          if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
+            throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
+          }
+          throw error;
+        },
+      );
       if (!outcome) throw notFound('This student has no enrollment in this programme');
       const refused = refusal(outcome);
       if (refused) throw refused;
@@ -191,14 +194,13 @@ endpoint({
   access: ['student', ...READERS],
   phi: true,
   query: ListQuery,
-  handler: async ({ query, caller, request }) => {
+  handler: async ({ sql, query, caller, request }) => {
     const me = caller;
     let studentId = query.studentId;
     if (!hasAnyRole(me, READERS)) {
       if (studentId !== undefined && studentId !== me.userId) throw forbidden('You can list only your own credentials');
       studentId = me.userId;
     }
-    const sql = db();
     const rows = await sql<(CredentialRow & { issued_key: string })[]>`
       select c.*, p.code as program_code, p.name as program_name,
              to_char(c.issued_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as issued_key
@@ -226,8 +228,8 @@ endpoint({
   phi: true,
   params: RevokeParams,
   body: Revocation,
-  handler: async ({ params, body, caller }) => {
-    const [row] = await db()<(CredentialRow & { just_revoked: boolean })[]>`
+  handler: async ({ sql, params, body, caller }) => {
+    const [row] = await sql<(CredentialRow & { just_revoked: boolean })[]>`
       with revoked as (
         update credentials
            set revoked_at = now(), revoked_by = ${caller.userId}, revoke_reason = ${body.reason}

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { STUDENT_RECORD_ROLES } from '../lib/access';
 import { decryptRows, encrypt } from '../lib/crypto';
-import { db, type Sql, TEXT_ARRAY } from '../lib/db';
+import { type AnySql, TEXT_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, HttpError, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -60,7 +60,7 @@ interface EnrollmentRow {
   created_key: string;
 }
 
-const enrollmentColumns = (sql: Sql) => sql`
+const enrollmentColumns = (sql: AnySql) => sql`
   e.id, e.user_id, u.first_name_ciphertext, u.last_name_ciphertext,
   e.program_id, p.code as program_code, p.name as program_name, e.status,
   e.start_date::text as start_date, e.expected_end_date::text as expected_end_date,
@@ -85,8 +85,7 @@ function toEnrollmentViews(rows: readonly EnrollmentRow[]) {
   );
 }
 
-async function findEnrollment(id: string, scope: RecordScope) {
-  const sql = db();
+async function findEnrollment(sql: AnySql, id: string, scope: RecordScope) {
   const rows = await sql<EnrollmentRow[]>`
     select ${enrollmentColumns(sql)}
       from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
@@ -121,10 +120,10 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   body: NewEnrollment,
-  handler: async ({ body, caller, audit }) => {
+  handler: async ({ sql, body, caller, audit }) => {
     // One statement: the checks and the insert. ON CONFLICT on the partial unique index makes two
     // concurrent enrollments of one student in one programme impossible: the loser inserts nothing.
-    const [outcome] = await db()<{ student_status: string | null; program_status: string | null; id: string | null }[]>`
+    const [outcome] = await sql<{ student_status: string | null; program_status: string | null; id: string | null }[]>`
       with student as (
         select u.id, u.status from users u
          where u.id = ${body.studentId}
@@ -150,7 +149,7 @@ endpoint({
     if (outcome.program_status !== 'active') throw conflict('The programme is retired: it takes no new enrollments');
     if (!outcome.id) throw conflict('The student already has an open enrollment in this programme');
     audit.resourceIds.id = outcome.id;
-    return created(await findEnrollment(outcome.id, { kind: 'all' }), `/api/enrollments/${outcome.id}`);
+    return created(await findEnrollment(sql, outcome.id, { kind: 'all' }), `/api/enrollments/${outcome.id}`);
   },
 });
 
@@ -175,8 +174,7 @@ endpoint({
   access: READERS,
   phi: true,
   query: EnrollmentListQuery,
-  handler: async ({ query, caller, request }) => {
-    const sql = db();
+  handler: async ({ sql, query, caller, request }) => {
     // A student's scope is their own enrollments, whatever studentId they pass.
     const scope = recordScopeOf(caller);
     // The key goes in as text: a timestamptz parameter would lose its microseconds (see lib/students).
@@ -211,9 +209,9 @@ endpoint({
   access: READERS,
   phi: true,
   params: EnrollmentParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     // Someone else's enrollment is a 404, not a 403: its existence is not the caller's to learn.
-    const enrollment = await findEnrollment(params.id, recordScopeOf(caller));
+    const enrollment = await findEnrollment(sql, params.id, recordScopeOf(caller));
     if (!enrollment) throw notFound('No such enrollment');
     return json(enrollment);
   },
@@ -238,12 +236,12 @@ endpoint({
   phi: true,
   params: EnrollmentParams,
   body: EnrollmentDates,
-  handler: async ({ params, body }) => {
+  handler: async ({ sql, params, body }) => {
     const setEnd = body.expectedEndDate !== undefined;
     let outcome: { status: EnrollmentStatus; changed: boolean } | undefined;
     try {
       // The status test sits on the UPDATE itself, so a concurrent transition is re-checked.
-      [outcome] = await db()<{ status: EnrollmentStatus; changed: boolean }[]>`
+      [outcome] = await sql<{ status: EnrollmentStatus; changed: boolean }[]>`
         with target as (select id, status from enrollments where id = ${params.id}),
         changed as (
           update enrollments e
@@ -251,7 +249,7 @@ endpoint({
                  expected_end_date = case when ${setEnd} then ${body.expectedEndDate ?? null}::date
                                           else e.expected_end_date end
             from target t
-           where e.id = t.id and e.status in ${db()(OPEN_STATUSES)}
+           where e.id = t.id and e.status in ${sql(OPEN_STATUSES)}
           returning e.id)
         select t.status, exists (select 1 from changed) as changed from target t`;
     } catch (error) {
@@ -264,7 +262,7 @@ endpoint({
     }
     if (!outcome) throw notFound('No such enrollment');
     if (!outcome.changed) throw conflict(`The enrollment is ${outcome.status}: its dates are part of a closed record`);
-    return json(await findEnrollment(params.id, { kind: 'all' }));
+    return json(await findEnrollment(sql, params.id, { kind: 'all' }));
   },
 });
 
@@ -296,19 +294,19 @@ endpoint({
   phi: true,
   params: EnrollmentParams,
   body: Transition,
-  handler: async ({ params, body, caller, audit }) => {
+  handler: async ({ sql, params, body, caller, audit }) => {
     const from = (Object.keys(LIFE_CYCLE) as EnrollmentStatus[]).filter((status) =>
       LIFE_CYCLE[status].includes(body.to),
     );
     // Conditional UPDATE: of two concurrent transitions from one status, only one applies.
     // (Moves among open statuses never open a second enrollment, so the unique index is not at stake.)
-    const [outcome] = await db()<{ status: EnrollmentStatus; moved: boolean }[]>`
+    const [outcome] = await sql<{ status: EnrollmentStatus; moved: boolean }[]>`
       with target as (select id, status from enrollments where id = ${params.id}),
       moved as (
         update enrollments e
            set status = ${body.to}, status_changed_at = now(), status_changed_by = ${caller.userId}
           from target t
-         where e.id = t.id and e.status = any(${db().array([...from], TEXT_ARRAY)})
+         where e.id = t.id and e.status = any(${sql.array([...from], TEXT_ARRAY)})
         returning e.id, t.status as from_status),
       recorded as (
         insert into enrollment_status_changes (enrollment_id, from_status, to_status, reason_ciphertext, changed_by)
@@ -319,7 +317,7 @@ endpoint({
     if (!outcome) throw notFound('No such enrollment');
     if (!outcome.moved) throw illegalTransition(outcome.status, body.to);
     audit.event = `enrollment_${body.to}`;
-    return json(await findEnrollment(params.id, { kind: 'all' }));
+    return json(await findEnrollment(sql, params.id, { kind: 'all' }));
   },
 });
 
@@ -338,11 +336,11 @@ endpoint({
   access: READERS,
   phi: true,
   params: EnrollmentParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     // Visible exactly when the enrollment is: the same scope rule as reading it.
-    if (!(await findEnrollment(params.id, recordScopeOf(caller)))) throw notFound('No such enrollment');
+    if (!(await findEnrollment(sql, params.id, recordScopeOf(caller)))) throw notFound('No such enrollment');
     // Bounded by the life cycle: at most a handful of changes per enrollment.
-    const rows = await db()<StatusChangeRow[]>`
+    const rows = await sql<StatusChangeRow[]>`
       select from_status, to_status, reason_ciphertext, changed_at, changed_by
         from enrollment_status_changes where enrollment_id = ${params.id}
        order by changed_at, id

@@ -1,6 +1,6 @@
 // Liveness and readiness. Liveness never touches the database (a slow database must not get
 // healthy instances recycled); readiness checks the database, the schema version and the pool.
-import { db, poolStats } from '../lib/db';
+import { poolStats } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { serviceUnavailable } from '../lib/errors';
 import { json } from '../lib/http';
@@ -19,15 +19,15 @@ endpoint({
   methods: ['GET'],
   route: 'health/ready',
   access: 'public',
-  handler: async () => {
+  handler: async ({ sql }) => {
     const started = performance.now();
     try {
-      await db()`select 1`;
+      await sql`select 1`;
     } catch {
       throw serviceUnavailable('The database is not reachable');
     }
     const databaseMs = Math.round((performance.now() - started) * 10) / 10;
-    const pending = await pendingMigrations(db());
+    const pending = await pendingMigrations(sql);
     const pool = await poolStats();
     const ready = pending.length === 0;
     return json(

@@ -14,7 +14,7 @@
 
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role, teachesProgram } from '../lib/access';
-import { db, type TransactionSql, UUID_ARRAY } from '../lib/db';
+import { type AnySql, type TransactionSql, UUID_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -146,7 +146,7 @@ const toModule = (row: ModuleRow) => ({
 // Shared queries
 // ---------------------------------------------------------------------------------------------------
 
-type Sql = ReturnType<typeof db> | TransactionSql;
+type Sql = AnySql;
 
 /** Locks the programme row for a structural change; 404 when there is none. */
 async function lockProgram(tx: TransactionSql, id: string): Promise<ManagedProgramRow> {
@@ -213,8 +213,7 @@ endpoint({
   access: STAFF_READERS,
   cache: 'private',
   query: ListQuery,
-  handler: async ({ query, request }) => {
-    const sql = db();
+  handler: async ({ sql, query, request }) => {
     const after = query.cursor?.[0];
     const rows = await sql<(ManagedProgramRow & { module_count: number; open_enrollments: number })[]>`
       select p.*,
@@ -244,8 +243,7 @@ endpoint({
   access: STAFF_READERS,
   cache: 'private',
   params: ProgramParams,
-  handler: async ({ params }) => {
-    const sql = db();
+  handler: async ({ sql, params }) => {
     const [row] = await sql<(ManagedProgramRow & { modules: ModuleRow[] })[]>`
       select p.*,
              coalesce((select json_agg(m order by m.position) from modules m where m.program_id = p.id), '[]') as modules
@@ -262,10 +260,9 @@ endpoint({
   route: 'programs',
   access: MANAGERS,
   body: NewProgram,
-  handler: async ({ body, audit }) => {
+  handler: async ({ sql, body, audit }) => {
     const total = body.modules.reduce((sum, module) => sum + module.clockHours, 0);
     // One statement: the programme and its modules, positions in the order given.
-    const sql = db();
     const [row] = await sql<(ManagedProgramRow & { modules: ModuleRow[] })[]>`
       with program as (
         insert into programs (code, name, credential_level, total_clock_hours, description)
@@ -297,8 +294,7 @@ endpoint({
   access: [...MANAGERS, 'instructor'],
   params: ProgramParams,
   body: ProgramPatch,
-  handler: async ({ params, body, caller }) => {
-    const sql = db();
+  handler: async ({ sql, params, body, caller }) => {
     await assertMayEdit(sql, caller, params.id, Object.keys(body), INSTRUCTOR_PROGRAM_FIELDS);
     const [row] = await sql<ManagedProgramRow[]>`
       update programs
@@ -318,10 +314,10 @@ endpoint({
   route: 'programs/{id}/retire',
   access: ['admin'],
   params: ProgramParams,
-  handler: async ({ params }) => {
+  handler: async ({ sql, params }) => {
     // Idempotent: retiring a retired programme answers its current state. Open enrollments continue;
     // the count tells the administrator how many.
-    const [row] = await db()<(ManagedProgramRow & { open_enrollments: number })[]>`
+    const [row] = await sql<(ManagedProgramRow & { open_enrollments: number })[]>`
       with retired as (
         update programs set status = 'retired' where id = ${params.id} and status = 'active' returning *)
       select p.*,
@@ -339,6 +335,33 @@ endpoint({
 // Modules
 // ---------------------------------------------------------------------------------------------------
 
+/** Inserts a module at its position (default: last), shifting the ones after it. */
+async function addModule(tx: TransactionSql, programId: string, body: z.infer<typeof ModuleCreate>) {
+  const program = await lockProgram(tx, programId);
+  assertActive(program);
+  const [counted] = await tx<{ count: number }[]>`
+    select count(*)::int as count from modules where program_id = ${program.id}`;
+  const count = counted?.count ?? 0;
+  if (count >= MAX_MODULES_PER_PROGRAM) throw conflict(`A programme has at most ${MAX_MODULES_PER_PROGRAM} modules`);
+  const position = body.position ?? count + 1;
+  if (position > count + 1) {
+    throw badRequest('The position is past the end', [
+      { field: 'body.position', message: `At most ${count + 1} for this programme` },
+    ]);
+  }
+  // Make room; the (program_id, position) constraint is deferred to commit, so the shift cannot
+  // collide with itself half way.
+  await tx`update modules set position = position + 1 where program_id = ${program.id} and position >= ${position}`;
+  const [module] = await tx<ModuleRow[]>`
+    insert into modules (program_id, code, title, description, delivery_type, clock_hours, requires_in_person,
+                         position)
+    values (${program.id}, ${body.code}, ${body.title}, ${body.description ?? null}, ${body.deliveryType},
+            ${body.clockHours}, ${body.requiresInPerson}, ${position})
+    returning *`;
+  const updated = await recomputeTotal(tx, program.id);
+  return { module: module as ModuleRow, program: updated };
+}
+
 endpoint({
   name: 'programs-manage-module-create',
   methods: ['POST'],
@@ -346,35 +369,8 @@ endpoint({
   access: MANAGERS,
   params: ProgramParams,
   body: ModuleCreate,
-  handler: async ({ params, body, audit }) => {
-    const result = await db()
-      .begin(async (tx) => {
-        const program = await lockProgram(tx, params.id);
-        assertActive(program);
-        const [counted] = await tx<{ count: number }[]>`
-          select count(*)::int as count from modules where program_id = ${program.id}`;
-        const count = counted?.count ?? 0;
-        if (count >= MAX_MODULES_PER_PROGRAM)
-          throw conflict(`A programme has at most ${MAX_MODULES_PER_PROGRAM} modules`);
-        const position = body.position ?? count + 1;
-        if (position > count + 1) {
-          throw badRequest('The position is past the end', [
-            { field: 'body.position', message: `At most ${count + 1} for this programme` },
-          ]);
-        }
-        // Make room; the (program_id, position) constraint is deferred to commit, so the shift cannot
-        // collide with itself half way.
-        await tx`update modules set position = position + 1 where program_id = ${program.id} and position >= ${position}`;
-        const [module] = await tx<ModuleRow[]>`
-          insert into modules (program_id, code, title, description, delivery_type, clock_hours, requires_in_person,
-                               position)
-          values (${program.id}, ${body.code}, ${body.title}, ${body.description ?? null}, ${body.deliveryType},
-                  ${body.clockHours}, ${body.requiresInPerson}, ${position})
-          returning *`;
-        const updated = await recomputeTotal(tx, program.id);
-        return { module: module as ModuleRow, program: updated };
-      })
-      .catch(explainUniqueViolation);
+  handler: async ({ sql, params, body, audit }) => {
+    const result = await addModule(sql, params.id, body).catch(explainUniqueViolation);
     audit.resourceIds.moduleId = result.module.id;
     return created(
       { ...toModule(result.module), programTotalClockHours: result.program.total_clock_hours },
@@ -383,6 +379,32 @@ endpoint({
   },
 });
 
+/** Changes a module; structural fields only while the programme is active. */
+async function changeModule(
+  tx: TransactionSql,
+  caller: Caller,
+  params: z.infer<typeof ModuleParams>,
+  body: z.infer<typeof ModulePatch>,
+) {
+  await assertMayEdit(tx, caller, params.id, Object.keys(body), INSTRUCTOR_MODULE_FIELDS);
+  const program = await lockProgram(tx, params.id);
+  const structural = ['code', 'deliveryType', 'clockHours', 'requiresInPerson'].some((field) => field in body);
+  if (structural) assertActive(program);
+  const [module] = await tx<ModuleRow[]>`
+    update modules
+       set code = coalesce(${body.code ?? null}, code),
+           title = coalesce(${body.title ?? null}, title),
+           description = ${body.description === undefined ? tx`description` : body.description},
+           delivery_type = coalesce(${body.deliveryType ?? null}, delivery_type),
+           clock_hours = coalesce(${body.clockHours ?? null}::int, clock_hours),
+           requires_in_person = coalesce(${body.requiresInPerson ?? null}::boolean, requires_in_person)
+     where id = ${params.moduleId} and program_id = ${params.id}
+    returning *`;
+  if (!module) throw notFound('No such module in this programme');
+  const updated = body.clockHours === undefined ? program : await recomputeTotal(tx, program.id);
+  return { module, program: updated };
+}
+
 endpoint({
   name: 'programs-manage-module-update',
   methods: ['PATCH'],
@@ -390,28 +412,8 @@ endpoint({
   access: [...MANAGERS, 'instructor'],
   params: ModuleParams,
   body: ModulePatch,
-  handler: async ({ params, body, caller }) => {
-    const result = await db()
-      .begin(async (tx) => {
-        await assertMayEdit(tx, caller, params.id, Object.keys(body), INSTRUCTOR_MODULE_FIELDS);
-        const program = await lockProgram(tx, params.id);
-        const structural = ['code', 'deliveryType', 'clockHours', 'requiresInPerson'].some((field) => field in body);
-        if (structural) assertActive(program);
-        const [module] = await tx<ModuleRow[]>`
-          update modules
-             set code = coalesce(${body.code ?? null}, code),
-                 title = coalesce(${body.title ?? null}, title),
-                 description = ${body.description === undefined ? tx`description` : body.description},
-                 delivery_type = coalesce(${body.deliveryType ?? null}, delivery_type),
-                 clock_hours = coalesce(${body.clockHours ?? null}::int, clock_hours),
-                 requires_in_person = coalesce(${body.requiresInPerson ?? null}::boolean, requires_in_person)
-           where id = ${params.moduleId} and program_id = ${params.id}
-          returning *`;
-        if (!module) throw notFound('No such module in this programme');
-        const updated = body.clockHours === undefined ? program : await recomputeTotal(tx, program.id);
-        return { module, program: updated };
-      })
-      .catch(explainUniqueViolation);
+  handler: async ({ sql, params, body, caller }) => {
+    const result = await changeModule(sql, caller, params, body).catch(explainUniqueViolation);
     return json({ ...toModule(result.module), programTotalClockHours: result.program.total_clock_hours });
   },
 });
@@ -423,25 +425,23 @@ endpoint({
   access: MANAGERS,
   params: ProgramParams,
   body: ModuleOrder,
-  handler: async ({ params, body }) => {
-    const modules = await db().begin(async (tx) => {
-      const program = await lockProgram(tx, params.id);
-      assertActive(program);
-      const current = await modulesOf(tx, program.id);
-      const known = new Set(current.map((module) => module.id));
-      if (body.moduleIds.length !== current.length || !body.moduleIds.every((id) => known.has(id))) {
-        throw badRequest('List every module of the programme exactly once', [
-          { field: 'body.moduleIds', message: `Expected the ${current.length} module ids of this programme` },
-        ]);
-      }
-      // One statement; positions are checked for uniqueness at commit (deferred constraint).
-      await tx`
-        update modules m
-           set position = o.ordinality
-          from unnest(${tx.array(body.moduleIds, UUID_ARRAY)}::uuid[]) with ordinality as o(id, ordinality)
-         where m.id = o.id and m.program_id = ${program.id} and m.position <> o.ordinality`;
-      return modulesOf(tx, program.id);
-    });
+  handler: async ({ sql, params, body }) => {
+    const program = await lockProgram(sql, params.id);
+    assertActive(program);
+    const current = await modulesOf(sql, program.id);
+    const known = new Set(current.map((module) => module.id));
+    if (body.moduleIds.length !== current.length || !body.moduleIds.every((id) => known.has(id))) {
+      throw badRequest('List every module of the programme exactly once', [
+        { field: 'body.moduleIds', message: `Expected the ${current.length} module ids of this programme` },
+      ]);
+    }
+    // One statement; positions are checked for uniqueness at commit (deferred constraint).
+    await sql`
+      update modules m
+         set position = o.ordinality
+        from unnest(${sql.array(body.moduleIds, UUID_ARRAY)}::uuid[]) with ordinality as o(id, ordinality)
+       where m.id = o.id and m.program_id = ${program.id} and m.position <> o.ordinality`;
+    const modules = await modulesOf(sql, program.id);
     return json({ programId: params.id, modules: modules.map(toModule) });
   },
 });

@@ -1,7 +1,6 @@
 // The public programme catalogue: what the school offers, with each programme's modules in order.
 // Public and cacheable (`public, max-age=300` with an ETag); nothing here is personal.
 import { z } from 'zod';
-import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
@@ -20,12 +19,12 @@ endpoint({
   access: 'public',
   cache: 'public',
   query: CatalogueQuery,
-  handler: async ({ query, request }) => {
+  handler: async ({ sql, query, request }) => {
     const after = query.cursor?.[0];
-    const rows = await db()<ProgramRow[]>`
+    const rows = await sql<ProgramRow[]>`
       select id, code, name, credential_level, total_clock_hours, description
         from programs
-       where status = 'active' ${after === undefined ? db()`` : db()`and code > ${after}`}
+       where status = 'active' ${after === undefined ? sql`` : sql`and code > ${after}`}
        order by code
        limit ${query.limit + 1}`;
     const page = pageOf(rows, query.limit, (row) => [row.code], toProgramView);
@@ -55,9 +54,9 @@ endpoint({
   access: 'public',
   cache: 'public',
   params: ProgramParams,
-  handler: async ({ params }) => {
+  handler: async ({ sql, params }) => {
     // One round trip: the programme and its ordered modules aggregated by the database.
-    const [row] = await db()<ProgramWithModulesRow[]>`
+    const [row] = await sql<ProgramWithModulesRow[]>`
       select p.id, p.code, p.name, p.credential_level, p.total_clock_hours, p.description,
              coalesce(
                (select json_agg(json_build_object(

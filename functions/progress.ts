@@ -12,7 +12,7 @@
 // ones. Each write is one race-free upsert on (enrollment_id, module_id).
 import { z } from 'zod';
 import { hasAnyRole, type Role, teachesProgramSql } from '../lib/access';
-import { db, type Sql } from '../lib/db';
+import type { AnySql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { json } from '../lib/http';
@@ -75,7 +75,7 @@ const toProgress = (row: ProgressRow) => ({
 });
 
 /** Stored sections followed by new ones, each once, in the order first seen. */
-const mergedSections = (sql: Sql, added: string[]) => sql`
+const mergedSections = (sql: AnySql, added: string[]) => sql`
   (select coalesce(jsonb_agg(s.value order by s.first_seen), '[]'::jsonb)
      from (select value, min(ordinality) as first_seen
              from jsonb_array_elements_text(module_progress.sections_viewed || ${sql.json(added)}::jsonb)
@@ -105,13 +105,12 @@ endpoint({
   maxBodyBytes: 64 * 1024,
   params: ProgressParams,
   body: ProgressReport,
-  handler: async ({ params, body, caller }) => {
+  handler: async ({ sql, params, body, caller }) => {
     const me = caller;
     const isAdmin = hasAnyRole(me, ['admin']);
     if (!hasAnyRole(me, GRADERS)) assertStudentMayReport(body);
     // Also refused below for someone who holds a grading role but reports on their own enrollment.
     const grading = body.score !== undefined || (body.status !== undefined && !STUDENT_STATUSES.has(body.status));
-    const sql = db();
     const sections = body.sectionsViewed ?? [];
     const status = body.status ?? null;
     const pct = body.progressPct ?? null;
@@ -229,9 +228,8 @@ endpoint({
   access: ['student', 'instructor', ...BROAD_READERS],
   phi: true,
   params: EnrollmentParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     const me = caller;
-    const sql = db();
     // One query: every module of the programme in order, with this enrollment's progress if any.
     const rows = await sql<SummaryRow[]>`
       select e.id as enrollment_id, e.user_id, e.status as enrollment_status,

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { config } from '../lib/config';
 import { decrypt, emailBlindIndex, encrypt } from '../lib/crypto';
-import { db } from '../lib/db';
+import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -70,10 +70,18 @@ const weakPassword = (reason: string) => badRequest(reason, [{ field: 'body.pass
 /** The scope of a step's rate limit; each step counts separately per source. */
 const scopeOf = (step: 'request' | 'verify' | 'complete') => `register-${step}`;
 
-/** Counts the request against its source (one round trip); 429 with Retry-After over the limit. */
-async function enforceSourceLimit(step: 'verify' | 'complete', clientIp: string | null): Promise<void> {
-  const source = sourceKey(db(), scopeOf(step), clientIp);
-  refuseOverLimit(await hitRateLimit(db(), source, SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
+/**
+ * Counts the request against its source (one round trip); 429 with Retry-After over the limit. The
+ * count must survive the request's refusal (a wrong token is what the limit is for): the routes that
+ * call this declare `commitRefusals`.
+ */
+async function enforceSourceLimit(
+  sql: TransactionSql,
+  step: 'verify' | 'complete',
+  clientIp: string | null,
+): Promise<void> {
+  const source = sourceKey(sql, scopeOf(step), clientIp);
+  refuseOverLimit(await hitRateLimit(sql, source, SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
 }
 
 function verificationMessage(email: string, token: string): OutboxMessage {
@@ -112,7 +120,9 @@ endpoint({
   audit: true,
   phi: true,
   body: z.object({ email: EmailAddress }),
-  handler: async ({ body, clientIp, request, audit }) => {
+  // Over the limit the request is refused, and its count is kept (the statement's only write then).
+  commitRefusals: true,
+  handler: async ({ sql, body, clientIp, request, audit, afterCommit }) => {
     // The same work whether or not the address has an account (token, ciphertexts, one statement
     // that always writes the source's counter and commits), so the response time does not tell
     // either: the database decides inside the statement.
@@ -126,8 +136,8 @@ endpoint({
     // request is left as it is (no second email); otherwise the new token replaces the old one.
     // Over the source's limit nothing but the counter is written. The counter is bumped in this same
     // statement (rateLimitHit as a CTE), so there is one round trip whatever the outcome.
-    const counted = rateLimitHit(db(), sourceKey(db(), scopeOf('request'), clientIp), SOURCE_WINDOW_SECONDS);
-    const [bucket] = await db()<RateLimitBucket[]>`
+    const counted = rateLimitHit(sql, sourceKey(sql, scopeOf('request'), clientIp), SOURCE_WINDOW_SECONDS);
+    const [bucket] = await sql<RateLimitBucket[]>`
       with bucket as (${counted}),
       upserted as (
         insert into registration_requests as r
@@ -150,7 +160,7 @@ endpoint({
       select count, retry_after from bucket`;
     refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'registration_requested';
-    deliverNowInDevelopment();
+    afterCommit(deliverNowInDevelopment);
     return json(REQUEST_ACCEPTED, 202);
   },
 });
@@ -166,12 +176,14 @@ endpoint({
   access: 'public',
   audit: true,
   body: z.object({ token: z.string().max(1_000) }),
-  handler: async ({ body, clientIp, audit }) => {
-    await enforceSourceLimit('verify', clientIp);
+  // A wrong token is refused and must still count against its source (the only write before it).
+  commitRefusals: true,
+  handler: async ({ sql, body, clientIp, audit }) => {
+    await enforceSourceLimit(sql, 'verify', clientIp);
     if (!TOKEN_SHAPE.test(body.token)) throw invalidToken('token');
     const registration = newToken();
     // One statement: only a pending, unexpired request moves on, and the emailed token dies with it.
-    const [row] = await db()<{ id: string; expires_at: Date }[]>`
+    const [row] = await sql<{ id: string; expires_at: Date }[]>`
       update registration_requests
          set status = 'verified', verified_at = now(), token_hash = ${registration.hash},
              expires_at = now() + make_interval(secs => ${COMPLETION_TTL_SECONDS})
@@ -203,13 +215,16 @@ endpoint({
   audit: true,
   phi: true,
   body: CompleteBody,
-  handler: async ({ body, clientIp, audit }) => {
-    await enforceSourceLimit('complete', clientIp);
+  // A refused attempt still counts against its source; the claim and the account are in a savepoint,
+  // so a refusal rolls them back and keeps only the count.
+  commitRefusals: true,
+  handler: async ({ sql, body, clientIp, audit }) => {
+    await enforceSourceLimit(sql, 'complete', clientIp);
     // Length and the common list first: an over-long password costs neither a query nor a hash.
     const early = checkPasswordPolicy(body.password);
     if (early) throw weakPassword(early);
     if (!TOKEN_SHAPE.test(body.registrationToken)) throw invalidToken('registrationToken');
-    const account = await db().begin(async (tx) => {
+    const account = await sql.savepoint(async (tx) => {
       // Claiming the request first makes completion single use: a concurrent second attempt waits on
       // this row and then finds it completed. Any error below rolls the claim back.
       const [claimed] = await tx<{ id: string; email_ciphertext: string }[]>`

@@ -7,7 +7,6 @@
 // Only the fields sent overwrite (the old rule), in one upsert on (user_id, module_id). There is no delete.
 import { z } from 'zod';
 import { teachesProgramSql } from '../lib/access';
-import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
@@ -90,9 +89,8 @@ endpoint({
   maxBodyBytes: 512 * 1024,
   params: ModuleParams,
   body: ScormUpdate,
-  handler: async ({ params, body, caller }) => {
+  handler: async ({ sql, params, body, caller }) => {
     const me = caller;
-    const sql = db();
     const interactionsJson = body.interactions === undefined ? null : sql.json(body.interactions as never);
     const [row] = await sql<ScormRow[]>`
       insert into scorm_records (user_id, module_id, lesson_status, score_scaled, score_raw, session_time,
@@ -124,8 +122,8 @@ endpoint({
   access: ['student'],
   phi: true,
   params: ModuleParams,
-  handler: async ({ params, caller }) => {
-    const [row] = await db()<ScormRow[]>`
+  handler: async ({ sql, params, caller }) => {
+    const [row] = await sql<ScormRow[]>`
       select * from scorm_records where user_id = ${caller.userId} and module_id = ${params.moduleId}`;
     if (!row) throw notFound('No resume data for this module');
     return json(toRecord(row));
@@ -140,10 +138,9 @@ endpoint({
   access: ['instructor'],
   phi: true,
   params: LearnerParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     const me = caller;
     // An instructor reaches the records of the programmes they teach only; anything else is a 404.
-    const sql = db();
     const [row] = await sql<ScormRow[]>`
       select s.*
         from scorm_records s

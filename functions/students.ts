@@ -22,7 +22,7 @@ import {
   nameSearchTokens,
   normalizeName,
 } from '../lib/crypto';
-import { BYTEA_ARRAY, db, type TransactionSql } from '../lib/db';
+import { type AnySql, BYTEA_ARRAY, type TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -136,6 +136,7 @@ function nameMatcher(words: readonly string[]) {
 }
 
 async function pageByCreation(
+  sql: AnySql,
   input: StudentListInput,
   filter: StudentFilter,
   scope: RecordScope,
@@ -143,7 +144,7 @@ async function pageByCreation(
   where: string,
 ): Promise<Page<StudentView>> {
   const after = parseCreatedCursor(input.cursor, where);
-  const rows = await studentPageQuery(db(), filter, scope, after, input.limit);
+  const rows = await studentPageQuery(sql, filter, scope, after, input.limit);
   const views = toStudentViews(rows);
   const page = pageOf(
     views.map((view, i) => ({ view, key: rows[i]?.created_key as string })),
@@ -157,6 +158,7 @@ async function pageByCreation(
 }
 
 async function pageByLastName(
+  sql: AnySql,
   input: StudentListInput,
   filter: StudentFilter,
   scope: RecordScope,
@@ -164,7 +166,7 @@ async function pageByLastName(
   where: string,
 ): Promise<Page<StudentView>> {
   const after = parseLastNameCursor(input.cursor, where);
-  const candidates = await studentNameCandidatesQuery(db(), filter, scope, LAST_NAME_SORT_MAX);
+  const candidates = await studentNameCandidatesQuery(sql, filter, scope, LAST_NAME_SORT_MAX);
   if (candidates.length > LAST_NAME_SORT_MAX) {
     const message = `Sorting by last name works on at most ${LAST_NAME_SORT_MAX} students: narrow the list by name, programId, enrollmentStatus or status, or sort by creation`;
     throw badRequest(message, [{ field: `${where}.sort`, message }]);
@@ -182,7 +184,7 @@ async function pageByLastName(
   const served = ordered.slice(0, input.limit);
   const rows = served.length
     ? await studentsByIdsQuery(
-        db(),
+        sql,
         served.map((key) => key[2]),
         filter,
         scope,
@@ -197,7 +199,7 @@ async function pageByLastName(
   };
 }
 
-async function listStudents(input: StudentListInput, caller: Caller, where: 'query' | 'body') {
+async function listStudents(sql: AnySql, input: StudentListInput, caller: Caller, where: 'query' | 'body') {
   const words = input.name ? nameWords(input.name) : [];
   const filter: StudentFilter = {
     status: input.status,
@@ -209,8 +211,8 @@ async function listStudents(input: StudentListInput, caller: Caller, where: 'que
   const scope = recordScopeOf(caller);
   const matches = nameMatcher(words);
   return input.sort === 'lastName'
-    ? pageByLastName(input, filter, scope, matches, where)
-    : pageByCreation(input, filter, scope, matches, where);
+    ? pageByLastName(sql, input, filter, scope, matches, where)
+    : pageByCreation(sql, input, filter, scope, matches, where);
 }
 
 endpoint({
@@ -220,8 +222,8 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   query: StudentListQuery,
-  handler: async ({ query, caller, request }) => {
-    const page = await listStudents(query, caller, 'query');
+  handler: async ({ sql, query, caller, request }) => {
+    const page = await listStudents(sql, query, caller, 'query');
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -233,7 +235,7 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   body: StudentSearchBody,
-  handler: async ({ body, caller }) => json(await listStudents(body, caller, 'body')),
+  handler: async ({ sql, body, caller }) => json(await listStudents(sql, body, caller, 'body')),
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -249,11 +251,11 @@ endpoint({
   access: [...STUDENT_RECORD_ROLES, 'student'],
   phi: true,
   params: StudentParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     const who = caller;
     assertOwnerOrRoles(who, params.id, STUDENT_RECORD_ROLES);
     // The scope also narrows an instructor to the students of the programmes they teach.
-    const student = await findStudent(db(), params.id, recordScopeOf(who));
+    const student = await findStudent(sql, params.id, recordScopeOf(who));
     if (!student) throw notFound('No such student');
     return json(student);
   },
@@ -278,13 +280,13 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   body: NewStudent,
-  handler: async ({ body, caller, audit }) => {
+  handler: async ({ sql, body, caller, audit }) => {
     if (body.password !== undefined) {
       const problem = checkPasswordPolicy(body.password, { email: body.email });
       if (problem) throw badRequest('Choose another password', [{ field: 'body.password', message: problem }]);
     }
     // Uniqueness is the blind index's unique constraint: of two concurrent creations, one gets 409.
-    const { id } = await insertUser(db(), {
+    const { id } = await insertUser(sql, {
       email: body.email,
       firstName: body.firstName,
       lastName: body.lastName,
@@ -294,7 +296,7 @@ endpoint({
       grantedBy: caller.userId,
     });
     audit.resourceIds.id = id;
-    return created(await findStudent(db(), id, ALL), `/api/students/${id}`);
+    return created(await findStudent(sql, id, ALL), `/api/students/${id}`);
   },
 });
 
@@ -338,38 +340,32 @@ endpoint({
   phi: true,
   params: StudentParams,
   body: StudentChange,
-  handler: async ({ params, body }) => {
+  handler: async ({ sql, params, body }) => {
+    const current = await lockManagedStudent(sql, params.id);
+    // The search tokens cover both names, so changing one needs the other in plaintext.
+    const names =
+      body.firstName !== undefined || body.lastName !== undefined
+        ? {
+            first: body.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
+            last: body.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
+          }
+        : null;
+    const reactivated = body.status === 'active';
     try {
-      const student = await db().begin(async (tx) => {
-        const current = await lockManagedStudent(tx, params.id);
-        // The search tokens cover both names, so changing one needs the other in plaintext.
-        const names =
-          body.firstName !== undefined || body.lastName !== undefined
-            ? {
-                first: body.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
-                last: body.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
-              }
-            : null;
-        const reactivated = body.status === 'active';
-        await tx`
-          update users set
-            email_ciphertext = coalesce(${body.email ? encrypt(body.email, 'users.email') : null}::text, email_ciphertext),
-            email_blind_index = coalesce(${body.email ? emailBlindIndex(body.email) : null}::bytea, email_blind_index),
-            first_name_ciphertext = coalesce(${body.firstName ? encrypt(body.firstName, 'users.first_name') : null}::text,
-                                             first_name_ciphertext),
-            last_name_ciphertext = coalesce(${body.lastName ? encrypt(body.lastName, 'users.last_name') : null}::text,
-                                            last_name_ciphertext),
-            name_search_tokens = coalesce(${names ? tx.array(nameSearchTokens(names.first, names.last), BYTEA_ARRAY) : null}::bytea[],
-                                          name_search_tokens),
-            status = coalesce(${body.status ?? null}::text, status),
-            deactivated_at = case when ${reactivated} then null else deactivated_at end,
-            deactivated_by = case when ${reactivated} then null else deactivated_by end
-          where id = ${params.id}`;
-        // A locked or pending account keeps no session.
-        if (body.status && body.status !== 'active') await revokeAllForUser(tx, params.id, 'admin_revoked');
-        return findStudent(tx, params.id, ALL);
-      });
-      return json(student);
+      await sql`
+        update users set
+          email_ciphertext = coalesce(${body.email ? encrypt(body.email, 'users.email') : null}::text, email_ciphertext),
+          email_blind_index = coalesce(${body.email ? emailBlindIndex(body.email) : null}::bytea, email_blind_index),
+          first_name_ciphertext = coalesce(${body.firstName ? encrypt(body.firstName, 'users.first_name') : null}::text,
+                                           first_name_ciphertext),
+          last_name_ciphertext = coalesce(${body.lastName ? encrypt(body.lastName, 'users.last_name') : null}::text,
+                                          last_name_ciphertext),
+          name_search_tokens = coalesce(${names ? sql.array(nameSearchTokens(names.first, names.last), BYTEA_ARRAY) : null}::bytea[],
+                                        name_search_tokens),
+          status = coalesce(${body.status ?? null}::text, status),
+          deactivated_at = case when ${reactivated} then null else deactivated_at end,
+          deactivated_by = case when ${reactivated} then null else deactivated_by end
+        where id = ${params.id}`;
     } catch (error) {
       // The same address (same blind index) on this very account is no conflict (old §6 item 27).
       if ((error as { code?: string }).code === '23505') {
@@ -377,6 +373,9 @@ endpoint({
       }
       throw error;
     }
+    // A locked or pending account keeps no session.
+    if (body.status && body.status !== 'active') await revokeAllForUser(sql, params.id, 'admin_revoked');
+    return json(await findStudent(sql, params.id, ALL));
   },
 });
 
@@ -387,19 +386,16 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   params: StudentParams,
-  handler: async ({ params, caller }) => {
+  handler: async ({ sql, params, caller }) => {
     // No hard delete: the account stays with its records; it can no longer sign in or refresh.
     // Deactivating twice keeps the first deactivation's who and when.
-    const student = await db().begin(async (tx) => {
-      await lockManagedStudent(tx, params.id);
-      await tx`
-        update users set status = 'inactive',
-                         deactivated_at = coalesce(deactivated_at, now()),
-                         deactivated_by = coalesce(deactivated_by, ${caller.userId}::uuid)
-         where id = ${params.id}`;
-      await revokeAllForUser(tx, params.id, 'user_deactivated');
-      return findStudent(tx, params.id, ALL);
-    });
-    return json(student);
+    await lockManagedStudent(sql, params.id);
+    await sql`
+      update users set status = 'inactive',
+                       deactivated_at = coalesce(deactivated_at, now()),
+                       deactivated_by = coalesce(deactivated_by, ${caller.userId}::uuid)
+       where id = ${params.id}`;
+    await revokeAllForUser(sql, params.id, 'user_deactivated');
+    return json(await findStudent(sql, params.id, ALL));
   },
 });

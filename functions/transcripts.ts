@@ -16,7 +16,7 @@ import type { PDFDocument, PDFFont, PDFPage } from 'pdf-lib';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
 import { decryptRows } from '../lib/crypto';
-import { db } from '../lib/db';
+import type { Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { bytes, created, json } from '../lib/http';
@@ -304,8 +304,7 @@ endpoint({
   access: ISSUERS,
   phi: true,
   body: NewTranscript,
-  handler: async ({ body, caller, audit }) => {
-    const sql = db();
+  handler: async ({ sql, body, caller, audit }) => {
     // One round trip: the latest enrollment, the programme, the name ciphertexts and every module in
     // order with this enrollment's progress (modules without a row are "not started").
     const [source] = await sql<TranscriptSource[]>`
@@ -396,7 +395,7 @@ interface TranscriptRow {
 }
 
 /** Registrar and admin reach every transcript, a student their own; the rest is a 404. */
-const visibleTo = (caller: Caller) => db()`(t.user_id = ${caller.userId} or ${hasAnyRole(caller, ISSUERS)})`;
+const visibleTo = (sql: Sql, caller: Caller) => sql`(t.user_id = ${caller.userId} or ${hasAnyRole(caller, ISSUERS)})`;
 
 endpoint({
   name: 'transcripts-get',
@@ -405,14 +404,14 @@ endpoint({
   access: ['student', ...ISSUERS],
   phi: true,
   params: TranscriptParams,
-  handler: async ({ params, caller }) => {
-    const [row] = await db()<TranscriptRow[]>`
+  handler: async ({ sql, params, caller }) => {
+    const [row] = await sql<TranscriptRow[]>`
       select t.id, t.user_id, t.program_id, p.code as program_code, p.name as program_name, t.gpa, t.lines,
              t.generated_at, t.generated_by, octet_length(d.content) as pdf_bytes, d.sha256
         from transcripts t
         join programs p on p.id = t.program_id
         left join transcript_documents d on d.transcript_id = t.id
-       where t.id = ${params.id} and ${visibleTo(caller)}`;
+       where t.id = ${params.id} and ${visibleTo(sql, caller)}`;
     if (!row) throw notFound('No such transcript');
     return json({
       id: row.id,
@@ -438,12 +437,12 @@ endpoint({
   access: ['student', ...ISSUERS],
   phi: true,
   params: TranscriptParams,
-  handler: async ({ params, caller }) => {
-    const [row] = await db()<{ content: Buffer; content_type: string; sha256: Buffer }[]>`
+  handler: async ({ sql, params, caller }) => {
+    const [row] = await sql<{ content: Buffer; content_type: string; sha256: Buffer }[]>`
       select d.content, d.content_type, d.sha256
         from transcripts t
         join transcript_documents d on d.transcript_id = t.id
-       where t.id = ${params.id} and ${visibleTo(caller)}`;
+       where t.id = ${params.id} and ${visibleTo(sql, caller)}`;
     if (!row) throw notFound('No such transcript');
     return bytes(new Uint8Array(row.content), row.content_type, {
       'Content-Disposition': `attachment; filename="transcript-${params.id}.pdf"`,

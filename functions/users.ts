@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { type Caller, ROLES, type Role } from '../lib/access';
 import { decrypt, emailBlindIndex, encrypt, nameSearchToken, nameSearchTokens, normalizeName } from '../lib/crypto';
-import { BYTEA_ARRAY, db, type Sql, type TransactionSql } from '../lib/db';
+import { type AnySql, BYTEA_ARRAY, type TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, notFound } from '../lib/errors';
 import { created, json, noContent } from '../lib/http';
@@ -170,7 +170,7 @@ function nameMatcher(name: string): (user: UserView) => boolean {
 }
 
 function fetchBatch(
-  sql: Sql,
+  sql: AnySql,
   query: UserListQuery,
   tokens: Buffer[] | null,
   after: readonly [string, string] | undefined,
@@ -197,7 +197,7 @@ function fetchBatch(
  * batches until the page is full or the data ends, at most MAX_SCAN_BATCHES; if the bound is hit the
  * page is shorter than `limit` and `next` resumes after the last row examined.
  */
-async function listUsers(sql: Sql, query: UserListQuery): Promise<Page<UserView>> {
+async function listUsers(sql: AnySql, query: UserListQuery): Promise<Page<UserView>> {
   const tokens = query.name === undefined ? null : nameTokens(query.name);
   const matches = query.name === undefined ? () => true : nameMatcher(query.name);
   const batchSize = query.limit + 1;
@@ -232,8 +232,8 @@ endpoint({
   access: READERS,
   phi: true,
   query: UserListQuery,
-  handler: async ({ query, request }) => {
-    const page = await listUsers(db(), query);
+  handler: async ({ sql, query, request }) => {
+    const page = await listUsers(sql, query);
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -245,7 +245,7 @@ endpoint({
   access: READERS,
   phi: true,
   body: UserSearchBody,
-  handler: async ({ body }) => json(await listUsers(db(), body)),
+  handler: async ({ sql, body }) => json(await listUsers(sql, body)),
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -259,8 +259,8 @@ endpoint({
   access: READERS,
   phi: true,
   params: UserIdParams,
-  handler: async ({ params }) => {
-    const user = await findUserById(db(), params.id);
+  handler: async ({ sql, params }) => {
+    const user = await findUserById(sql, params.id);
     if (!user) throw notFound('No such user');
     return json(user);
   },
@@ -273,8 +273,7 @@ endpoint({
   access: ADMINS,
   phi: true,
   body: NewUserBody,
-  handler: async ({ body, caller, audit }) => {
-    const sql = db();
+  handler: async ({ sql, body, caller, audit }) => {
     const { id } = await insertUser(sql, {
       email: body.email,
       firstName: body.firstName,
@@ -348,11 +347,11 @@ endpoint({
   phi: true,
   params: UserIdParams,
   body: UserPatchBody,
-  handler: async ({ params, body, caller }) => {
+  handler: async ({ sql, params, body, caller }) => {
     if (body.status === 'locked') assertNotSelf(caller, params.id, 'lock');
     let user: UserView | null;
     try {
-      user = await db().begin((tx) => patchUser(tx, params.id, body));
+      user = await patchUser(sql, params.id, body);
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(EMAIL_TAKEN);
       throw error;
@@ -369,24 +368,20 @@ endpoint({
   access: ADMINS,
   phi: true,
   params: UserIdParams,
-  handler: async ({ params, caller, audit }) => {
+  handler: async ({ sql, params, caller, audit }) => {
     assertNotSelf(caller, params.id, 'deactivate');
-    const user = await db().begin(async (tx) => {
-      await assertAnotherActiveAdminRemains(tx, params.id);
-      // Deactivating twice keeps the first date and author.
-      const [row] = await tx<UserRow[]>`
-        update users as u set status = 'inactive',
-               deactivated_at = coalesce(u.deactivated_at, now()),
-               deactivated_by = coalesce(u.deactivated_by, ${caller?.userId ?? null}::uuid)
-         where u.id = ${params.id}
-        returning ${userColumns(tx)}`;
-      if (!row) return null;
-      await revokeAllForUser(tx, params.id, 'user_deactivated');
-      return toUserViews([row])[0] ?? null;
-    });
-    if (!user) throw notFound('No such user');
+    await assertAnotherActiveAdminRemains(sql, params.id);
+    // Deactivating twice keeps the first date and author.
+    const [row] = await sql<UserRow[]>`
+      update users as u set status = 'inactive',
+             deactivated_at = coalesce(u.deactivated_at, now()),
+             deactivated_by = coalesce(u.deactivated_by, ${caller?.userId ?? null}::uuid)
+       where u.id = ${params.id}
+      returning ${userColumns(sql)}`;
+    if (!row) throw notFound('No such user');
+    await revokeAllForUser(sql, params.id, 'user_deactivated');
     audit.event = 'user_deactivated';
-    return json(user);
+    return json(toUserViews([row])[0]);
   },
 });
 
@@ -400,9 +395,9 @@ endpoint({
   route: 'users/{id}/roles/{role}',
   access: ADMINS,
   params: UserRoleParams,
-  handler: async ({ params, caller, audit }) => {
+  handler: async ({ sql, params, caller, audit }) => {
     // One statement: grant (idempotent) and, only when something changed, end the person's sessions.
-    const [result] = await db()<{ found: boolean; granted: boolean }[]>`
+    const [result] = await sql<{ found: boolean; granted: boolean }[]>`
       with target as (select id from users where id = ${params.id}),
       granted as (
         insert into user_roles (user_id, role_name, granted_by)
@@ -425,20 +420,17 @@ endpoint({
   route: 'users/{id}/roles/{role}',
   access: ADMINS,
   params: UserRoleParams,
-  handler: async ({ params, caller, audit }) => {
+  handler: async ({ sql, params, caller, audit }) => {
     if (params.role === 'admin') assertNotSelf(caller, params.id, 'remove the administrator role from');
-    const outcome = await db().begin(async (tx) => {
-      const [target] = await tx`select 1 from users where id = ${params.id}`;
-      if (!target) return 'not-found' as const;
-      if (params.role === 'admin') await assertAnotherActiveAdminRemains(tx, params.id);
-      const removed = await tx`
-        delete from user_roles where user_id = ${params.id} and role_name = ${params.role} returning 1`;
-      if (removed.length === 0) return 'unchanged' as const;
-      await revokeAllForUser(tx, params.id, 'roles_changed');
-      return 'removed' as const;
-    });
-    if (outcome === 'not-found') throw notFound('No such user');
-    if (outcome === 'removed') audit.event = 'role_revoked';
+    const [target] = await sql`select 1 from users where id = ${params.id}`;
+    if (!target) throw notFound('No such user');
+    if (params.role === 'admin') await assertAnotherActiveAdminRemains(sql, params.id);
+    const removed = await sql`
+      delete from user_roles where user_id = ${params.id} and role_name = ${params.role} returning 1`;
+    if (removed.length > 0) {
+      await revokeAllForUser(sql, params.id, 'roles_changed');
+      audit.event = 'role_revoked';
+    }
     return noContent();
   },
 });
@@ -455,8 +447,8 @@ endpoint({
   access: READERS,
   // The fixed catalogue (eight rows) carries no personal data: cacheable per user.
   cache: 'private',
-  handler: async () => {
-    const rows = await db()<{ name: Role; description: string }[]>`
+  handler: async ({ sql }) => {
+    const rows = await sql<{ name: Role; description: string }[]>`
       select name, description from roles order by name`;
     return json({ items: rows });
   },

@@ -1,7 +1,8 @@
 // The audit trail (HIPAA §164.312(b)): one append-only row per request to a protected or PHI route,
-// whatever its outcome, written before a PHI response leaves. Never any PII: who is a user id.
+// whatever its outcome, written before a PHI response leaves, and in the same transaction as the
+// change a mutating request made. Never any PII: who is a user id.
 import type { Caller } from './access';
-import { db, TEXT_ARRAY } from './db';
+import { type Sql, TEXT_ARRAY, type TransactionSql } from './db';
 
 export interface AuditEntry {
   requestId: string;
@@ -33,14 +34,18 @@ export function auditableIds(params: Record<string, string>): Record<string, str
   );
 }
 
-export async function writeAudit(entry: AuditEntry): Promise<void> {
+/**
+ * Writes one audit row through `sql`: a mutation's own transaction (so the change and its record
+ * commit together), or the pool for a read and for a refusal that changed nothing.
+ */
+export async function writeAudit(sql: Sql | TransactionSql, entry: AuditEntry): Promise<void> {
   const userId = entry.caller?.userId ?? entry.actingUserId ?? null;
   const resourceIds = Object.keys(entry.resourceIds).length > 0 ? entry.resourceIds : null;
-  await db()`
+  await sql`
     insert into audit_log (request_id, user_id, token_id, roles, method, route, resource_ids, status, duration_ms,
                            client_ip, user_agent, phi, event)
-    values (${entry.requestId}, ${userId}, ${entry.caller?.tokenId ?? null}, ${db().array(entry.caller ? [...entry.caller.roles] : [], TEXT_ARRAY)}, ${entry.method},
-            ${entry.route}, ${resourceIds ? db().json(resourceIds) : null}, ${entry.status},
+    values (${entry.requestId}, ${userId}, ${entry.caller?.tokenId ?? null}, ${sql.array(entry.caller ? [...entry.caller.roles] : [], TEXT_ARRAY)}, ${entry.method},
+            ${entry.route}, ${resourceIds ? sql.json(resourceIds) : null}, ${entry.status},
             ${Math.max(0, Math.round(entry.durationMs))}, ${entry.clientIp}::inet,
             ${entry.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${entry.phi}, ${entry.event ?? null})`;
 }

@@ -6,6 +6,8 @@ import { type Config, config, TIMER_POOL_MAX } from './config';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
+/** The pool or a transaction: what a query helper takes when it works inside and outside one. */
+export type AnySql = Sql | TransactionSql;
 
 /**
  * PostgreSQL's type id of bytea[]: `sql.array(buffers, BYTEA_ARRAY)`. Naming the element type (17) is not

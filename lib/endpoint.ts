@@ -1,6 +1,9 @@
 // The route wrapper: every HTTP function is one `endpoint({...})` declaration. The wrapper
 // authenticates, checks the declared roles (deny by default), parses path, query and body with
-// zod, runs the handler, maps errors to problem+json and builds the response through lib/http.
+// zod, runs the handler, writes the audit row, maps errors to problem+json and builds the response
+// through lib/http. A mutating request (POST, PUT, PATCH, DELETE) runs its handler in one
+// transaction that also holds its audit row: the change and its record commit together or not at
+// all. Handlers get their database handle as `sql` and never call db() themselves.
 // Only `app` is imported at run time: it is the one named export that Node detects in this
 // CommonJS bundle when it is loaded from ESM (vitest), so the same code runs everywhere.
 
@@ -8,10 +11,10 @@ import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } fro
 import { app } from '@azure/functions';
 import { type ZodType, z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from './access';
-import { auditableIds, writeAudit } from './audit';
+import { type AuditEntry, auditableIds, writeAudit } from './audit';
 import { csrfTokenMatches, presentedAccessToken, verifyAccessToken } from './auth';
 import { config } from './config';
-import { closePool } from './db';
+import { closePool, db, type Sql, type TransactionSql } from './db';
 import {
   badRequest,
   fieldErrors,
@@ -32,7 +35,24 @@ export type Access = 'public' | readonly Role[];
 /** A protected route always has a caller; a public one may be called anonymously. */
 export type CallerOf<A extends Access> = A extends 'public' ? Caller | null : Caller;
 
-export interface HandlerInput<P, Q, B, A extends Access = Access> {
+/** The methods that change state: their handlers run in the request's transaction. */
+type MutatingMethod = Exclude<HttpMethod, 'GET' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT'>;
+
+/**
+ * A handler's database handle: the request's transaction for a mutating method, the pool for a read.
+ * (A read holds no transaction: it needs no atomicity, and a pooled connection is freed per query.)
+ */
+export type SqlFor<M extends HttpMethod> = M extends MutatingMethod ? TransactionSql : Sql;
+
+export interface HandlerInput<P, Q, B, A extends Access = Access, M extends HttpMethod = HttpMethod> {
+  /**
+   * Every query of the handler goes through this. For POST/PUT/PATCH/DELETE it is the request's
+   * transaction: what the handler writes commits with the audit row once the handler returned, and
+   * rolls back when the handler throws (use `sql.savepoint` where only part must roll back).
+   */
+  sql: SqlFor<M>;
+  /** Runs `task` once the request's transaction committed (never when it rolled back). */
+  afterCommit: (task: () => void) => void;
   params: P;
   query: Q;
   body: B;
@@ -52,10 +72,10 @@ export interface AuditNotes {
   actingUserId: string | null;
 }
 
-export interface EndpointSpec<P, Q, B, A extends Access = Access> {
+export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends HttpMethod = HttpMethod> {
   /** Function name, unique in the app: `programs-list`. */
   name: string;
-  methods: readonly HttpMethod[];
+  methods: readonly M[];
   /** Route template without the `api/` prefix: `programs/{id:guid}`. */
   route: string;
   /** `'public'` for anonymous routes (must be said explicitly), else the roles that may call. */
@@ -73,7 +93,15 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access> {
    * Protected and PHI routes are always audited.
    */
   audit?: boolean;
-  handler: (input: HandlerInput<P, Q, B, A>) => Promise<Reply>;
+  /**
+   * A 4xx the handler throws still commits what it wrote (with the audit row). Only for routes whose
+   * writes before a refusal are records of the attempt itself, which a failed attempt must leave
+   * behind: sign-in throttling counts a wrong password, a rate limit counts a refused request, a
+   * reused refresh token revokes its family. Anything else such a handler writes that must not
+   * survive a refusal goes inside `sql.savepoint(...)`. A 5xx or unexpected error still rolls back.
+   */
+  commitRefusals?: boolean;
+  handler: (input: HandlerInput<P, Q, B, A, M>) => Promise<Reply>;
 }
 
 export interface DeclaredRoute {
@@ -185,9 +213,13 @@ function loggable(error: unknown): string {
 }
 
 /** Declares one route: registers it with the Functions runtime behind the wrapper. */
-export function endpoint<P = undefined, Q = undefined, B = undefined, A extends Access = Access>(
-  spec: EndpointSpec<P, Q, B, A>,
-): void {
+export function endpoint<
+  P = undefined,
+  Q = undefined,
+  B = undefined,
+  A extends Access = Access,
+  M extends HttpMethod = HttpMethod,
+>(spec: EndpointSpec<P, Q, B, A, M>): void {
   const cache = spec.cache ?? 'no-store';
   if (spec.phi && cache !== 'no-store') throw new Error(`${spec.name}: a PHI route must be no-store`);
   declared.push({
@@ -234,8 +266,8 @@ function authorize(caller: Caller | null, access: 'public' | readonly Role[]): v
   if (!caller || !hasAnyRole(caller, access)) throw forbidden();
 }
 
-async function handle<P, Q, B, A extends Access>(
-  spec: EndpointSpec<P, Q, B, A>,
+async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
+  spec: EndpointSpec<P, Q, B, A, M>,
   cache: CachePolicy,
   request: HttpRequest,
   context: InvocationContext,
@@ -252,7 +284,21 @@ async function handle<P, Q, B, A extends Access>(
   const notes: AuditNotes = { resourceIds: auditableIds(request.params), event: null, actingUserId: null };
   const clientIp = clientIpOf(request);
   let caller: Caller | null = null;
-  let reply: Reply;
+  const auditEntry = (status: number): AuditEntry => ({
+    requestId,
+    caller,
+    actingUserId: notes.actingUserId,
+    method: request.method,
+    route: spec.route,
+    resourceIds: notes.resourceIds,
+    status,
+    durationMs: performance.now() - started,
+    clientIp,
+    userAgent: request.headers.get('user-agent'),
+    phi: spec.phi === true,
+    event: notes.event,
+  });
+  let outcome: Outcome;
   let policy = cache;
   try {
     caller = await authenticate(request, isPublic);
@@ -265,45 +311,100 @@ async function handle<P, Q, B, A extends Access>(
     const body = parseWith(spec.body, rawBody, 'body');
     // authenticate() and authorize() guarantee a caller on every route that is not public.
     const checkedCaller = caller as CallerOf<A>;
-    reply = await spec.handler({
-      params,
-      query,
-      body,
-      caller: checkedCaller,
-      request,
-      context,
-      requestId,
-      clientIp,
-      audit: notes,
-    });
-    // Mutations are never cacheable, whatever the route declared.
-    if (request.method !== 'GET' && request.method !== 'HEAD') policy = 'no-store';
-  } catch (error) {
-    reply = problemReply(toHttpError(error, context, requestId), requestId);
-  }
-  if (audited) {
-    try {
-      await writeAudit({
-        requestId,
-        caller,
-        actingUserId: notes.actingUserId,
-        method: request.method,
-        route: spec.route,
-        resourceIds: notes.resourceIds,
-        status: reply.status,
-        durationMs: performance.now() - started,
-        clientIp,
-        userAgent: request.headers.get('user-agent'),
-        phi: spec.phi === true,
-        event: notes.event,
+    const input = { params, query, body, caller: checkedCaller, request, context, requestId, clientIp, audit: notes };
+    if (UNSAFE_METHODS.has(request.method)) {
+      outcome = await runMutation(spec, input, audited ? auditEntry : null, context);
+      // Mutations are never cacheable, whatever the route declared.
+      policy = 'no-store';
+    } else {
+      const afterRead: (() => void)[] = [];
+      const reply = await spec.handler({
+        ...input,
+        sql: db() as SqlFor<M>,
+        afterCommit: (task) => afterRead.push(task),
       });
+      outcome = { reply, recorded: false, afterCommit: afterRead };
+    }
+  } catch (error) {
+    outcome = { reply: problemReply(toHttpError(error, context, requestId), requestId), recorded: false };
+  }
+  let { reply } = outcome;
+  if (audited && !outcome.recorded) {
+    try {
+      await writeAudit(db(), auditEntry(reply.status));
     } catch (error) {
       // No audit row, no personal data: the response is withheld rather than sent unrecorded.
       context.error(`request ${requestId}: audit write failed`, describe(error));
       reply = problemReply(serviceUnavailable('The request could not be recorded; try again'), requestId);
     }
   }
+  for (const task of outcome.afterCommit ?? []) task();
   return respond(reply, { ...respondCtx, policy });
+}
+
+/** What a request produced: its reply, whether its audit row is written, what runs after commit. */
+interface Outcome {
+  reply: Reply;
+  recorded: boolean;
+  afterCommit?: (() => void)[];
+}
+
+/** Thrown inside the transaction to roll it back while keeping the reply that explains why. */
+class RolledBack extends Error {
+  constructor(readonly reply: Reply) {
+    super('rolled back');
+  }
+}
+
+/**
+ * Runs a mutating handler in one transaction with its audit row (`auditEntry`, null for a route that
+ * is not audited). The handler's reply commits with its row; a thrown error rolls back and its row is
+ * written afterwards on its own (nothing changed); a row that cannot be written rolls the change back
+ * and the client is told to retry (503).
+ */
+async function runMutation<P, Q, B, A extends Access, M extends HttpMethod>(
+  spec: EndpointSpec<P, Q, B, A, M>,
+  input: Omit<HandlerInput<P, Q, B, A, M>, 'sql' | 'afterCommit'>,
+  auditEntry: ((status: number) => AuditEntry) | null,
+  context: InvocationContext,
+): Promise<Outcome> {
+  const { requestId } = input;
+  const afterCommit: (() => void)[] = [];
+  let auditFailure: unknown;
+  try {
+    const reply = await db().begin(async (tx) => {
+      let handled: Reply;
+      try {
+        handled = await spec.handler({ ...input, sql: tx as SqlFor<M>, afterCommit: (task) => afterCommit.push(task) });
+      } catch (error) {
+        handled = problemReply(toHttpError(error, context, requestId), requestId);
+        // Only the handler's own refusals commit: after a failed statement the transaction is void.
+        const keep = spec.commitRefusals && error instanceof HttpError && error.status < 500;
+        if (!keep) throw new RolledBack(handled);
+      }
+      if (auditEntry) {
+        try {
+          await writeAudit(tx, auditEntry(handled.status));
+        } catch (error) {
+          auditFailure = error;
+          throw error;
+        }
+      }
+      return handled;
+    });
+    return { reply, recorded: auditEntry !== null, afterCommit };
+  } catch (error) {
+    if (error instanceof RolledBack) return { reply: error.reply, recorded: false };
+    if (auditFailure !== undefined) {
+      context.error(`request ${requestId}: audit write failed, change rolled back`, describe(auditFailure));
+      const retry = serviceUnavailable('The request could not be recorded, so nothing was changed; try again');
+      // Not recorded: the wrapper tries once more to record the refusal itself, on its own.
+      return { reply: problemReply(retry, requestId), recorded: false };
+    }
+    // The transaction could not begin or commit (the database is unreachable): the handler's outcome,
+    // if it ran, is unknown to the client, so it is told to retry.
+    return { reply: problemReply(toHttpError(error, context, requestId), requestId), recorded: false };
+  }
 }
 
 let terminateHookRegistered = false;
