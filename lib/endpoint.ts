@@ -333,9 +333,12 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     try {
       await writeAudit(db(), auditEntry(reply.status));
     } catch (error) {
-      // No audit row, no personal data: the response is withheld rather than sent unrecorded.
+      // No audit row, no personal data: the response is withheld rather than sent unrecorded
+      // (a 5xx already says nothing and may say more precisely why).
       context.error(`request ${requestId}: audit write failed`, describe(error));
-      reply = problemReply(serviceUnavailable('The request could not be recorded; try again'), requestId);
+      if (reply.status < 500) {
+        reply = problemReply(serviceUnavailable('The request could not be recorded; try again'), requestId);
+      }
     }
   }
   for (const task of outcome.afterCommit ?? []) task();
