@@ -341,8 +341,17 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
       }
     }
   }
-  for (const task of outcome.afterCommit ?? []) task();
+  for (const task of outcome.afterCommit ?? []) runAfterCommit(task, context, requestId);
   return respond(reply, { ...respondCtx, policy });
+}
+
+/** Work after commit never changes the answer: a failure costs a log line. */
+function runAfterCommit(task: () => void, context: InvocationContext, requestId: string): void {
+  try {
+    task();
+  } catch (error) {
+    context.warn(`request ${requestId}: work after commit failed (${describe(error)})`);
+  }
 }
 
 /** What a request produced: its reply, whether its audit row is written, what runs after commit. */
