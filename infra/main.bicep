@@ -104,10 +104,26 @@ param postgresAllowedExtensions string[] = ['pg_stat_statements']
 @description('Public IPv4 addresses (operators, CI) allowed through the server firewall, for migrations and psql.')
 param operatorIpAddresses string[] = []
 
+@description('Pool size per HTTP instance instead of the derived one (0: derived). Refused when it does not fit the budget. Set it here, not by hand: a hand-set DB_POOL_MAX is not checked.')
+@minValue(0)
+@maxValue(100)
+param dbPoolMaxOverride int = 0
+
 @description('Connections kept out of the app\'s budget: the 15 Azure reserves (replication, monitoring) plus headroom for the administrator and migrations.')
 @minValue(15)
 @maxValue(1000)
 param dbReservedConnections int = 25
+
+// Email (Azure Communication Services)
+
+@description('Where Azure Communication Services keeps email data at rest (a geography such as United States or Europe).')
+param emailDataLocation string = 'United States'
+
+@description('Resource ids of custom email domains you verified (infra/README.md); linked to the Communication Services resource next to the Azure-managed one.')
+param emailCustomDomainIds string[] = []
+
+@description('Sender address on one of emailCustomDomainIds. Empty: DoNotReply@ the Azure-managed domain.')
+param emailSenderAddress string = ''
 
 // Key Vault
 
@@ -137,6 +153,18 @@ param http5xxPercentThreshold int = 5
 @maxValue(600)
 param slowQuerySeconds int = 5
 
+@description('Alert when the server\'s active connections reach this percentage of max_connections.')
+@minValue(10)
+@maxValue(100)
+param activeConnectionsPercentThreshold int = 80
+
+@description('Alert when more connection attempts than this fail within 5 minutes (authentication, limits).')
+@minValue(1)
+param failedConnectionsThreshold int = 10
+
+@description('The pool-saturation alert reads the app metric db.pool.waiting, which the app does not emit yet: leave false until it does.')
+param poolWaitingAlertEnabled bool = false
+
 // ---------------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------------
@@ -153,6 +181,8 @@ var keyVaultName = 'kv-aada-${environmentName}-${take(resourceToken, 8)}'
 var storageAccountName = 'staada${environmentName}${resourceToken}'
 var workspaceName = 'log-${baseName}'
 var appInsightsName = 'appi-${baseName}'
+var emailServiceName = 'ecs-${baseName}'
+var communicationServiceName = 'acs-${baseName}-${resourceToken}'
 var allTags = union(tags, {
   application: 'aada-lms-api'
   environment: environmentName
@@ -209,6 +239,9 @@ var poolMaxPerInstance = (maxConnections - dbReservedConnections - timerInstance
 // is evaluated before anything else is created.
 var poolMax = poolMaxPerInstance >= 1 ? min(poolMaxPerInstance, poolMaxCeiling) : fail('${httpInstances} HTTP instances and ${timerInstances} timers cannot each get a connection from ${postgresSkuName} (max_connections ${maxConnections}, ${dbReservedConnections} reserved): lower maximumInstanceCount or httpAlwaysReadyInstances, or pick a larger SKU.')
 
+// The pool the instances use: the derived one, or the override when it fits the same budget.
+var poolMaxApplied = dbPoolMaxOverride == 0 ? poolMax : (dbPoolMaxOverride <= poolMaxPerInstance ? dbPoolMaxOverride : fail('dbPoolMaxOverride ${dbPoolMaxOverride} does not fit: at most ${poolMaxPerInstance} per HTTP instance fits ${postgresSkuName} with ${httpInstances} HTTP instances and ${timerInstances} timers.'))
+
 var expectedPostgresTier = startsWith(postgresSkuName, 'Standard_B') ? 'Burstable' : 'GeneralPurpose'
 var postgresTier = postgresSkuTier == expectedPostgresTier ? postgresSkuTier : fail('postgresSkuTier ${postgresSkuTier} does not match ${postgresSkuName} (expected ${expectedPostgresTier}).')
 
@@ -226,7 +259,7 @@ resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-3
   name: identityName
   location: location
   tags: union(allTags, {
-    'db-pool-max-per-instance': string(poolMax)
+    'db-pool-max-per-instance': string(poolMaxApplied)
   })
 }
 
@@ -282,6 +315,18 @@ module postgres 'modules/postgres.bicep' = {
   }
 }
 
+module email 'modules/email.bicep' = {
+  name: 'email'
+  params: {
+    emailServiceName: emailServiceName
+    communicationServiceName: communicationServiceName
+    tags: allTags
+    dataLocation: emailDataLocation
+    senderPrincipalId: appIdentity.properties.principalId
+    customDomainIds: emailCustomDomainIds
+  }
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   params: {
@@ -293,6 +338,10 @@ module alerts 'modules/alerts.bicep' = {
     alertEmailAddresses: alertEmailAddresses
     http5xxPercentThreshold: http5xxPercentThreshold
     slowQuerySeconds: slowQuerySeconds
+    maxConnections: maxConnections
+    activeConnectionsPercentThreshold: activeConnectionsPercentThreshold
+    failedConnectionsThreshold: failedConnectionsThreshold
+    poolWaitingAlertEnabled: poolWaitingAlertEnabled
   }
 }
 
@@ -325,6 +374,8 @@ var appSettings = {
   DB_SSL: 'verify-full'
   // Direct connections (5432), not the built-in PgBouncer (6432), so prepared statements stay on.
   DB_PREPARE_STATEMENTS: 'true'
+  // Empty: derived by the app. Always set, so a removed override is removed from the site as well.
+  DB_POOL_MAX: dbPoolMaxOverride == 0 ? '' : string(dbPoolMaxOverride)
   DB_MAX_CONNECTIONS: string(maxConnections)
   DB_RESERVED_CONNECTIONS: string(dbReservedConnections)
   MAX_INSTANCES: string(httpInstances)
@@ -332,6 +383,9 @@ var appSettings = {
   CORS_ALLOWED_ORIGINS: join(corsAllowedOrigins, ',')
   // Links in emails (registration) point at the student portal.
   APP_PUBLIC_URL: studentPortalUrl
+  // The outbox timer sends through Azure Communication Services with the app's identity (modules/email.bicep).
+  ACS_EMAIL_ENDPOINT: email.outputs.endpoint
+  ACS_EMAIL_SENDER: empty(emailSenderAddress) ? email.outputs.senderAddress : emailSenderAddress
 
   // Secrets: Key Vault references, resolved by the platform with the app's identity.
   JWT_SIGNING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=jwt-signing-key)'
@@ -346,7 +400,7 @@ module functionApp 'modules/functionapp.bicep' = {
     planName: planName
     location: location
     tags: union(allTags, {
-      'db-pool-max-per-instance': string(poolMax)
+      'db-pool-max-per-instance': string(poolMaxApplied)
     })
     storageAccountName: storageAccountName
     identityId: appIdentity.id
@@ -355,9 +409,9 @@ module functionApp 'modules/functionapp.bicep' = {
     httpAlwaysReadyInstances: httpAlwaysReadyInstances
     instanceMemoryMB: instanceMemoryMB
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
-    // Refers to keyVault.outputs, so the site is configured only after the identity may read secrets
-    // (Key Vault references resolve from the first start).
+    // Refers to keyVault.outputs, so the site is configured only after the identity may read secrets.
     appSettings: appSettings
+    retainCurrentAppSettings: true
   }
 }
 
@@ -373,14 +427,16 @@ output databaseName string = databaseName
 @description('PostgreSQL role of the app: create it with pgaadauth_create_principal (infra/README.md).')
 output databaseUser string = appIdentity.name
 output keyVaultName string = keyVault.outputs.name
+output communicationServiceName string = email.outputs.communicationServiceName
+output emailSenderAddress string = empty(emailSenderAddress) ? email.outputs.senderAddress : emailSenderAddress
 @description('Pool size each instance derives; the app computes the same from its settings.')
-output dbPoolMaxPerInstance int = poolMax
+output dbPoolMaxPerInstance int = poolMaxApplied
 output dbConnectionBudget object = {
   maxConnections: maxConnections
   reservedConnections: dbReservedConnections
   httpInstances: httpInstances
-  poolMaxPerInstance: poolMax
+  poolMaxPerInstance: poolMaxApplied
   timerInstances: timerInstances
   timerPoolMax: timerPoolMax
-  worstCaseConnections: poolMax * httpInstances + timerPoolMax * timerInstances + dbReservedConnections
+  worstCaseConnections: poolMaxApplied * httpInstances + timerPoolMax * timerInstances + dbReservedConnections
 }

@@ -1,7 +1,10 @@
-// Alert rules: 5xx rate, slow database queries, pool saturation.
-// Log alerts query the Log Analytics workspace behind Application Insights (tables AppRequests and
-// AppMetrics). skipQueryValidation: on a fresh workspace those tables do not exist until the first
-// telemetry arrives, and validation would reject the rule.
+// Alert rules, each on a signal that exists today: the 5xx rate (AppRequests, written by the Functions
+// host), and PostgreSQL's own metrics: the longest running query, active connections near
+// max_connections, failed connection attempts. The pool-saturation rule reads db.pool.waiting, an app
+// metric the app does not emit yet; it is created only when poolWaitingAlertEnabled says it now does.
+// Log alerts query the Log Analytics workspace behind Application Insights. skipQueryValidation: on a
+// fresh workspace the tables do not exist until the first telemetry arrives, and validation would reject
+// the rule.
 
 param namePrefix string
 param location string
@@ -21,6 +24,18 @@ param http5xxPercentThreshold int
 
 @description('Alert when a statement has been running longer than this many seconds.')
 param slowQuerySeconds int
+
+@description('The server\'s max_connections (pinned in postgres.bicep).')
+param maxConnections int
+
+@description('Alert when active connections reach this percentage of maxConnections.')
+param activeConnectionsPercentThreshold int
+
+@description('Alert when more connection attempts than this fail within 5 minutes.')
+param failedConnectionsThreshold int
+
+@description('Create the db.pool.waiting rule (only once the app emits that metric).')
+param poolWaitingAlertEnabled bool
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddresses)) {
   name: '${namePrefix}-ops'
@@ -128,9 +143,88 @@ resource slowQueryAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   }
 }
 
-// Pool saturation: an instance whose queries kept queueing for a connection for 5 minutes
-// (custom metric db.pool.waiting, the number of queries waiting for a pooled connection, reported by
-// the app through OpenTelemetry). At least 3 samples, so one export does not page anybody.
+// Connections near the limit: the pools of all instances together (and operators) approach
+// max_connections, after which new connections fail. The connection budget keeps the app below it,
+// so this fires on a budget that no longer matches the server, or on something else connecting.
+resource activeConnectionsAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-db-active-connections'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Active connections on the PostgreSQL server reached ${activeConnectionsPercentThreshold}% of max_connections (${maxConnections}). Check pg_stat_activity by application_name; compare with the dbConnectionBudget output.'
+    severity: 2
+    enabled: true
+    scopes: [
+      postgresServerId
+    ]
+    evaluationFrequency: 'PT1M'
+    windowSize: 'PT5M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'ActiveConnections'
+          metricNamespace: 'Microsoft.DBforPostgreSQL/flexibleServers'
+          metricName: 'active_connections'
+          operator: 'GreaterThanOrEqual'
+          threshold: maxConnections * activeConnectionsPercentThreshold / 100
+          timeAggregation: 'Maximum'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      for id in actionGroupIds: {
+        actionGroupId: id
+      }
+    ]
+  }
+}
+
+// Failed connection attempts: a wrong or missing database role, expired credentials, TLS refused, or
+// the server out of connections.
+resource failedConnectionsAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-db-connections-failed'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'More than ${failedConnectionsThreshold} connection attempts to the PostgreSQL server failed in 5 minutes. The server log (PostgreSQLLogs in Log Analytics) says why: authentication, role, or too many connections.'
+    severity: 2
+    enabled: true
+    scopes: [
+      postgresServerId
+    ]
+    evaluationFrequency: 'PT1M'
+    windowSize: 'PT5M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'ConnectionsFailed'
+          metricNamespace: 'Microsoft.DBforPostgreSQL/flexibleServers'
+          metricName: 'connections_failed'
+          operator: 'GreaterThan'
+          threshold: failedConnectionsThreshold
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      for id in actionGroupIds: {
+        actionGroupId: id
+      }
+    ]
+  }
+}
+
+// Pool saturation: an instance whose queries kept queueing for a connection for 5 minutes (app metric
+// db.pool.waiting, the number of queries waiting for a pooled connection). The app does not report it
+// yet, so the rule is created only with poolWaitingAlertEnabled; until then active_connections and
+// connections_failed below watch the same trouble from the server's side. At least 3 samples, so one
+// export does not page anybody.
 var poolSaturationQuery = '''
 AppMetrics
 | where Name == "db.pool.waiting"
@@ -138,7 +232,7 @@ AppMetrics
 | where samples >= 3 and waitingAtLeast > 0
 '''
 
-resource poolSaturationAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+resource poolSaturationAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (poolWaitingAlertEnabled) {
   name: '${namePrefix}-db-pool-saturation'
   location: location
   tags: tags

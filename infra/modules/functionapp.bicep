@@ -5,7 +5,8 @@
 // The storage account therefore has shared-key access disabled.
 //
 // The app settings arrive complete from main.bicep (one object, checked by test/infra.test.ts);
-// this module only applies them.
+// this module applies them over the site's current ones, so a redeploy keeps a setting added by hand
+// (as the AVM site module does) while every setting the template names gets the template's value.
 
 @description('Function app name (also the default host name prefix).')
 param name string
@@ -47,6 +48,9 @@ param httpPerInstanceConcurrency int
 
 @description('Every app setting of the site, names to string values (built in main.bicep).')
 param appSettings object
+
+@description('Keep settings the site has that appSettings does not name (added by hand); the template wins for the names it sets.')
+param retainCurrentAppSettings bool
 
 // Built-in role definition ids.
 var storageRoleIds = [
@@ -178,10 +182,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   ]
 }
 
+// On the first deployment the site has only the platform's defaults; afterwards, its current settings.
+var currentAppSettings = retainCurrentAppSettings ? list('${site.id}/config/appsettings', '2024-04-01').properties : {}
+
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: appSettings
+  properties: union(currentAppSettings, appSettings)
 }
 
 // No FTP, and no basic (user name/password) publishing credentials: `func azure functionapp publish`
