@@ -20,6 +20,7 @@ import { AUDIENCE, ISSUER } from '../lib/auth';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
 import { createEnrollment, createProgram } from './helpers/records';
+import { inBatches, paramNames, pathOf } from './helpers/routes';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -74,22 +75,6 @@ interface RecordsOf {
   credentialId: string;
 }
 
-const PARAM = /\{\*{0,2}([A-Za-z_]\w*)[^}]*\}/g;
-
-function paramNames(route: string): string[] {
-  return [...route.matchAll(PARAM)].map((match) => match[1] as string);
-}
-
-/** The URL of a route template with its parameters filled in by `valueFor(name, literal before it)`. */
-function pathOf(route: string, valueFor: (name: string, segmentBefore: string | undefined) => string): string {
-  const segments = route.split('/');
-  return `/${segments
-    .map((segment, index) =>
-      segment.replace(PARAM, (_whole, name: string) => encodeURIComponent(valueFor(name, segments[index - 1]))),
-    )
-    .join('/')}`;
-}
-
 /** Parameters a random uuid cannot stand for; everything else meets the route's own 400/404. */
 const randomIds = (name: string) => (name === 'role' ? 'student' : randomUUID());
 
@@ -112,19 +97,6 @@ const namesRecord = (target: RouteUnderTest) => paramNames(target.route).some((n
 
 const describeCall = (outcome: Outcome) =>
   `${outcome.target.method} ${outcome.path} (${outcome.target.route}) as ${outcome.caller.label} → ${outcome.status}`;
-
-async function inBatches<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const index = next++;
-      results[index] = await (tasks[index] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
-  return results;
-}
 
 async function call(target: RouteUnderTest, caller: Caller, path: string, body?: unknown): Promise<Outcome> {
   const hasBody = BODY_METHODS.has(target.method);
