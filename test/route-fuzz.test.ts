@@ -21,7 +21,7 @@ const app = useTestApp();
 const RUNS_PER_ROUTE = Number(process.env.FUZZ_RUNS ?? 14);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 /** Per route, so a slow machine shortens the run instead of overrunning it (the runs done still count). */
-const ROUTE_TIME_LIMIT_MS = 3_000;
+const ROUTE_TIME_LIMIT_MS = 2_500;
 const ROUTES_AT_ONCE = 4;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
