@@ -8,12 +8,13 @@
 //   3. when it reports "complete", remove `old` from PII_ENCRYPTION_KEYS.
 // The blind-index key (PII_BLIND_INDEX_KEY) is not rotated by this command.
 //
-// Which columns: every column named `*_ciphertext` of a table in schema public, found in the catalogue
-// at run time, so a migration that adds one is covered without editing this file.
-// Associated data: a value is encrypted with its "field" name as AES-GCM associated data, and must be
-// re-encrypted under the same name. The convention is `<table>.<column without _ciphertext>`
-// (`users.email`, `leads.phone`, `externships.supervisor_name`); the exceptions are in FIELD_OVERRIDES
-// and must match what the code that writes those columns passes to encrypt() (lib/crypto.ts PiiField).
+// Which columns: those lib/personal-data.ts declares `encrypted`, each with the "field" name it is
+// encrypted under (AES-GCM associated data, which must stay the same); text columns hold the text
+// envelope, bytea columns the binary one (lib/crypto.ts encrypt / encryptBytes).
+// Legacy plaintext: where a declared column replaced a plaintext one (`legacyPlaintext`, e.g.
+// transcript_documents.content from before migration 0008), the command first encrypts every value
+// still in the plaintext column into the ciphertext column and clears the plaintext, in the same
+// batches. The app already writes only ciphertext, so this empties the plaintext columns for good.
 //
 // How: per table, batches of `batchSize` rows in primary-key order, each batch one transaction that
 // locks its rows with FOR UPDATE SKIP LOCKED (a row a request is changing is skipped, never waited
@@ -24,28 +25,42 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { currentKeyId, decrypt, encrypt, type PiiField } from '../lib/crypto';
+import {
+  ciphertextPrefix,
+  currentKeyId,
+  decrypt,
+  decryptBytes,
+  encrypt,
+  encryptBytes,
+  type PiiField,
+} from '../lib/crypto';
+import { BYTEA_ARRAY, TEXT_ARRAY } from '../lib/db';
+import { encryptedColumns } from '../lib/personal-data';
 
 type AnySql = postgres.Sql | postgres.TransactionSql;
 
-/** Fields whose associated-data name is not `<table>.<column>` (see lib/crypto.ts PiiField). */
-const FIELD_OVERRIDES: Readonly<Record<string, PiiField>> = {
-  'outbox_messages.recipient_ciphertext': 'outbox.recipient',
-  'outbox_messages.body_ciphertext': 'outbox.body',
-};
-
-const FORMAT_VERSION = 'v1';
 /** Name of the key column in a batch's VALUES (not a column name any table uses). */
 const ROW_KEY = '__rotation_key';
+/** PostgreSQL's type id of boolean[] (see lib/db.ts BYTEA_ARRAY for why arrays name their type). */
+const BOOLEAN_ARRAY = 1000;
 const MAX_PASSES = 3;
 /** Pause before a further pass, so rows a request held a moment ago are free again. */
 const PASS_PAUSE_MS = 250;
+
+export interface CiphertextColumn {
+  name: string;
+  field: PiiField;
+  /** bytea (the binary envelope) rather than text. */
+  binary: boolean;
+  /** The plaintext column this one replaced, still to be emptied; `json` when it is json/jsonb. */
+  legacy?: { name: string; json: boolean };
+}
 
 export interface CiphertextTable {
   table: string;
   /** The single-column primary key batches are ordered by. */
   key: string;
-  columns: { name: string; field: PiiField }[];
+  columns: CiphertextColumn[];
 }
 
 export interface RotateOptions {
@@ -58,64 +73,105 @@ export interface RotateOptions {
 export interface RotateResult {
   /** Rows rewritten by this run. */
   rotated: number;
-  /** True when no ciphertext on an older key is left in any table. */
+  /** True when no ciphertext on an older key and no legacy plaintext is left in any table. */
   complete: boolean;
 }
 
-export function fieldOf(table: string, column: string): PiiField {
-  return FIELD_OVERRIDES[`${table}.${column}`] ?? `${table}.${column.replace(/_ciphertext$/, '')}`;
-}
-
-/** Every table of schema public with `*_ciphertext` columns, and its primary key. */
+/** The declared encrypted columns (lib/personal-data.ts), per table, with their types and primary key. */
 export async function ciphertextTables(sql: AnySql): Promise<CiphertextTable[]> {
-  const rows = await sql<{ table: string; columns: string[]; key: { name: string; type: string }[] | null }[]>`
-    select c.table_name as table,
-           array_agg(c.column_name::text order by c.ordinal_position) as columns,
+  const declared = encryptedColumns();
+  const tables = [...new Set(declared.map((column) => column.table))].sort();
+  const catalogue = await sql<
+    { table: string; columns: Record<string, string>; key: { name: string; type: string }[] | null }[]
+  >`
+    select c.table_name as table, json_object_agg(c.column_name, c.udt_name) as columns,
            (select json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)))
               from pg_index i
               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
              where i.indrelid = format('%I.%I', 'public', c.table_name)::regclass and i.indisprimary) as key
       from information_schema.columns c
-      join information_schema.tables t
-        on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_type = 'BASE TABLE'
-     where c.table_schema = 'public' and c.column_name like '%\\_ciphertext'
-     group by c.table_name
-     order by c.table_name`;
-  return rows.map((row) => {
+     where c.table_schema = 'public' and c.table_name = any(${tables})
+     group by c.table_name`;
+  const byTable = new Map(catalogue.map((row) => [row.table, row]));
+  return tables.map((table) => {
+    const found = byTable.get(table);
     // Every table with personal data has a uuid `id`; a batch is updated in one statement joined on it.
-    const key = row.key?.length === 1 ? row.key[0] : undefined;
-    if (key?.type !== 'uuid') {
-      throw new Error(`${row.table}: key rotation needs a single-column uuid primary key to page by`);
+    const key = found?.key?.length === 1 ? found.key[0] : undefined;
+    if (!found || key?.type !== 'uuid') {
+      throw new Error(`${table}: key rotation needs the table, with a single-column uuid primary key to page by`);
     }
-    return {
-      table: row.table,
-      key: key.name,
-      columns: row.columns.map((name) => ({ name, field: fieldOf(row.table, name) })),
+    const typeOf = (column: string) => {
+      const type = found.columns[column];
+      if (!type) throw new Error(`${table}.${column} is declared in lib/personal-data.ts but does not exist`);
+      return type;
     };
+    const columns = declared
+      .filter((column) => column.table === table)
+      .map(({ column, field, legacyPlaintext }): CiphertextColumn => {
+        const binary = typeOf(column) === 'bytea';
+        if (!legacyPlaintext) return { name: column, field, binary };
+        return {
+          name: column,
+          field,
+          binary,
+          legacy: { name: legacyPlaintext, json: typeOf(legacyPlaintext).startsWith('json') },
+        };
+      });
+    return { table, key: key.name, columns };
   });
 }
 
-/** Rows of `table` with at least one value not on the current key (`prefix` = `v1.<currentId>.`). */
-function onOldKey(sql: AnySql, table: CiphertextTable, prefix: string) {
+/** Rows of `table` with a value not on the current key (`prefix` = `v1.<currentId>.`) or legacy plaintext. */
+function needsWork(sql: AnySql, table: CiphertextTable, prefix: string) {
+  const prefixBytes = Buffer.from(prefix, 'ascii');
   return table.columns
-    .map(({ name }) => sql`not starts_with(coalesce(${sql(name)}, ${prefix}), ${prefix})`)
+    .flatMap(({ name, binary, legacy }) => [
+      binary
+        ? sql`coalesce(substr(${sql(name)}, 1, ${prefixBytes.length}) <> ${prefixBytes}, false)`
+        : sql`not starts_with(coalesce(${sql(name)}, ${prefix}), ${prefix})`,
+      ...(legacy ? [sql`${sql(legacy.name)} is not null`] : []),
+    ])
     .reduce((all, condition) => sql`${all} or ${condition}`);
 }
 
-function reencrypt(table: CiphertextTable, row: Record<string, unknown>, prefix: string): Record<string, string> {
-  const values: Record<string, string> = {};
-  for (const { name, field } of table.columns) {
-    const value = row[name];
-    if (typeof value !== 'string' || value.startsWith(prefix)) continue;
+/** What to write for one row: fresh ciphertexts by column, and the legacy columns to clear. */
+interface Rewrite {
+  values: Record<string, string | Buffer>;
+  clear: Set<string>;
+}
+
+function plaintextOf(column: CiphertextColumn, row: Record<string, unknown>, prefix: string): string | Buffer | null {
+  const legacy = column.legacy ? row[column.legacy.name] : null;
+  if (legacy !== null && legacy !== undefined) {
+    // jsonb arrives parsed; its text is what the app encrypts (lib/scorm reads it back with JSON.parse).
+    return column.legacy?.json ? JSON.stringify(legacy) : (legacy as string | Buffer);
+  }
+  const value = row[column.name];
+  if (value === null || value === undefined) return null;
+  if (column.binary) {
+    const bytes = value as Buffer;
+    return bytes.subarray(0, prefix.length).toString('latin1') === prefix ? null : decryptBytes(bytes, column.field);
+  }
+  return (value as string).startsWith(prefix) ? null : decrypt(value as string, column.field);
+}
+
+function rewrite(table: CiphertextTable, row: Record<string, unknown>, prefix: string): Rewrite {
+  const out: Rewrite = { values: {}, clear: new Set() };
+  for (const column of table.columns) {
     try {
-      values[name] = encrypt(decrypt(value, field), field);
+      const plaintext = plaintextOf(column, row, prefix);
+      if (plaintext === null) continue;
+      out.values[column.name] = column.binary
+        ? encryptBytes(typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext, column.field)
+        : encrypt(typeof plaintext === 'string' ? plaintext : plaintext.toString('utf8'), column.field);
+      if (column.legacy && row[column.legacy.name] !== null) out.clear.add(column.legacy.name);
     } catch (error) {
       // Never the value itself: only where it is and why it cannot be read.
       const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`${table.table}.${name} (${table.key} ${String(row[table.key])}): ${reason}`);
+      throw new Error(`${table.table}.${column.name} (${table.key} ${String(row[table.key])}): ${reason}`);
     }
   }
-  return values;
+  return out;
 }
 
 /** One batch in one transaction; returns how many rows it rewrote and the last key it saw. */
@@ -127,25 +183,39 @@ async function rotateBatch(
   batchSize: number,
 ): Promise<{ rotated: number; lastKey: unknown }> {
   return sql.begin(async (tx) => {
+    const legacyNames = table.columns.flatMap((column) => (column.legacy ? [column.legacy.name] : []));
     const rows = await tx<Record<string, unknown>[]>`
-      select ${tx([table.key, ...table.columns.map((column) => column.name)])}
+      select ${tx([table.key, ...table.columns.map((column) => column.name), ...legacyNames])}
         from ${tx(table.table)}
-       where (${onOldKey(tx, table, prefix)})
+       where (${needsWork(tx, table, prefix)})
          ${after === undefined ? tx`` : tx`and ${tx(table.key)} > ${after as string}`}
        order by ${tx(table.key)}
        limit ${batchSize}
          for update skip locked`;
     // Decrypt and encrypt the whole batch first (a bad value aborts before anything is written),
     // then write it back in one statement; NULL in a column's array means "leave it as it is".
-    const fresh = rows.map((row) => reencrypt(table, row, prefix));
+    const fresh = rows.map((row) => rewrite(table, row, prefix));
     if (rows.length > 0) {
-      const names = table.columns.map((column) => column.name);
-      const assignments = names
-        .map((name) => tx`${tx(name)} = coalesce(v.${tx(name)}, t.${tx(name)})`)
-        .reduce((all, assignment) => tx`${all}, ${assignment}`);
-      const arrays = names
-        .map((name) => tx`${fresh.map((values) => values[name] ?? null)}::text[]`)
-        .reduce((all, array) => tx`${all}, ${array}`);
+      const assignments = [
+        ...table.columns.map(({ name }) => tx`${tx(name)} = coalesce(v.${tx(name)}, t.${tx(name)})`),
+        ...legacyNames.map((name) => tx`${tx(name)} = case when v.${tx(name)} then null else t.${tx(name)} end`),
+      ].reduce((all, assignment) => tx`${all}, ${assignment}`);
+      const arrays = [
+        ...table.columns.map(({ name, binary }) => {
+          const values = fresh.map((one) => one.values[name] ?? null);
+          return binary
+            ? tx`${tx.array(values as Buffer[], BYTEA_ARRAY)}::bytea[]`
+            : tx`${tx.array(values as string[], TEXT_ARRAY)}::text[]`;
+        }),
+        ...legacyNames.map(
+          (name) =>
+            tx`${tx.array(
+              fresh.map((one) => one.clear.has(name)),
+              BOOLEAN_ARRAY,
+            )}::boolean[]`,
+        ),
+      ].reduce((all, array) => tx`${all}, ${array}`);
+      const names = [...table.columns.map((column) => column.name), ...legacyNames];
       await tx`
         update ${tx(table.table)} as t set ${assignments}
           from unnest(${rows.map((row) => row[table.key] as string)}::uuid[], ${arrays}) as v(${tx([ROW_KEY, ...names])})
@@ -155,23 +225,23 @@ async function rotateBatch(
   });
 }
 
-async function countOnOldKey(sql: postgres.Sql, table: CiphertextTable, prefix: string): Promise<number> {
+async function countNeedingWork(sql: postgres.Sql, table: CiphertextTable, prefix: string): Promise<number> {
   const [row] = await sql<{ count: number }[]>`
-    select count(*)::int as count from ${sql(table.table)} where ${onOldKey(sql, table, prefix)}`;
+    select count(*)::int as count from ${sql(table.table)} where ${needsWork(sql, table, prefix)}`;
   return row?.count ?? 0;
 }
 
-/** Re-encrypts every ciphertext not on the current key. Safe to interrupt and to run again. */
+/** Re-encrypts every ciphertext not on the current key and encrypts legacy plaintext. Safe to interrupt and to run again. */
 export async function rotateKeys(sql: postgres.Sql, options: RotateOptions = {}): Promise<RotateResult> {
   const batchSize = options.batchSize ?? 500;
   const log = options.log ?? (() => {});
-  const prefix = `${FORMAT_VERSION}.${currentKeyId()}.`;
+  const prefix = ciphertextPrefix(currentKeyId());
   let rotated = 0;
   let batches = 0;
   let complete = true;
   log(`Re-encrypting with key "${currentKeyId()}" in batches of ${batchSize}`);
   for (const table of await ciphertextTables(sql)) {
-    let left = await countOnOldKey(sql, table, prefix);
+    let left = await countNeedingWork(sql, table, prefix);
     for (let pass = 1; pass <= MAX_PASSES && left > 0; pass++) {
       if (pass > 1) await sleep(PASS_PAUSE_MS);
       let after: unknown;
@@ -189,7 +259,7 @@ export async function rotateKeys(sql: postgres.Sql, options: RotateOptions = {})
         rotated += batch.rotated;
         log(`  ${table.table}: ${tableRotated} of ${left} rows re-encrypted`);
       }
-      left = await countOnOldKey(sql, table, prefix);
+      left = await countNeedingWork(sql, table, prefix);
     }
     if (left > 0) {
       complete = false;

@@ -4,9 +4,12 @@
 // credential per student and programme (a partial unique index),
 // each with a unique serial. A credential is revoked by an admin with a reason, never deleted; once
 // revoked, a new one may be issued (the revoked one stays on record). Education records: PHI routes.
+// The reason is free text about a student: stored encrypted (revoke_reason_ciphertext; revoke_reason
+// is plaintext from before migration 0008, until keys:rotate encrypts it).
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
+import { decrypt, encrypt } from '../lib/crypto';
 import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { conflict, forbidden, notFound, serviceUnavailable } from '../lib/errors';
@@ -45,6 +48,8 @@ interface CredentialRow {
   issued_by: string | null;
   revoked_at: Date | string | null;
   revoked_by: string | null;
+  revoke_reason_ciphertext: string | null;
+  /** Legacy plaintext (before 0008). */
   revoke_reason: string | null;
 }
 
@@ -61,7 +66,9 @@ const toCredential = (row: CredentialRow) => ({
   issuedBy: row.issued_by,
   revokedAt: iso(row.revoked_at),
   revokedBy: row.revoked_by,
-  revokeReason: row.revoke_reason,
+  revokeReason: row.revoke_reason_ciphertext
+    ? decrypt(row.revoke_reason_ciphertext, 'credentials.revoke_reason')
+    : row.revoke_reason,
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -126,7 +133,8 @@ async function tryIssue(
                                      'credential_type', i.credential_type, 'cert_serial', i.cert_serial,
                                      'issued_at', i.issued_at, 'issued_by', i.issued_by,
                                      'revoked_at', i.revoked_at, 'revoked_by', i.revoked_by,
-                                     'revoke_reason', i.revoke_reason)
+                                     'revoke_reason', i.revoke_reason,
+                                     'revoke_reason_ciphertext', i.revoke_reason_ciphertext)
               from issued i join programs p on p.id = i.program_id) as credential`;
   return outcome;
 }
@@ -232,7 +240,7 @@ endpoint({
     const [row] = await sql<(CredentialRow & { just_revoked: boolean })[]>`
       with revoked as (
         update credentials
-           set revoked_at = now(), revoked_by = ${caller.userId}, revoke_reason = ${body.reason}
+           set revoked_at = now(), revoked_by = ${caller.userId}, revoke_reason_ciphertext = ${encrypt(body.reason, 'credentials.revoke_reason')}
          where id = ${params.id} and revoked_at is null
         returning *)
       select c.*, p.code as program_code, p.name as program_name, c.id in (select id from revoked) as just_revoked

@@ -5,8 +5,14 @@
 // A student writes and reads their own, for modules of a programme they are actively enrolled in; an
 // instructor of the programme reads their learners' (nobody else: docs/access-policy.md, decision 4).
 // Only the fields sent overwrite (the old rule), in one upsert on (user_id, module_id). There is no delete.
+//
+// suspend_data and interactions are the learner's own answers and responses: stored encrypted
+// (lib/crypto.ts, columns *_ciphertext). Rows written before migration 0008 may still hold them in the
+// plaintext columns until `npm run keys:rotate` encrypts them; a row is read from whichever is set, and
+// a write of either field clears its plaintext.
 import { z } from 'zod';
 import { teachesProgramSql } from '../lib/access';
+import { decrypt, encrypt } from '../lib/crypto';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
@@ -59,8 +65,11 @@ interface ScormRow {
   score_scaled: string | null;
   score_raw: string | null;
   session_time: string | null;
+  suspend_data_ciphertext: string | null;
+  interactions_ciphertext: string | null;
+  /** Legacy plaintext (before 0008), NULL once keys:rotate has run or the field was written again. */
   suspend_data: string | null;
-  interactions: unknown[];
+  interactions: unknown[] | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -73,8 +82,12 @@ const toRecord = (row: ScormRow) => ({
   scoreScaled: row.score_scaled === null ? null : Number(row.score_scaled),
   scoreRaw: row.score_raw === null ? null : Number(row.score_raw),
   sessionTime: row.session_time,
-  suspendData: row.suspend_data,
-  interactions: row.interactions,
+  suspendData: row.suspend_data_ciphertext
+    ? decrypt(row.suspend_data_ciphertext, 'scorm_records.suspend_data')
+    : row.suspend_data,
+  interactions: row.interactions_ciphertext
+    ? (JSON.parse(decrypt(row.interactions_ciphertext, 'scorm_records.interactions')) as unknown[])
+    : (row.interactions ?? []),
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -91,13 +104,15 @@ endpoint({
   body: ScormUpdate,
   handler: async ({ sql, params, body, caller }) => {
     const me = caller;
-    const interactionsJson = body.interactions === undefined ? null : sql.json(body.interactions as never);
+    const suspendData = body.suspendData === undefined ? null : encrypt(body.suspendData, 'scorm_records.suspend_data');
+    const interactions =
+      body.interactions === undefined ? null : encrypt(JSON.stringify(body.interactions), 'scorm_records.interactions');
     const [row] = await sql<ScormRow[]>`
       insert into scorm_records (user_id, module_id, lesson_status, score_scaled, score_raw, session_time,
-                                 suspend_data, interactions)
+                                 suspend_data_ciphertext, interactions_ciphertext)
       select ${me.userId}, m.id, coalesce(${body.lessonStatus ?? null}::text, 'not attempted'),
              ${body.scoreScaled ?? null}::numeric, ${body.scoreRaw ?? null}::numeric, ${body.sessionTime ?? null}::text,
-             ${body.suspendData ?? null}::text, coalesce(${interactionsJson}::jsonb, '[]'::jsonb)
+             ${suspendData}::text, ${interactions}::text
         from modules m
        where m.id = ${params.moduleId}
          and exists (select 1 from enrollments e
@@ -107,8 +122,10 @@ endpoint({
              score_scaled = coalesce(${body.scoreScaled ?? null}::numeric, scorm_records.score_scaled),
              score_raw = coalesce(${body.scoreRaw ?? null}::numeric, scorm_records.score_raw),
              session_time = coalesce(${body.sessionTime ?? null}::text, scorm_records.session_time),
-             suspend_data = coalesce(${body.suspendData ?? null}::text, scorm_records.suspend_data),
-             interactions = coalesce(${interactionsJson}::jsonb, scorm_records.interactions)
+             suspend_data_ciphertext = coalesce(${suspendData}::text, scorm_records.suspend_data_ciphertext),
+             suspend_data = case when ${suspendData}::text is null then scorm_records.suspend_data end,
+             interactions_ciphertext = coalesce(${interactions}::text, scorm_records.interactions_ciphertext),
+             interactions = case when ${interactions}::text is null then scorm_records.interactions end
       returning *`;
     if (!row) throw notFound('No module of a programme you are actively enrolled in');
     return json(toRecord(row));

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import type { PDFDocument, PDFFont, PDFPage } from 'pdf-lib';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
-import { decryptRows } from '../lib/crypto';
+import { decryptBytes, decryptRows, encryptBytes } from '../lib/crypto';
 import type { Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
@@ -355,8 +355,10 @@ endpoint({
         values (${view.id}, ${body.studentId}, ${body.programId}, ${view.gpa}, ${sql.json(view.modules)},
                 ${view.generatedAt}, ${caller.userId})
         returning id)
-      insert into transcript_documents (transcript_id, content, content_type, sha256)
-      select id, ${Buffer.from(content)}, 'application/pdf', ${sha256} from transcript`;
+      insert into transcript_documents (transcript_id, content_ciphertext, content_length, content_type, sha256)
+      select id, ${encryptBytes(content, 'transcript_documents.content')}, ${content.byteLength}, 'application/pdf',
+             ${sha256}
+        from transcript`;
     audit.resourceIds.transcriptId = view.id;
     return created(
       {
@@ -407,7 +409,7 @@ endpoint({
   handler: async ({ sql, params, caller }) => {
     const [row] = await sql<TranscriptRow[]>`
       select t.id, t.user_id, t.program_id, p.code as program_code, p.name as program_name, t.gpa, t.lines,
-             t.generated_at, t.generated_by, octet_length(d.content) as pdf_bytes, d.sha256
+             t.generated_at, t.generated_by, d.content_length as pdf_bytes, d.sha256
         from transcripts t
         join programs p on p.id = t.program_id
         left join transcript_documents d on d.transcript_id = t.id
@@ -438,13 +440,19 @@ endpoint({
   phi: true,
   params: TranscriptParams,
   handler: async ({ sql, params, caller }) => {
-    const [row] = await sql<{ content: Buffer; content_type: string; sha256: Buffer }[]>`
-      select d.content, d.content_type, d.sha256
+    const [row] = await sql<
+      { content_ciphertext: Buffer | null; content: Buffer | null; content_type: string; sha256: Buffer }[]
+    >`
+      select d.content_ciphertext, d.content, d.content_type, d.sha256
         from transcripts t
         join transcript_documents d on d.transcript_id = t.id
        where t.id = ${params.id} and ${visibleTo(sql, caller)}`;
     if (!row) throw notFound('No such transcript');
-    return bytes(new Uint8Array(row.content), row.content_type, {
+    // `content` is legacy plaintext from before migration 0008, until keys:rotate encrypts it.
+    const content = row.content_ciphertext
+      ? decryptBytes(row.content_ciphertext, 'transcript_documents.content')
+      : (row.content as Buffer);
+    return bytes(new Uint8Array(content), row.content_type, {
       'Content-Disposition': `attachment; filename="transcript-${params.id}.pdf"`,
       // RFC 9530: lets the client check the bytes against the digest the API reported at creation.
       'Repr-Digest': `sha-256=:${row.sha256.toString('base64')}:`,

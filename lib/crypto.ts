@@ -20,6 +20,10 @@ export type PiiField =
   | 'registration_requests.email'
   | 'outbox.recipient'
   | 'outbox.body'
+  | 'transcript_documents.content'
+  | 'scorm_records.suspend_data'
+  | 'scorm_records.interactions'
+  | 'credentials.revoke_reason'
   | (string & {});
 
 interface KeyRing {
@@ -75,35 +79,74 @@ export function currentKeyId(): string {
   return keys().current.id;
 }
 
-/** Encrypts one value: `v1.<keyId>.<base64url(nonce ‖ ciphertext ‖ tag)>`. */
-export function encrypt(plaintext: string, field: PiiField): string {
+const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** AES-256-GCM with the current key: `nonce ‖ ciphertext ‖ tag`, and the id of the key used. */
+function seal(plaintext: Buffer, field: PiiField): { keyId: string; sealed: Buffer } {
   const { id, key } = keys().current;
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.from(field));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return `${FORMAT_VERSION}.${id}.${Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url')}`;
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { keyId: id, sealed: Buffer.concat([nonce, body, cipher.getAuthTag()]) };
 }
 
-/** The key id a ciphertext was made with (for rotation). */
-export function keyIdOf(ciphertext: string): string {
-  const [version, keyId] = ciphertext.split('.', 3);
-  if (version !== FORMAT_VERSION || !keyId) throw new Error('not a ciphertext of this application');
-  return keyId;
+function open(keyId: string, sealed: Buffer, field: PiiField): Buffer {
+  const key = keys().byId.get(keyId);
+  if (!key) throw new Error(`no key ${keyId} configured to decrypt this value`);
+  if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new Error('not a ciphertext of this application');
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES));
+  decipher.setAAD(Buffer.from(field));
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  return Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+}
+
+/** The envelope's header, `v1.<keyId>.`: the same in text and in bytes, so rotation can test a prefix. */
+export const ciphertextPrefix = (keyId: string) => `${FORMAT_VERSION}.${keyId}.`;
+
+/** Encrypts one value: `v1.<keyId>.<base64url(nonce ‖ ciphertext ‖ tag)>`. */
+export function encrypt(plaintext: string, field: PiiField): string {
+  const { keyId, sealed } = seal(Buffer.from(plaintext, 'utf8'), field);
+  return `${ciphertextPrefix(keyId)}${sealed.toString('base64url')}`;
+}
+
+/**
+ * Encrypts a document (a PDF, a file): the same envelope with the sealed bytes raw instead of
+ * base64url, `v1.<keyId>.` ‖ nonce ‖ ciphertext ‖ tag, for bytea columns (a third smaller than text).
+ */
+export function encryptBytes(plaintext: Uint8Array, field: PiiField): Buffer {
+  const { keyId, sealed } = seal(asBuffer(plaintext), field);
+  return Buffer.concat([Buffer.from(ciphertextPrefix(keyId), 'ascii'), sealed]);
+}
+
+const HEADER = new RegExp(`^${FORMAT_VERSION}\\.([A-Za-z0-9_-]{1,32})\\.`);
+/** Longest header: the version, two dots and a 32-character key id. */
+const HEADER_MAX = FORMAT_VERSION.length + 34;
+
+/** The key id in a ciphertext's header, and where the sealed part after it starts. */
+function header(start: string): { keyId: string; end: number } {
+  const match = HEADER.exec(start);
+  if (!match) throw new Error('not a ciphertext of this application');
+  return { keyId: match[1] as string, end: match[0].length };
+}
+
+// The header is ASCII, so its length in characters is its length in bytes.
+const headerOfBytes = (bytes: Buffer) => header(bytes.subarray(0, HEADER_MAX).toString('latin1'));
+
+/** The key id a ciphertext (text or bytes) was made with (for rotation). */
+export function keyIdOf(ciphertext: string | Uint8Array): string {
+  return (typeof ciphertext === 'string' ? header(ciphertext) : headerOfBytes(asBuffer(ciphertext))).keyId;
 }
 
 export function decrypt(ciphertext: string, field: PiiField): string {
-  const [version, keyId, payload] = ciphertext.split('.', 3);
-  if (version !== FORMAT_VERSION || !keyId || !payload) throw new Error('not a ciphertext of this application');
-  const key = keys().byId.get(keyId);
-  if (!key) throw new Error(`no key ${keyId} configured to decrypt this value`);
-  const raw = Buffer.from(payload, 'base64url');
-  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
-  decipher.setAAD(Buffer.from(field));
-  decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-  return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
-    'utf8',
-  );
+  const { keyId, end } = header(ciphertext);
+  return open(keyId, Buffer.from(ciphertext.slice(end), 'base64url'), field).toString('utf8');
+}
+
+export function decryptBytes(ciphertext: Uint8Array, field: PiiField): Buffer {
+  const bytes = asBuffer(ciphertext);
+  const { keyId, end } = headerOfBytes(bytes);
+  return open(keyId, bytes.subarray(end), field);
 }
 
 /**

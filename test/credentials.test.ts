@@ -1,6 +1,7 @@
 // Credentials over HTTP: the completion rule (a module without a progress row is incomplete), one per
 // student and programme, unique serials, revocation without deletion, and who may do what.
 import { beforeAll, describe, expect, test } from 'vitest';
+import { decrypt } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
 import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
@@ -151,16 +152,22 @@ describe('issuing', () => {
     expect(reissued.serial).not.toBe(first.serial);
     expect(reissued).toMatchObject({ revokedAt: null, revokedBy: null, revokeReason: null });
 
-    const rows = await app.db.sql`
-      select id, revoked_by, revoke_reason from credentials where user_id = ${someone.id} order by issued_at`;
-    expect(rows).toEqual([
-      { id: first.id, revoked_by: admin.id, revoke_reason: 'Name misspelt' },
-      { id: reissued.id, revoked_by: null, revoke_reason: null },
+    // The reason is stored encrypted only (personal data, lib/personal-data.ts).
+    const rows = await app.db.sql<
+      { id: string; revoked_by: string | null; revoke_reason: null; reason: string | null }[]
+    >`
+      select id, revoked_by, revoke_reason, revoke_reason_ciphertext as reason
+        from credentials where user_id = ${someone.id} order by issued_at`;
+    expect(
+      rows.map(({ reason, ...row }) => ({ ...row, reason: reason && decrypt(reason, 'credentials.revoke_reason') })),
+    ).toEqual([
+      { id: first.id, revoked_by: admin.id, revoke_reason: null, reason: 'Name misspelt' },
+      { id: reissued.id, revoked_by: null, revoke_reason: null, reason: null },
     ]);
     const listed = (await (await send('GET', '/credentials', someone)).json()) as { items: Credential[] };
-    expect(listed.items.map((item) => [item.id, item.revokedBy])).toEqual([
-      [reissued.id, null],
-      [first.id, admin.id],
+    expect(listed.items.map((item) => [item.id, item.revokedBy, item.revokeReason])).toEqual([
+      [reissued.id, null, null],
+      [first.id, admin.id, 'Name misspelt'],
     ]);
   });
 
@@ -268,8 +275,12 @@ describe('listing and revoking', () => {
         .status,
     ).toBe(404);
     expect((await send('DELETE', `/credentials/${target.id}`, admin)).status).toBe(404);
-    const [row] = await app.db.sql`select revoke_reason, revoked_by from credentials where id = ${target.id}`;
-    expect(row).toEqual({ revoke_reason: 'Issued in error <script>', revoked_by: admin.id });
+    const [row] = await app.db.sql`
+      select revoke_reason_ciphertext as reason, revoked_by from credentials where id = ${target.id}`;
+    expect({ ...row, reason: decrypt(row?.reason, 'credentials.revoke_reason') }).toEqual({
+      reason: 'Issued in error <script>',
+      revoked_by: admin.id,
+    });
   });
 
   test('paging by (issued_at, id): ties on issued_at and credentials issued meanwhile skip or repeat nothing', async () => {

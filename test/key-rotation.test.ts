@@ -1,17 +1,20 @@
 // Key rotation (`npm run keys:rotate`, dev/rotate-keys.ts): every personal-data ciphertext moves to
 // the current key without loss, an interrupted run resumes, rows held by other transactions are
 // skipped and picked up later, a value that cannot be decrypted stops the run without writing, and
-// once the old key is removed from configuration everything still reads through the API.
+// once the old key is removed from configuration everything still reads through the API. Plaintext
+// left from before migration 0008 (transcript PDFs, SCORM data, revocation reasons) reads through the
+// API until the rotation encrypts it into the ciphertext columns and clears it.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../dev/database';
 import { ciphertextTables, rotateKeys } from '../dev/rotate-keys';
 import { resetConfigForTests } from '../lib/config';
-import { decrypt, emailBlindIndex, encrypt, type PiiField, resetKeysForTests } from '../lib/crypto';
+import { decrypt, decryptBytes, emailBlindIndex, encrypt, type PiiField, resetKeysForTests } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const key = () => randomBytes(32).toString('base64');
@@ -40,6 +43,7 @@ interface Stored {
 const stored: Stored[] = [];
 const createdUsers: { id: string; email: string; firstName: string; lastName: string }[] = [];
 let admin: TestUser;
+let instructor: TestUser;
 
 async function insertEncrypted(table: string, values: Record<string, unknown>, plain: Record<string, string>) {
   const row: Record<string, unknown> = { ...values };
@@ -81,9 +85,11 @@ async function allCiphertexts(): Promise<{ where: string; value: string }[]> {
   const values: { where: string; value: string }[] = [];
   for (const table of await ciphertextTables(app.db.sql)) {
     for (const { name } of table.columns) {
-      const rows = await app.db.sql<{ value: string }[]>`
+      const rows = await app.db.sql<{ value: string | Buffer }[]>`
         select ${app.db.sql(name)} as value from ${app.db.sql(table.table)} where ${app.db.sql(name)} is not null`;
-      values.push(...rows.map((row) => ({ where: `${table.table}.${name}`, value: row.value })));
+      // A bytea ciphertext starts with the same `v1.<keyId>.` header as a text one.
+      const text = (value: string | Buffer) => (typeof value === 'string' ? value : value.toString('latin1'));
+      values.push(...rows.map((row) => ({ where: `${table.table}.${name}`, value: text(row.value) })));
     }
   }
   return values;
@@ -170,7 +176,93 @@ beforeAll(async () => {
     { document_id: documentId, signer_user_id: student.id, signature_type: 'student' },
     { signature_ciphertext: 'data:image/png;base64,iVBORw0KGgo=', typed_name_ciphertext: 'Chloé Rotation0' },
   );
+  await academicRecords(student.id);
 });
+
+/** A transcript the app generated (its PDF in the binary envelope), as its id and SHA-256. */
+let transcript: { id: string; sha256: string };
+/** Records as they were stored before migration 0008: plaintext in the legacy columns. */
+const legacy = {
+  pdf: Buffer.from('%PDF-1.7 legacy transcript of Chloé Rotation0'),
+  suspendData: 'legacy answers: Chloé',
+  interactions: [{ id: 'q1', learner_response: 'legacy words' }],
+  reason: 'Legacy reason: name misspelt',
+  transcriptId: '',
+  credentialId: '',
+  learnerId: '',
+  moduleId: '',
+};
+
+async function academicRecords(learnerId: string) {
+  const sql = app.db.sql;
+  const { programId, moduleIds } = await createProgram(sql, { code: 'ROT-1', hours: [10, 10], modulePrefix: 'R' });
+  await createEnrollment(sql, learnerId, programId);
+  const response = await app.api('/transcripts', {
+    method: 'POST',
+    headers: { ...admin.headers, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ studentId: learnerId, programId }),
+  });
+  expect(response.status).toBe(201);
+  const generated = (await response.json()) as { id: string; pdf: { sha256: string } };
+  transcript = { id: generated.id, sha256: generated.pdf.sha256 };
+  await insertEncrypted(
+    'scorm_records',
+    { user_id: learnerId, module_id: moduleIds[0] },
+    { suspend_data_ciphertext: 'saved answers', interactions_ciphertext: '[{"id":"q1"}]' },
+  );
+  await insertEncrypted(
+    'credentials',
+    {
+      user_id: learnerId,
+      program_id: programId,
+      credential_type: 'certificate',
+      cert_serial: 'AADA-2026-ROTATE01',
+      revoked_at: new Date(),
+    },
+    { revoke_reason_ciphertext: 'Issued in error' },
+  );
+
+  const [old] = await sql<{ id: string }[]>`
+    insert into transcripts (user_id, program_id, gpa) values (${learnerId}, ${programId}, 3.1) returning id`;
+  legacy.transcriptId = (old as { id: string }).id;
+  await sql`
+    insert into transcript_documents (transcript_id, content, content_length, sha256)
+    values (${legacy.transcriptId}, ${legacy.pdf}, ${legacy.pdf.length}, ${createHash('sha256').update(legacy.pdf).digest()})`;
+  legacy.learnerId = learnerId;
+  // SCORM answers are for the programme's instructors only (docs/access-policy.md).
+  instructor = await createTestUser(sql, { roles: ['instructor'] });
+  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${programId})`;
+  legacy.moduleId = moduleIds[1] as string;
+  await sql`
+    insert into scorm_records (user_id, module_id, suspend_data, interactions)
+    values (${learnerId}, ${legacy.moduleId}, ${legacy.suspendData}, ${sql.json(legacy.interactions)})`;
+  const [credential] = await sql<{ id: string }[]>`
+    insert into credentials (user_id, program_id, credential_type, cert_serial, revoked_at, revoke_reason)
+    values (${learnerId}, ${programId}, 'certificate', 'AADA-2026-LEGACY01', now(), ${legacy.reason}) returning id`;
+  legacy.credentialId = (credential as { id: string }).id;
+}
+
+/** The legacy records as the API serves them (to an admin, and SCORM data to the instructor). */
+async function legacyThroughApi() {
+  const pdf = await app.api(`/transcripts/${legacy.transcriptId}/pdf`, { headers: admin.headers });
+  const scorm = await app.api(`/scorm/${legacy.moduleId}/users/${legacy.learnerId}`, { headers: instructor.headers });
+  const credentials = await app.api(`/credentials?studentId=${legacy.learnerId}`, { headers: admin.headers });
+  return {
+    pdf: Buffer.from(await pdf.arrayBuffer()),
+    scorm: (await scorm.json()) as { suspendData: string; interactions: unknown },
+    reason: ((await credentials.json()) as { items: { id: string; revokeReason: string }[] }).items.find(
+      (item) => item.id === legacy.credentialId,
+    )?.revokeReason,
+  };
+}
+
+async function legacyPlaintextLeft(): Promise<number> {
+  const [row] = await app.db.sql<{ count: number }[]>`
+    select (select count(*) from transcript_documents where content is not null)
+         + (select count(*) from scorm_records where suspend_data is not null or interactions is not null)
+         + (select count(*) from credentials where revoke_reason is not null) as count`;
+  return Number(row?.count);
+}
 
 describe('key rotation', () => {
   test('covers every *_ciphertext column of the migrations', async () => {
@@ -186,6 +278,14 @@ describe('key rotation', () => {
     expect((await listedUsers()).status).toBe(500);
     useKeys(`a:${KEY_A}`);
     expect((await listedUsers()).status).toBe(200);
+  });
+
+  test('plaintext stored before migration 0008 reads through the API as it was', async () => {
+    expect(await legacyPlaintextLeft()).toBe(3);
+    const read = await legacyThroughApi();
+    expect(read.pdf.equals(legacy.pdf)).toBe(true);
+    expect(read.scorm).toMatchObject({ suspendData: legacy.suspendData, interactions: legacy.interactions });
+    expect(read.reason).toBe(legacy.reason);
   });
 
   test('rotates A → B in an interrupted run and a resumed one, without loss', async () => {
@@ -216,7 +316,8 @@ describe('key rotation', () => {
     expect(interrupted.rotated + resumed.rotated).toBe(rowsOnA);
 
     const after = await allCiphertexts();
-    expect(after).toHaveLength(before.length);
+    // …plus the four legacy plaintext values, now encrypted (a PDF, suspend data, interactions, a reason).
+    expect(after).toHaveLength(before.length + 4);
     const notOnB = after.filter(({ value }) => !value.startsWith('v1.b.'));
     expect(notOnB.map(({ where }) => where)).toEqual([]);
     for (const value of stored) {
@@ -232,6 +333,25 @@ describe('key rotation', () => {
     expect(again).toEqual({ rotated: 0, complete: true });
   });
 
+  test('the rotation encrypted the legacy plaintext into the ciphertext columns and cleared it', async () => {
+    expect(await legacyPlaintextLeft()).toBe(0);
+    const sql = app.db.sql;
+    const [document] = await sql<{ content: Buffer }[]>`
+      select content_ciphertext as content from transcript_documents where transcript_id = ${legacy.transcriptId}`;
+    expect(decryptBytes(document?.content as Buffer, 'transcript_documents.content').equals(legacy.pdf)).toBe(true);
+    const [scorm] = await sql<{ suspend: string; interactions: string }[]>`
+      select suspend_data_ciphertext as suspend, interactions_ciphertext as interactions
+        from scorm_records where module_id = ${legacy.moduleId}`;
+    expect(decrypt(scorm?.suspend as string, 'scorm_records.suspend_data')).toBe(legacy.suspendData);
+    expect(JSON.parse(decrypt(scorm?.interactions as string, 'scorm_records.interactions'))).toEqual(
+      legacy.interactions,
+    );
+    const read = await legacyThroughApi();
+    expect(read.pdf.equals(legacy.pdf)).toBe(true);
+    expect(read.scorm).toMatchObject({ suspendData: legacy.suspendData, interactions: legacy.interactions });
+    expect(read.reason).toBe(legacy.reason);
+  });
+
   test('with key A removed from configuration, everything still reads through the API', async () => {
     useKeys(`b:${KEY_B}`);
     const response = await listedUsers();
@@ -245,6 +365,12 @@ describe('key rotation', () => {
       const one = await app.api(`/users/${user.id}`, { headers: admin.headers });
       expect(await one.json()).toMatchObject({ email: user.email, lastName: user.lastName });
     }
+    const pdf = await app.api(`/transcripts/${transcript.id}/pdf`, { headers: admin.headers });
+    expect(
+      createHash('sha256')
+        .update(Buffer.from(await pdf.arrayBuffer()))
+        .digest('hex'),
+    ).toBe(transcript.sha256);
     const search = await app.api(`/users?email=${encodeURIComponent((createdUsers[3] as { email: string }).email)}`, {
       headers: admin.headers,
     });
@@ -335,18 +461,19 @@ describe('npm run keys:rotate', () => {
   });
 });
 
-/** Rows (not values) with at least one ciphertext not on `currentId`. */
+/** Rows (not values) with a ciphertext not on `currentId` or legacy plaintext still to encrypt. */
 async function rowsWithOldKey(currentId: string): Promise<number> {
+  const sql = app.db.sql;
+  const header = `v1.${currentId}.`;
+  const onOldKey = (value: unknown) =>
+    value !== null && !(typeof value === 'string' ? value : (value as Buffer).toString('latin1')).startsWith(header);
   let rows = 0;
-  for (const table of await ciphertextTables(app.db.sql)) {
-    const ids = new Set<string>();
-    for (const { name } of table.columns) {
-      const found = await app.db.sql<{ id: string }[]>`
-        select id from ${app.db.sql(table.table)}
-         where ${app.db.sql(name)} is not null and not starts_with(${app.db.sql(name)}, ${`v1.${currentId}.`})`;
-      for (const { id } of found) ids.add(id);
-    }
-    rows += ids.size;
+  for (const table of await ciphertextTables(sql)) {
+    const names = table.columns.flatMap((column) => [column.name, ...(column.legacy ? [column.legacy.name] : [])]);
+    const found = await sql<Record<string, unknown>[]>`select ${sql(names)} from ${sql(table.table)}`;
+    rows += found.filter((row) =>
+      table.columns.some((column) => onOldKey(row[column.name]) || (column.legacy && row[column.legacy.name] !== null)),
+    ).length;
   }
   return rows;
 }

@@ -1,6 +1,8 @@
 // Personal data at rest: after seeding the demo data and creating, changing, searching for and
 // deactivating people through the API (including failed requests), no email address or name of any
-// person appears in plaintext in any column of any table of the database, the audit log included.
+// person appears in plaintext in any column of any table of the database, the audit log included;
+// nor does a transcript PDF (its `%PDF` signature or the name it prints), a learner's SCORM answers or
+// the reason a credential was revoked.
 //
 // How the scan avoids false alarms, and what it therefore does not claim:
 // * Ciphertexts (`v1.<key>.<base64url>`) and password hashes are removed from text before searching:
@@ -11,10 +13,12 @@
 //   surname, and `registrar` the role), so it is not searched. Full emails and full names always are.
 // * Binary columns hold random bytes (HMACs, hashes): only needles of 6 or more bytes are searched
 //   there, as shorter ones would match random bytes by chance.
+import { extractText, getDocumentProxy } from 'unpdf';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { seedDemoData } from '../dev/seed';
 import { decrypt, normalizeName } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { createEnrollment, createProgram } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -94,6 +98,9 @@ function partNeedles(person: Person): string[] {
 }
 
 let admin: TestUser;
+/** A student with a transcript, SCORM answers and a revoked credential, each of which names them. */
+let learner: TestUser;
+let transcriptId: string;
 /** Values that existed only in requests or before a change: they must not linger anywhere either. */
 const formerValues: Person[] = [];
 let catalogue: Dump;
@@ -147,7 +154,36 @@ beforeAll(async () => {
   expect((await send('POST', '/users', { ...rejected, roles: ['student'] })).status).toBe(400);
   expect((await send('PUT', `/users/${thorunn}/roles/registrar`)).status).toBe(204);
   expect((await send('POST', `/users/${siobhan}/deactivate`)).status).toBe(200);
+  await academicRecords();
 });
+
+/** A transcript (PDF), SCORM answers that quote the learner's name, and a revocation reason naming them. */
+async function academicRecords() {
+  const sql = app.db.sql;
+  learner = await createTestUser(sql, { roles: ['student'], firstName: 'Wilhelmina', lastName: 'Quistgaard-Ørsted' });
+  const { programId, moduleIds } = await createProgram(sql, { code: 'PII-1', hours: [10], modulePrefix: 'P' });
+  const enrollmentId = await createEnrollment(sql, learner.id, programId);
+  const moduleId = moduleIds[0] as string;
+  const name = `${learner.firstName} ${learner.lastName}`;
+  const scorm = await app.api(`/scorm/${moduleId}`, {
+    method: 'PUT',
+    headers: { ...learner.headers, 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      suspendData: JSON.stringify({ essay: `My name is ${name}` }),
+      interactions: [{ id: 'q1', learner_response: `Signed, ${name}` }],
+    }),
+  });
+  expect(scorm.status).toBe(200);
+  await sql`insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
+            values (${enrollmentId}, ${moduleId}, 'passed', 91, 100)`;
+  const transcript = await send('POST', '/transcripts', { studentId: learner.id, programId });
+  expect(transcript.status).toBe(201);
+  transcriptId = ((await transcript.json()) as { id: string }).id;
+  const credential = await send('POST', '/credentials', { studentId: learner.id, programId });
+  expect(credential.status).toBe(201);
+  const { id } = (await credential.json()) as { id: string };
+  expect((await send('POST', `/credentials/${id}/revoke`, { reason: `Issued to ${name} in error` })).status).toBe(200);
+}
 
 /** Every person in the database, decrypted with the app's keys (the needles of the scan). */
 async function everyone(): Promise<Person[]> {
@@ -158,6 +194,14 @@ async function everyone(): Promise<Person[]> {
     firstName: decrypt(row.first, 'users.first_name'),
     lastName: decrypt(row.last, 'users.last_name'),
   }));
+}
+
+/** Where a value holds a PDF in the clear: its `%PDF` signature, anywhere in text or bytes. */
+function plaintextPdfs(dump: Dump): string[] {
+  return [
+    ...dump.texts.filter(({ value }) => value.includes('%PDF')),
+    ...dump.binaries.filter(({ value }) => value.includes('%PDF')),
+  ].map(({ where }) => where);
 }
 
 function needlesFor(people: readonly Person[]): string[] {
@@ -174,13 +218,15 @@ describe('no personal data in plaintext at rest', () => {
         ('contact: ZEPHYRINE.VANCE@example.test', null, null, null),
         (null, array['x', 'Þórunn'], null, null),
         (null, null, ${Buffer.from('\u0001quellborough-vance\u0002')}, null),
-        (null, null, null, ${sql.json({ name: 'Siobhán Ní Bhriain' })})`;
+        (null, null, null, ${sql.json({ name: 'Siobhán Ní Bhriain' })}),
+        (null, null, ${Buffer.from('%PDF-1.7 plaintext document')}, null)`;
       const planted = occurrences(await dumpDatabase(), needlesFor(await everyone())).filter((hit) =>
         hit.where.startsWith('pii_scan_canary.'),
       );
       expect(new Set(planted.map((hit) => hit.where))).toEqual(
         new Set(['pii_scan_canary.note', 'pii_scan_canary.tags', 'pii_scan_canary.raw', 'pii_scan_canary.doc']),
       );
+      expect(plaintextPdfs(await dumpDatabase())).toEqual(['pii_scan_canary.raw']);
     } finally {
       await sql`drop table public.pii_scan_canary`;
     }
@@ -213,5 +259,23 @@ describe('no personal data in plaintext at rest', () => {
     expect(
       occurrences({ texts: auditDump, binaries: [] }, needlesFor([...(await everyone()), ...formerValues])),
     ).toEqual([]);
+  });
+
+  test('no transcript PDF, SCORM answer or revocation reason is stored in plaintext', async () => {
+    // The PDF the API serves does print the name: what is stored must not show it, nor be a PDF.
+    const served = await send('GET', `/transcripts/${transcriptId}/pdf`);
+    expect(served.status).toBe(200);
+    const document = await getDocumentProxy(new Uint8Array(await served.arrayBuffer()));
+    expect((await extractText(document, { mergePages: true })).text).toContain('Wilhelmina Quistgaard-Ørsted');
+    const [stored] = await app.db.sql<{ content: Buffer }[]>`
+      select content_ciphertext as content from transcript_documents where transcript_id = ${transcriptId}`;
+    expect(stored?.content.length).toBeGreaterThan(1000);
+
+    const dump = await dumpDatabase();
+    expect(plaintextPdfs(dump)).toEqual([]);
+    const person = { email: learner.email, firstName: learner.firstName, lastName: learner.lastName };
+    expect(occurrences(dump, [...wholeValueNeedles(person), ...partNeedles(person), 'My name is', 'Signed,'])).toEqual(
+      [],
+    );
   });
 });

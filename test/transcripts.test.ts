@@ -142,12 +142,13 @@ describe('generating a transcript', () => {
     expect(text).not.toMatch(/v1\.[\w-]+\./); // no ciphertext (original-system.md §6.21)
     expect(text).not.toContain('?');
 
-    const [stored] = await app.db.sql<{ gpa: string; sha256: Buffer; size: number }[]>`
-      select t.gpa::text as gpa, d.sha256, octet_length(d.content) as size
+    const [stored] = await app.db.sql<{ gpa: string; sha256: Buffer; size: number; plaintext: Buffer | null }[]>`
+      select t.gpa::text as gpa, d.sha256, d.content_length as size, d.content as plaintext
         from transcripts t join transcript_documents d on d.transcript_id = t.id where t.id = ${transcript.id}`;
     expect(stored?.gpa).toBe('3.40');
     expect(stored?.sha256.toString('hex')).toBe(transcript.pdf.sha256);
     expect(stored?.size).toBe(bytes.byteLength);
+    expect(stored?.plaintext).toBeNull(); // stored encrypted (test/pii-at-rest.test.ts scans the bytes)
   });
 
   test('GPA: capped at 4.0, rounded to two decimals, absent without scores', async () => {

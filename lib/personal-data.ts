@@ -1,0 +1,270 @@
+// Every column that can hold text or bytes (text, varchar, bytea, json/jsonb and arrays of them), and
+// how the personal data in it is protected — the one place that says so. test/personal-data.test.ts
+// walks the live schema of a migrated database and fails when such a column is missing here, or when a
+// column declared here no longer exists; `npm run keys:rotate` (dev/rotate-keys.ts) re-encrypts exactly
+// the columns declared `encrypted` and encrypts the legacy plaintext they replaced.
+//
+// What counts as personal data: anything that identifies a person or that a person wrote or that
+// describes them in free text (names, contact details, documents with their name, answers, reasons
+// given about them). Structured record values keyed by user_id (a status from a fixed list, a score, a
+// date, hours) identify no one by themselves and stay in the clear so PostgreSQL can compute on them;
+// whose they are is the row's user_id, which the access rules guard.
+//
+// Adding a column: declare it here in the same commit as its migration, with one of the kinds below.
+// "No personal data" needs a reason a reviewer can check; free text about a person is never that.
+import type { PiiField } from './crypto';
+
+export type Protection =
+  /**
+   * AES-256-GCM in the application (lib/crypto.ts), with `field` as associated data. `legacyPlaintext`
+   * names the plaintext column this one replaced: the app no longer writes it, reads it only where the
+   * ciphertext is NULL, and keys:rotate encrypts what is left in it into this column and clears it.
+   */
+  | { kind: 'encrypted'; field: PiiField; legacyPlaintext?: string }
+  /** A keyed HMAC of a value (lib/crypto.ts emailBlindIndex): equality lookups without the value. */
+  | { kind: 'blind-index'; of: string }
+  /** Keyed HMAC tokens of name prefixes (lib/crypto.ts nameSearchTokens): prefix search without the name. */
+  | { kind: 'name-tokens' }
+  /** A one-way hash of a secret or a document (a password, a token, a file's SHA-256). */
+  | { kind: 'hashed'; of: string }
+  | { kind: 'no-personal-data'; why: string }
+  /**
+   * A column of a table that no code in lib/ or functions/ writes yet, which would hold personal data
+   * once something does. The schema test fails as soon as lib/ or functions/ names the table: the
+   * area that starts writing it must protect the column first and change its declaration.
+   */
+  | { kind: 'not-written-yet'; why: string }
+  /**
+   * Plaintext from before its column was encrypted (derived from `legacyPlaintext`, never declared by
+   * hand): NULL in every row the app writes now, emptied by keys:rotate.
+   */
+  | { kind: 'legacy-plaintext'; encryptedInto: string };
+
+const encrypted = (field: PiiField, legacyPlaintext?: string): Protection =>
+  legacyPlaintext ? { kind: 'encrypted', field, legacyPlaintext } : { kind: 'encrypted', field };
+const none = (why: string): Protection => ({ kind: 'no-personal-data', why });
+const hashed = (of: string): Protection => ({ kind: 'hashed', of });
+const notWrittenYet = (why: string): Protection => ({ kind: 'not-written-yet', why });
+
+const STATE = none('a state or kind from a fixed list (a CHECK constraint or the code that writes it)');
+const CATALOGUE = none("the school's published catalogue (programmes and modules), the same for everyone");
+const USER_AGENT = none("the client's User-Agent header: software and device type, names no one");
+const SHA256 = hashed('the SHA-256 of a document');
+const TEMPLATE = none('a blank form of the school, before anyone fills it in');
+const FREE_TEXT_LATER = notWrittenYet(
+  'free text staff would write about a person: encrypt it when it is first written',
+);
+
+export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Protection>>>> = {
+  users: {
+    email_ciphertext: encrypted('users.email'),
+    email_blind_index: { kind: 'blind-index', of: 'the normalised email' },
+    first_name_ciphertext: encrypted('users.first_name'),
+    last_name_ciphertext: encrypted('users.last_name'),
+    name_search_tokens: { kind: 'name-tokens' },
+    password_hash: hashed('the password (argon2id)'),
+    status: STATE,
+  },
+  roles: { name: STATE, description: none('what a role may do, written by the school') },
+  user_roles: { role_name: STATE },
+  refresh_tokens: { token_hash: hashed('the refresh token (SHA-256)'), revoke_reason: STATE, user_agent: USER_AGENT },
+  login_attempts: { account_key: { kind: 'blind-index', of: 'the email a sign-in was tried with' } },
+  rate_limit_buckets: {
+    key: none('a throttling scope with a network prefix or a user id (login:192.0.2.1/32), kept for one window'),
+  },
+  registration_requests: {
+    email_ciphertext: encrypted('registration_requests.email'),
+    email_blind_index: { kind: 'blind-index', of: 'the normalised email' },
+    token_hash: hashed('the emailed token (SHA-256)'),
+    status: STATE,
+    user_agent: USER_AGENT,
+  },
+  outbox_messages: {
+    kind: STATE,
+    recipient_ciphertext: encrypted('outbox.recipient'),
+    subject: none("the fixed subject line of the message's kind; anything personal is in the body"),
+    body_ciphertext: encrypted('outbox.body'),
+    status: STATE,
+    last_error: none("the provider's status and error code (lib/outbox.ts), never the message or its address"),
+  },
+  programs: { code: CATALOGUE, name: CATALOGUE, description: CATALOGUE, credential_level: CATALOGUE, status: STATE },
+  modules: { code: CATALOGUE, title: CATALOGUE, description: CATALOGUE, delivery_type: STATE },
+  enrollments: { status: STATE },
+  enrollment_status_changes: {
+    from_status: STATE,
+    to_status: STATE,
+    reason_ciphertext: encrypted('enrollment_status_changes.reason'),
+  },
+  module_progress: { status: STATE, sections_viewed: none("ids of the module's sections a learner opened") },
+  scorm_records: {
+    lesson_status: STATE,
+    session_time: none('a duration reported by the course package'),
+    // The package stores anything in suspend_data (free-text answers included), and interactions carry
+    // the learner's responses: both are the learner's own words.
+    suspend_data_ciphertext: encrypted('scorm_records.suspend_data', 'suspend_data'),
+    interactions_ciphertext: encrypted('scorm_records.interactions', 'interactions'),
+  },
+  transcripts: {
+    kind: STATE,
+    lines: none('the module lines a transcript certified (codes, titles, hours, statuses, scores); no name'),
+  },
+  transcript_documents: {
+    // The PDF prints the student's name and record.
+    content_ciphertext: encrypted('transcript_documents.content', 'content'),
+    content_type: STATE,
+    sha256: SHA256,
+  },
+  credentials: {
+    credential_type: CATALOGUE,
+    cert_serial: none('a random serial number the school prints on the certificate'),
+    revoke_reason_ciphertext: encrypted('credentials.revoke_reason', 'revoke_reason'),
+  },
+  audit_log: {
+    request_id: none('a random request id'),
+    roles: STATE,
+    method: STATE,
+    route: none('the route template (students/{id}), never the URL or its query'),
+    resource_ids: none('the path parameters of the request: ids'),
+    user_agent: USER_AGENT,
+    event: STATE,
+  },
+  schema_migrations: {
+    version: none('a migration file'),
+    name: none('a migration file'),
+    checksum: none('a migration file'),
+  },
+
+  // Compliance, finance and agreements: tables created ahead of the areas that will use them.
+  attendance_records: {
+    session_type: STATE,
+    session_ref: none('a meeting id or lab code'),
+    void_reason: FREE_TEXT_LATER,
+  },
+  skills_checkoffs: {
+    skill_code: CATALOGUE,
+    status: STATE,
+    evaluator_name: notWrittenYet("an evaluator's name: encrypt it when it is first written"),
+    evaluator_license: notWrittenYet("an evaluator's licence number: encrypt it when it is first written"),
+    evidence_url: notWrittenYet("a link to a student's evidence: decide its protection when it is first written"),
+  },
+  externships: {
+    site_name: none('the name of a dental practice (a business)'),
+    site_address: none('the address of a dental practice (a business)'),
+    supervisor_name_ciphertext: encrypted('externships.supervisor_name'),
+    supervisor_email_ciphertext: encrypted('externships.supervisor_email'),
+    supervisor_phone_ciphertext: encrypted('externships.supervisor_phone'),
+    verification_doc_url: notWrittenYet(
+      "a link to a student's document: decide its protection when it is first written",
+    ),
+  },
+  complaints: {
+    category: none('a category of the complaints procedure'),
+    details_ciphertext: encrypted('complaints.details'),
+    status: STATE,
+    resolution_notes_ciphertext: encrypted('complaints.resolution_notes'),
+    appeal_notes_ciphertext: encrypted('complaints.appeal_notes'),
+  },
+  withdrawals: { reason_ciphertext: encrypted('withdrawals.reason') },
+  ledger_entries: {
+    entry_type: STATE,
+    description: FREE_TEXT_LATER,
+    idempotency_key: none("a client's random retry key"),
+    void_reason: FREE_TEXT_LATER,
+  },
+  refunds: { policy_basis: none('the name of the refund rule applied') },
+  xapi_statements: {
+    verb_id: none('the IRI of an xAPI verb'),
+    actor: notWrittenYet("the learner's xAPI agent (name, mbox): encrypt or reduce to an id when first written"),
+    object: notWrittenYet('an xAPI activity, possibly with the learner’s words: decide when first written'),
+    result: notWrittenYet("an xAPI result, possibly with the learner's response: decide when first written"),
+    context: notWrittenYet('an xAPI context, possibly naming people: decide when first written'),
+    statement: notWrittenYet('the whole xAPI statement (actor included): encrypt it when first written'),
+  },
+  document_templates: {
+    name: TEMPLATE,
+    version: TEMPLATE,
+    description: TEMPLATE,
+    content: TEMPLATE,
+    storage_ref: TEMPLATE,
+    content_type: STATE,
+    sha256: SHA256,
+  },
+  leads: {
+    first_name_ciphertext: encrypted('leads.first_name'),
+    last_name_ciphertext: encrypted('leads.last_name'),
+    email_ciphertext: encrypted('leads.email'),
+    email_blind_index: { kind: 'blind-index', of: 'the normalised email' },
+    phone_ciphertext: encrypted('leads.phone'),
+    status: STATE,
+  },
+  signed_documents: {
+    signing_token_hash: hashed('the emailed signing token (SHA-256)'),
+    status: STATE,
+    course_type: STATE,
+    form_data_ciphertext: encrypted('signed_documents.form_data'),
+    void_reason: FREE_TEXT_LATER,
+  },
+  signed_document_files: {
+    kind: STATE,
+    content: notWrittenYet('a filled-in agreement PDF: encrypt it (lib/crypto.ts encryptBytes) when first written'),
+    content_type: STATE,
+    sha256: SHA256,
+  },
+  document_signatures: {
+    signature_type: STATE,
+    signature_ciphertext: encrypted('document_signatures.signature'),
+    typed_name_ciphertext: encrypted('document_signatures.typed_name'),
+    user_agent: USER_AGENT,
+  },
+  document_events: {
+    event_type: STATE,
+    details: notWrittenYet('event details, meant to hold ids only: check that when first written'),
+    user_agent: USER_AGENT,
+  },
+};
+
+export interface DeclaredColumn {
+  table: string;
+  column: string;
+  protection: Protection;
+}
+
+/** Every declared column, legacy plaintext columns included (declared through their replacement). */
+export function declaredColumns(): DeclaredColumn[] {
+  return Object.entries(PERSONAL_DATA).flatMap(([table, columns]) =>
+    Object.entries(columns).flatMap(([column, protection]) => {
+      const declared: DeclaredColumn[] = [{ table, column, protection }];
+      if (protection.kind === 'encrypted' && protection.legacyPlaintext) {
+        declared.push({
+          table,
+          column: protection.legacyPlaintext,
+          protection: { kind: 'legacy-plaintext', encryptedInto: column },
+        });
+      }
+      return declared;
+    }),
+  );
+}
+
+export interface EncryptedColumn {
+  table: string;
+  column: string;
+  field: PiiField;
+  legacyPlaintext?: string;
+}
+
+/** The columns keys:rotate re-encrypts, table by table. */
+export function encryptedColumns(): EncryptedColumn[] {
+  return declaredColumns().flatMap(({ table, column, protection }) =>
+    protection.kind === 'encrypted'
+      ? [
+          {
+            table,
+            column,
+            field: protection.field,
+            ...(protection.legacyPlaintext ? { legacyPlaintext: protection.legacyPlaintext } : {}),
+          },
+        ]
+      : [],
+  );
+}
