@@ -424,8 +424,10 @@ output functionAppHostName string = functionApp.outputs.defaultHostName
 output postgresServerName string = postgres.outputs.name
 output postgresFqdn string = postgres.outputs.fqdn
 output databaseName string = databaseName
-@description('PostgreSQL role of the app: create it with pgaadauth_create_principal (infra/README.md).')
+@description('PostgreSQL role of the app: create it with pgaadauth_create_principal_with_oid (infra/README.md).')
 output databaseUser string = appIdentity.name
+@description('Object id of the app\'s managed identity: binds the role to it (display names are not unique in a tenant).')
+output databaseUserObjectId string = appIdentity.properties.principalId
 output keyVaultName string = keyVault.outputs.name
 output communicationServiceName string = email.outputs.communicationServiceName
 output emailSenderAddress string = empty(emailSenderAddress) ? email.outputs.senderAddress : emailSenderAddress

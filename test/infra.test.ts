@@ -689,6 +689,46 @@ describe('infra resources', () => {
     }
   });
 
+  it("binds the app's database role to the identity's object id, not its display name", () => {
+    expect(main).toMatch(/^output databaseUserObjectId string = appIdentity\.properties\.principalId$/m);
+    const runbook = read('README.md');
+    expect(runbook).toMatch(
+      /pgaadauth_create_principal_with_oid\('\$APP_ROLE', '\$APP_OID', 'service', false, false\)/,
+    );
+    expect(runbook).not.toMatch(/pgaadauth_create_principal\(/);
+  });
+
+  it('names operator firewall rules after their address, so one deploy does not replace another operator', () => {
+    expect(postgres).toMatch(
+      /for ip in operatorIpAddresses: \{\s*parent: server\s*name: 'operator-\$\{replace\(ip, '\.', '-'\)\}'/,
+    );
+    for (const [file, source] of Object.entries(paramFiles)) {
+      expect(source, file).toMatch(/readEnvironmentVariable\('AADA_OPERATOR_IPS', ''\)/);
+      expect(source, file).toMatch(
+        /param operatorIpAddresses = empty\(operatorIps\) \? \[\] : split\(operatorIps, ','\)/,
+      );
+    }
+  });
+
+  it('documents a first publish that works: --node, and the role the publisher needs', () => {
+    const docs = [read('README.md'), readFileSync(join(__dirname, '..', 'README.md'), 'utf8')];
+    for (const doc of docs) {
+      const publishes = [...doc.matchAll(/func azure functionapp publish [^\n`]*/g)].map((m) => m[0]);
+      expect(publishes.length).toBeGreaterThan(0);
+      for (const command of publishes) expect(command).toMatch(/ --node\b/);
+    }
+    expect(read('README.md')).toMatch(/--role "Website Contributor" --scope \$APP_ID/);
+  });
+
+  it('keeps the Key Vault reachable (Flex Consumption cannot resolve references to a restricted vault)', () => {
+    const vault = resourceBlock(keyVault, 'vault');
+    expect(vault).toMatch(/publicNetworkAccess: 'Enabled'/);
+    expect(vault).toMatch(/defaultAction: 'Allow'/);
+    expect(read('README.md')).not.toMatch(/Key Vault to\s+`publicNetworkAccess: 'Disabled'`/);
+    expect(read('README.md')).toMatch(/configreferences\/appsettings\/refresh/);
+    expect(read('README.md')).toMatch(/value\[\?properties\.status!='Resolved'\]/);
+  });
+
   it('outputs the app name, host name, database server FQDN and vault name', () => {
     for (const output of [
       'functionAppName',

@@ -180,11 +180,14 @@ resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallR
   ]
 }
 
+// Named after the address, so a deploy listing another operator's address adds its rule instead of
+// overwriting someone else's operator-0. Rules of addresses no longer listed stay until deleted
+// (infra/README.md); rules of CI runners (ci-*) are never touched.
 @batchSize(1)
 resource operatorRules 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2025-08-01' = [
-  for (ip, i) in operatorIpAddresses: {
+  for ip in operatorIpAddresses: {
     parent: server
-    name: 'operator-${i}'
+    name: 'operator-${replace(ip, '.', '-')}'
     properties: {
       startIpAddress: ip
       endIpAddress: ip

@@ -32,9 +32,10 @@ param postgresEntraAdminObjectId = readEnvironmentVariable('AADA_OPERATORS_GROUP
 param postgresEntraAdminName = readEnvironmentVariable('AADA_OPERATORS_GROUP_NAME')
 param postgresEntraAdminType = 'Group'
 param dbReservedConnections = 25
-// Your public IPv4 (for migrations and psql from outside Azure); unset: no operator rule.
-var operatorIp = readEnvironmentVariable('AADA_OPERATOR_IP', '')
-param operatorIpAddresses = empty(operatorIp) ? [] : [operatorIp]
+// Every operator's and CI runner's public IPv4 that runs migrations or psql from outside Azure,
+// comma-separated (infra/README.md, step 1). Each deploy creates (or keeps) one rule per address.
+var operatorIps = readEnvironmentVariable('AADA_OPERATOR_IPS', '')
+param operatorIpAddresses = empty(operatorIps) ? [] : split(operatorIps, ',')
 
 // The same operators group administers the database and sets the Key Vault secrets.
 param keyVaultSecretsOfficerPrincipalId = readEnvironmentVariable('AADA_OPERATORS_GROUP_ID')
