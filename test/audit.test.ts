@@ -9,8 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { InvocationContext, type Timer } from '@azure/functions';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { useTestApp } from './helpers/app';
-import { createTestUser, type TestUser } from './helpers/users';
+import { registeredFunction, useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import { createRoleAccounts } from './helpers/roles';
+import type { TestUser } from './helpers/users';
 
 const app = useTestApp({ fixtures: ['audit-routes.ts'] });
 
@@ -24,12 +26,7 @@ let student: TestUser;
 let registrar: TestUser;
 
 beforeAll(async () => {
-  [admin, staff, student, registrar] = await Promise.all([
-    createTestUser(app.db.sql, { roles: ['admin'] }),
-    createTestUser(app.db.sql, { roles: ['staff'] }),
-    createTestUser(app.db.sql, { roles: ['student'] }),
-    createTestUser(app.db.sql, { roles: ['registrar'] }),
-  ]);
+  ({ admin, staff, student, registrar } = await createRoleAccounts(app.db.sql));
 });
 
 interface AuditItem {
@@ -76,9 +73,7 @@ async function maxAuditId(): Promise<bigint> {
   return BigInt(row?.max ?? '0');
 }
 
-async function getAs(user: TestUser, path: string): Promise<Response> {
-  return app.api(path, { headers: user.headers });
-}
+const getAs = (user: TestUser, path: string) => send('GET', path, { as: user });
 
 async function pageAs(user: TestUser, path: string): Promise<AuditPage> {
   const response = await getAs(user, path);
@@ -708,11 +703,7 @@ describe('retention', () => {
   test('the timer registers with the host as a timer, not as an HTTP route, and the host still serves', async () => {
     const { registeredRoutes } = await import('../dev/functions-host');
     const { declaredRoutes } = await import('../lib/endpoint');
-    // The local host keeps every registration in this registry (dev/functions-host.ts).
-    const registry = (globalThis as Record<symbol, unknown>)[Symbol.for('aada.dev.functions-host.registry')] as {
-      functions: Map<string, { triggerType: string; metadata: { bindings: Record<string, { schedule?: string }> } }>;
-    };
-    const timer = registry.functions.get('audit-retention');
+    const timer = registeredFunction('audit-retention');
     expect(timer?.triggerType).toBe('timerTrigger');
     expect(Object.values(timer?.metadata.bindings ?? {}).map((binding) => binding.schedule)).toContain('0 30 3 * * *');
     expect(registeredRoutes().map((route) => route.name)).not.toContain('audit-retention');

@@ -19,7 +19,9 @@ import { ROLES, type Role } from '../lib/access';
 import { AUDIENCE, ISSUER } from '../lib/auth';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { send } from './helpers/http';
+import { assignInstructor, createEnrollment, createProgram } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
 import { inBatches, paramNames, pathOf } from './helpers/routes';
 import { createTestUser, type TestUser } from './helpers/users';
 
@@ -101,11 +103,7 @@ const describeCall = (outcome: Outcome) =>
 async function call(target: RouteUnderTest, caller: Caller, path: string, body?: unknown): Promise<Outcome> {
   const hasBody = BODY_METHODS.has(target.method);
   const payload = body ?? DUMMY_BODIES[keyOf(target)] ?? {};
-  const response = await app.api(path, {
-    method: target.method,
-    headers: { ...caller.headers, ...(hasBody ? { 'Content-Type': 'application/json' } : {}) },
-    ...(hasBody ? { body: JSON.stringify(payload) } : {}),
-  });
+  const response = await send(target.method, path, { headers: caller.headers, body: hasBody ? payload : undefined });
   return { target, caller, path, status: response.status, body: await response.text() };
 }
 
@@ -161,7 +159,8 @@ beforeAll(async () => {
       })),
   );
 
-  for (const role of ROLES) users.set(role, await createTestUser(app.db.sql, { roles: [role] }));
+  const accounts = await createRoleAccounts(app.db.sql);
+  for (const role of ROLES) users.set(role, accounts[role]);
   const callers: Caller[] = [
     { label: 'anonymous', role: null, headers: {} },
     ...(await forgedTokens((users.get('admin') as TestUser).id)),
@@ -254,7 +253,7 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
   const p = await createProgram(sql, { code: `MXP-${suffix}`, hours: [10], modulePrefix: 'P' });
   const q = await createProgram(sql, { code: `MXQ-${suffix}`, hours: [10], modulePrefix: 'Q' });
   const instructor = users.get('instructor') as TestUser;
-  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${p.programId})`;
+  await assignInstructor(sql, instructor.id, p.programId);
   const a = await createTestUser(sql, { roles: ['student'] });
   await createEnrollment(sql, a.id, p.programId);
   const studentIn = async (program: { programId: string; moduleIds: string[] }, grader: Caller) => {
@@ -263,11 +262,7 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
     const moduleId = program.moduleIds[0] as string;
     const self: Caller = { label: 'the student', role: 'student', headers: user.headers };
     const made = async (method: string, path: string, caller: Caller, body: unknown) => {
-      const response = await app.api(path, {
-        method,
-        headers: { ...caller.headers, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+      const response = await send(method, path, { headers: caller.headers, body });
       const text = await response.text();
       if (!response.ok) throw new Error(`setting up: ${method} ${path} → ${response.status} ${text}`);
       return JSON.parse(text) as { id: string };

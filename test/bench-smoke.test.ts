@@ -7,6 +7,7 @@ import { runScenario, scenario } from '../bench/scenarios';
 import { BENCH_PASSWORD, makePlan, staffEmail, studentEmail, tableLoads } from '../bench/school';
 import { decrypt, emailBlindIndex, nameSearchToken, normalizeName } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
 
 const app = useTestApp();
 
@@ -19,13 +20,8 @@ async function count(table: string): Promise<number> {
   return row?.n ?? -1;
 }
 
-async function signIn(email: string): Promise<Response> {
-  return app.api('/auth/login', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email, password: BENCH_PASSWORD, client: 'tool' }),
-  });
-}
+const signIn = (email: string) =>
+  send('POST', '/auth/login', { body: { email, password: BENCH_PASSWORD, client: 'tool' } });
 
 describe('the bench data generator at a tiny size', () => {
   test('writes every table it promises, with the row counts it reports', async () => {

@@ -3,7 +3,9 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { decrypt } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { send } from './helpers/http';
+import { createCredential, createEnrollment, createProgram, recordProgress } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -32,12 +34,8 @@ function programWith(count: number) {
 const enroll = (user: TestUser, programId: string, status = 'active') =>
   createEnrollment(app.db.sql, user.id, programId, { status });
 
-async function record(enrollmentId: string, moduleId: string, status: string): Promise<void> {
-  await app.db.sql`
-    insert into module_progress (enrollment_id, module_id, status, progress_pct)
-    values (${enrollmentId}, ${moduleId}, ${status}, 100)
-    on conflict (enrollment_id, module_id) do update set status = excluded.status`;
-}
+const record = (enrollmentId: string, moduleId: string, status: string) =>
+  recordProgress(app.db.sql, enrollmentId, moduleId, { status });
 
 /** A student who completed every module of a fresh programme. */
 async function graduate(user: TestUser, modules = 2): Promise<string> {
@@ -50,16 +48,9 @@ async function graduate(user: TestUser, modules = 2): Promise<string> {
 /** A fresh one-module programme the user completed, and its credential issued over HTTP. */
 async function graduateAndIssue(user: TestUser): Promise<void> {
   const programId = await graduate(user, 1);
-  const response = await send('POST', '/credentials', registrar, { studentId: user.id, programId });
+  const response = await send('POST', '/credentials', { as: registrar, body: { studentId: user.id, programId } });
   expect(response.status).toBe(201);
 }
-
-const send = (method: string, path: string, user: TestUser | null, body?: unknown) =>
-  app.api(path, {
-    method,
-    headers: { ...(user?.headers ?? {}), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
 
 interface Credential {
   id: string;
@@ -74,11 +65,7 @@ interface Credential {
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  registrar = await createTestUser(sql, { roles: ['registrar'] });
-  admin = await createTestUser(sql, { roles: ['admin'] });
-  staff = await createTestUser(sql, { roles: ['staff'] });
-  instructor = await createTestUser(sql, { roles: ['instructor'] });
-  student = await createTestUser(sql, { roles: ['student'] });
+  ({ registrar, admin, staff, instructor, student } = await createRoleAccounts(sql));
   otherStudent = await createTestUser(sql, { roles: ['student'] });
 });
 
@@ -89,7 +76,7 @@ describe('issuing', () => {
     await record(enrollmentId, moduleIds[0] as string, 'completed');
     await record(enrollmentId, moduleIds[1] as string, 'passed');
     // C3 has no progress row at all (the old system counted only existing rows).
-    const refused = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    const refused = await send('POST', '/credentials', { as: registrar, body: { studentId: student.id, programId } });
     expect(refused.status).toBe(409);
     const problem = (await refused.json()) as { detail: string };
     expect(problem.detail).toBe('Modules not complete: C3');
@@ -97,11 +84,14 @@ describe('issuing', () => {
     expect(none?.n).toBe(0);
 
     await record(enrollmentId, moduleIds[2] as string, 'incomplete');
-    const stillRefused = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    const stillRefused = await send('POST', '/credentials', {
+      as: registrar,
+      body: { studentId: student.id, programId },
+    });
     expect(((await stillRefused.json()) as { detail: string }).detail).toBe('Modules not complete: C3');
 
     await record(enrollmentId, moduleIds[2] as string, 'completed');
-    const issued = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    const issued = await send('POST', '/credentials', { as: registrar, body: { studentId: student.id, programId } });
     expect(issued.status).toBe(201);
     expect(issued.headers.get('cache-control')).toBe('no-store');
     const credential = (await issued.json()) as Credential;
@@ -115,18 +105,21 @@ describe('issuing', () => {
     const enrollmentId = await enroll(student, programId);
     await record(enrollmentId, moduleIds[1] as string, 'passed');
     await record(enrollmentId, moduleIds[3] as string, 'failed');
-    const refused = await send('POST', '/credentials', admin, { studentId: student.id, programId });
+    const refused = await send('POST', '/credentials', { as: admin, body: { studentId: student.id, programId } });
     expect(((await refused.json()) as { detail: string }).detail).toBe('Modules not complete: C1, C3, C4');
   });
 
   test('one credential per student and programme: the second is a 409', async () => {
     const programId = await graduate(student);
-    const first = await send('POST', '/credentials', registrar, { studentId: student.id, programId });
+    const first = await send('POST', '/credentials', { as: registrar, body: { studentId: student.id, programId } });
     expect(first.status).toBe(201);
-    const second = await send('POST', '/credentials', admin, {
-      studentId: student.id,
-      programId,
-      credentialType: 'diploma',
+    const second = await send('POST', '/credentials', {
+      as: admin,
+      body: {
+        studentId: student.id,
+        programId,
+        credentialType: 'diploma',
+      },
     });
     expect(second.status).toBe(409);
     const [row] = await app.db.sql`select count(*)::int as n from credentials where program_id = ${programId}`;
@@ -137,13 +130,15 @@ describe('issuing', () => {
     const someone = await createTestUser(app.db.sql, { roles: ['student'] });
     const programId = await graduate(someone);
     const body = { studentId: someone.id, programId };
-    const first = (await (await send('POST', '/credentials', registrar, body)).json()) as Credential;
-    expect((await send('POST', `/credentials/${first.id}/revoke`, admin, { reason: 'Name misspelt' })).status).toBe(
-      200,
-    );
+    const first = (await (await send('POST', '/credentials', { as: registrar, body })).json()) as Credential;
+    expect(
+      (await send('POST', `/credentials/${first.id}/revoke`, { as: admin, body: { reason: 'Name misspelt' } })).status,
+    ).toBe(200);
 
     // Concurrent reissues: exactly one wins the partial unique index.
-    const responses = await Promise.all(Array.from({ length: 4 }, () => send('POST', '/credentials', registrar, body)));
+    const responses = await Promise.all(
+      Array.from({ length: 4 }, () => send('POST', '/credentials', { as: registrar, body })),
+    );
     expect(responses.map((response) => response.status).sort()).toEqual([201, 409, 409, 409]);
     const refused = responses.find((response) => response.status === 409) as Response;
     expect(((await refused.json()) as { detail: string }).detail).toMatch(/already holds a credential/);
@@ -164,7 +159,7 @@ describe('issuing', () => {
       { id: first.id, revoked_by: admin.id, revoke_reason: null, reason: 'Name misspelt' },
       { id: reissued.id, revoked_by: null, revoke_reason: null, reason: null },
     ]);
-    const listed = (await (await send('GET', '/credentials', someone)).json()) as { items: Credential[] };
+    const listed = (await (await send('GET', '/credentials', { as: someone })).json()) as { items: Credential[] };
     expect(listed.items.map((item) => [item.id, item.revokedBy, item.revokeReason])).toEqual([
       [reissued.id, null, null],
       [first.id, admin.id, 'Name misspelt'],
@@ -175,7 +170,7 @@ describe('issuing', () => {
     const programId = await graduate(otherStudent);
     const responses = await Promise.all(
       Array.from({ length: 5 }, () =>
-        send('POST', '/credentials', registrar, { studentId: otherStudent.id, programId }),
+        send('POST', '/credentials', { as: registrar, body: { studentId: otherStudent.id, programId } }),
       ),
     );
     expect(responses.map((response) => response.status).sort()).toEqual([201, 409, 409, 409, 409]);
@@ -186,7 +181,10 @@ describe('issuing', () => {
     for (let i = 0; i < 6; i++) {
       const someone = await createTestUser(app.db.sql, { roles: ['student'] });
       const programId = await graduate(someone, 1);
-      const response = await send('POST', '/credentials', registrar, { studentId: someone.id, programId });
+      const response = await send('POST', '/credentials', {
+        as: registrar,
+        body: { studentId: someone.id, programId },
+      });
       serials.add(((await response.json()) as Credential).serial);
     }
     expect(serials.size).toBe(6);
@@ -195,27 +193,37 @@ describe('issuing', () => {
   test('no modules, a withdrawn enrollment or no enrollment are refused', async () => {
     const empty = await programWith(0);
     await enroll(student, empty.programId);
-    const noModules = await send('POST', '/credentials', registrar, {
-      studentId: student.id,
-      programId: empty.programId,
+    const noModules = await send('POST', '/credentials', {
+      as: registrar,
+      body: {
+        studentId: student.id,
+        programId: empty.programId,
+      },
     });
     expect(noModules.status).toBe(409);
 
     const { programId, moduleIds } = await programWith(1);
     const enrollmentId = await enroll(student, programId, 'withdrawn');
     await record(enrollmentId, moduleIds[0] as string, 'passed');
-    expect((await send('POST', '/credentials', registrar, { studentId: student.id, programId })).status).toBe(409);
-    expect((await send('POST', '/credentials', registrar, { studentId: otherStudent.id, programId })).status).toBe(404);
+    expect(
+      (await send('POST', '/credentials', { as: registrar, body: { studentId: student.id, programId } })).status,
+    ).toBe(409);
+    expect(
+      (await send('POST', '/credentials', { as: registrar, body: { studentId: otherStudent.id, programId } })).status,
+    ).toBe(404);
   });
 
   test('only the registrar and admins issue; bad bodies are 400s', async () => {
     const programId = await graduate(otherStudent);
     const body = { studentId: otherStudent.id, programId };
-    expect((await send('POST', '/credentials', null, body)).status).toBe(401);
+    expect((await send('POST', '/credentials', { body })).status).toBe(401);
     for (const user of [staff, instructor, otherStudent]) {
-      expect((await send('POST', '/credentials', user, body)).status, user.roles[0]).toBe(403);
+      expect((await send('POST', '/credentials', { as: user, body })).status, user.roles[0]).toBe(403);
     }
-    const bad = await send('POST', '/credentials', registrar, { ...body, credentialType: '', serial: 'AADA-1-X' });
+    const bad = await send('POST', '/credentials', {
+      as: registrar,
+      body: { ...body, credentialType: '', serial: 'AADA-1-X' },
+    });
     expect(bad.status).toBe(400);
   });
 });
@@ -228,7 +236,10 @@ describe('listing and revoking', () => {
     mine = [];
     for (let i = 0; i < 3; i++) {
       const programId = await graduate(someone, 1);
-      const response = await send('POST', '/credentials', registrar, { studentId: someone.id, programId });
+      const response = await send('POST', '/credentials', {
+        as: registrar,
+        body: { studentId: someone.id, programId },
+      });
       mine.push((await response.json()) as Credential);
     }
     student = someone;
@@ -238,7 +249,7 @@ describe('listing and revoking', () => {
     const seen: string[] = [];
     let next: string | null = null;
     do {
-      const response = await send('GET', `/credentials?limit=2${next ? `&cursor=${next}` : ''}`, student);
+      const response = await send('GET', `/credentials?limit=2${next ? `&cursor=${next}` : ''}`, { as: student });
       expect(response.status).toBe(200);
       expect(response.headers.get('cache-control')).toBe('no-store');
       const page = (await response.json()) as { items: Credential[]; next: string | null };
@@ -249,32 +260,36 @@ describe('listing and revoking', () => {
   });
 
   test("a student cannot list someone else's; the registrar lists anyone's", async () => {
-    expect((await send('GET', `/credentials?studentId=${otherStudent.id}`, student)).status).toBe(403);
-    const response = await send('GET', `/credentials?studentId=${student.id}`, registrar);
+    expect((await send('GET', `/credentials?studentId=${otherStudent.id}`, { as: student })).status).toBe(403);
+    const response = await send('GET', `/credentials?studentId=${student.id}`, { as: registrar });
     const page = (await response.json()) as { items: Credential[] };
     expect(page.items).toHaveLength(3);
-    expect((await send('GET', '/credentials', instructor)).status).toBe(403);
-    expect((await send('GET', '/credentials?limit=1000', registrar)).status).toBe(400);
+    expect((await send('GET', '/credentials', { as: instructor })).status).toBe(403);
+    expect((await send('GET', '/credentials?limit=1000', { as: registrar })).status).toBe(400);
   });
 
   test('an admin revokes with a reason, once; nothing is deleted', async () => {
     const target = mine[0] as Credential;
     const path = `/credentials/${target.id}/revoke`;
-    expect((await send('POST', path, registrar, { reason: 'Issued in error' })).status).toBe(403);
-    const noReason = await send('POST', path, admin, {});
+    expect((await send('POST', path, { as: registrar, body: { reason: 'Issued in error' } })).status).toBe(403);
+    const noReason = await send('POST', path, { as: admin, body: {} });
     expect(noReason.status).toBe(400);
-    const revoked = await send('POST', path, admin, { reason: 'Issued in error <script>' });
+    const revoked = await send('POST', path, { as: admin, body: { reason: 'Issued in error <script>' } });
     expect(revoked.status).toBe(200);
     const body = (await revoked.json()) as Credential;
     expect(body.revokedAt).not.toBeNull();
     expect(body.revokedBy).toBe(admin.id);
     expect(body.revokeReason).toBe('Issued in error <script>');
-    expect((await send('POST', path, admin, { reason: 'Again' })).status).toBe(409);
+    expect((await send('POST', path, { as: admin, body: { reason: 'Again' } })).status).toBe(409);
     expect(
-      (await send('POST', '/credentials/00000000-0000-4000-8000-000000000000/revoke', admin, { reason: 'x y z' }))
-        .status,
+      (
+        await send('POST', '/credentials/00000000-0000-4000-8000-000000000000/revoke', {
+          as: admin,
+          body: { reason: 'x y z' },
+        })
+      ).status,
     ).toBe(404);
-    expect((await send('DELETE', `/credentials/${target.id}`, admin)).status).toBe(404);
+    expect((await send('DELETE', `/credentials/${target.id}`, { as: admin })).status).toBe(404);
     const [row] = await app.db.sql`
       select revoke_reason_ciphertext as reason, revoked_by from credentials where id = ${target.id}`;
     expect({ ...row, reason: decrypt(row?.reason, 'credentials.revoke_reason') }).toEqual({
@@ -289,12 +304,15 @@ describe('listing and revoking', () => {
     const tied: string[] = [];
     for (let i = 0; i < 5; i++) {
       const { programId } = await programWith(1);
-      const [row] = await app.db.sql<{ id: string }[]>`
-        insert into credentials (user_id, program_id, credential_type, cert_serial, issued_at, issued_by)
-        values (${someone.id}, ${programId}, 'certificate', ${`AADA-2026-TIE${programCounter}`}, ${issuedAt},
-                ${registrar.id})
-        returning id`;
-      tied.push((row as { id: string }).id);
+      tied.push(
+        await createCredential(app.db.sql, {
+          userId: someone.id,
+          programId,
+          serial: `AADA-2026-TIE${programCounter}`,
+          issuedAt,
+          issuedBy: registrar.id,
+        }),
+      );
     }
     // Newest first; equal times in descending id order.
     const expected = [...tied].sort().reverse();
@@ -305,7 +323,7 @@ describe('listing and revoking', () => {
       const response = await send(
         'GET',
         `/credentials?studentId=${someone.id}&limit=2${next ? `&cursor=${next}` : ''}`,
-        registrar,
+        { as: registrar },
       );
       expect(response.status).toBe(200);
       const page = (await response.json()) as { items: Credential[]; next: string | null };

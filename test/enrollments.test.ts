@@ -1,9 +1,11 @@
 // Enrollments over HTTP on a real database: creation rules (a student, an active programme, one
 // open enrollment per programme even under concurrency), the status life cycle, dates, paging and
 // who may see which enrollment.
-import type postgres from 'postgres';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import { assignInstructor, createProgram } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -29,34 +31,20 @@ interface Problem {
   errors?: { field: string; message: string }[];
 }
 
-async function createProgram(db: postgres.Sql, code: string, status = 'active'): Promise<string> {
-  const [row] = await db<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours, status)
-    values (${code}, ${`Programme ${code}`}, 'certificate', 100, ${status}) returning id`;
-  return (row as { id: string }).id;
-}
-
-const send = (method: string, path: string, as: TestUser | null, body?: unknown) =>
-  app.api(path, {
-    method,
-    headers: { ...(as?.headers ?? {}), 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-
 async function enroll(as: TestUser, body: Record<string, unknown>, expected = 201): Promise<Enrollment & Problem> {
-  const response = await send('POST', '/enrollments', as, { startDate: '2026-01-05', ...body });
+  const response = await send('POST', '/enrollments', { as, body: { startDate: '2026-01-05', ...body } });
   expect(response.status, JSON.stringify(await response.clone().json())).toBe(expected);
   return (await response.json()) as Enrollment & Problem;
 }
 
 async function transition(id: string, to: string, as: TestUser, expected = 200): Promise<Enrollment & Problem> {
-  const response = await send('POST', `/enrollments/${id}/transitions`, as, { to });
+  const response = await send('POST', `/enrollments/${id}/transitions`, { as, body: { to } });
   expect(response.status, `→ ${to}`).toBe(expected);
   return (await response.json()) as Enrollment & Problem;
 }
 
 async function get<T>(path: string, as: TestUser, expected = 200): Promise<T> {
-  const response = await app.api(path, { headers: as.headers });
+  const response = await send('GET', path, { as });
   expect(response.status, path).toBe(expected);
   return (await response.json()) as T;
 }
@@ -73,27 +61,25 @@ let programB: string;
 let retired: string;
 
 beforeAll(async () => {
-  const staffUsers = await Promise.all(
-    (['admin', 'staff', 'registrar', 'instructor', 'finance'] as const).map((role) =>
-      createTestUser(sql(), { roles: [role] }),
-    ),
-  );
-  [admin, staff, registrar, instructor, finance] = staffUsers as [TestUser, TestUser, TestUser, TestUser, TestUser];
+  ({ admin, staff, registrar, instructor, finance } = await createRoleAccounts(sql()));
   ana = await createTestUser(sql(), { roles: ['student'], firstName: 'Ana', lastName: 'Álvarez' });
   ben = await createTestUser(sql(), { roles: ['student'], firstName: 'Ben', lastName: 'Brooks' });
-  programA = await createProgram(sql(), 'EA');
-  programB = await createProgram(sql(), 'EB');
-  retired = await createProgram(sql(), 'EOLD', 'retired');
-  await sql()`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${programA})`;
+  programA = (await createProgram(sql(), { code: 'EA' })).programId;
+  programB = (await createProgram(sql(), { code: 'EB' })).programId;
+  retired = (await createProgram(sql(), { code: 'EOLD', status: 'retired' })).programId;
+  await assignInstructor(sql(), instructor.id, programA);
 });
 
 describe('creating an enrollment', () => {
   test('a registrar enrolls a student: 201 with the programme and the student’s name, who and when', async () => {
-    const response = await send('POST', '/enrollments', registrar, {
-      studentId: ana.id,
-      programId: programA,
-      startDate: '2026-01-05',
-      expectedEndDate: '2026-05-22',
+    const response = await send('POST', '/enrollments', {
+      as: registrar,
+      body: {
+        studentId: ana.id,
+        programId: programA,
+        startDate: '2026-01-05',
+        expectedEndDate: '2026-05-22',
+      },
     });
     expect(response.status).toBe(201);
     expect(response.headers.get('cache-control')).toBe('no-store');
@@ -111,9 +97,9 @@ describe('creating an enrollment', () => {
 
   test('anonymous 401; instructor, finance and students 403', async () => {
     const body = { studentId: ben.id, programId: programB, startDate: '2026-01-05' };
-    expect((await send('POST', '/enrollments', null, body)).status).toBe(401);
+    expect((await send('POST', '/enrollments', { body: body })).status).toBe(401);
     for (const who of [instructor, finance, ben]) {
-      expect((await send('POST', '/enrollments', who, body)).status).toBe(403);
+      expect((await send('POST', '/enrollments', { as: who, body: body })).status).toBe(403);
     }
   });
 
@@ -141,7 +127,7 @@ describe('creating an enrollment', () => {
       [{ studentId: "1' or '1'='1", programId: programB, startDate: '2026-03-01' }, 'body.studentId'],
       [{ studentId: ben.id, programId: programB, startDate: '2026-03-01', userId: admin.id }, 'body'],
     ] as const) {
-      const response = await send('POST', '/enrollments', staff, body);
+      const response = await send('POST', '/enrollments', { as: staff, body: body });
       expect(response.status, JSON.stringify(body)).toBe(400);
       const problem = (await response.json()) as Problem;
       expect(
@@ -155,10 +141,13 @@ describe('creating an enrollment', () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const responses = await Promise.all(
       Array.from({ length: 10 }, () =>
-        send('POST', '/enrollments', registrar, {
-          studentId: student.id,
-          programId: programB,
-          startDate: '2026-01-05',
+        send('POST', '/enrollments', {
+          as: registrar,
+          body: {
+            studentId: student.id,
+            programId: programB,
+            startDate: '2026-01-05',
+          },
         }),
       ),
     );
@@ -196,9 +185,12 @@ describe('the life cycle', () => {
     const other = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
     const reason = 'Medical leave: surgery <script>x</script>';
-    const response = await send('POST', `/enrollments/${enrollment.id}/transitions`, registrar, {
-      to: 'on_hold',
-      reason,
+    const response = await send('POST', `/enrollments/${enrollment.id}/transitions`, {
+      as: registrar,
+      body: {
+        to: 'on_hold',
+        reason,
+      },
     });
     expect(response.status).toBe(200);
     await transition(enrollment.id, 'active', registrar);
@@ -239,7 +231,9 @@ describe('the life cycle', () => {
     // Both leave only from active, and neither may follow the other.
     const statuses = await Promise.all(
       ['completed', 'on_hold', 'completed', 'on_hold'].map((to) =>
-        send('POST', `/enrollments/${enrollment.id}/transitions`, registrar, { to }).then((r) => r.status),
+        send('POST', `/enrollments/${enrollment.id}/transitions`, { as: registrar, body: { to } }).then(
+          (r) => r.status,
+        ),
       ),
     );
     expect(statuses.filter((status) => status === 200)).toHaveLength(1);
@@ -249,18 +243,26 @@ describe('the life cycle', () => {
   test('only managers move statuses; unknown ids and targets are refused', async () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
-    expect((await send('POST', `/enrollments/${enrollment.id}/transitions`, student, { to: 'withdrawn' })).status).toBe(
-      403,
-    );
     expect(
-      (await send('POST', `/enrollments/${enrollment.id}/transitions`, instructor, { to: 'on_hold' })).status,
+      (await send('POST', `/enrollments/${enrollment.id}/transitions`, { as: student, body: { to: 'withdrawn' } }))
+        .status,
+    ).toBe(403);
+    expect(
+      (await send('POST', `/enrollments/${enrollment.id}/transitions`, { as: instructor, body: { to: 'on_hold' } }))
+        .status,
     ).toBe(403);
     await transition('00000000-0000-4000-8000-000000000000', 'active', registrar, 404);
-    const unknown = await send('POST', `/enrollments/${enrollment.id}/transitions`, registrar, { to: 'graduated' });
+    const unknown = await send('POST', `/enrollments/${enrollment.id}/transitions`, {
+      as: registrar,
+      body: { to: 'graduated' },
+    });
     expect(unknown.status).toBe(400);
-    const long = await send('POST', `/enrollments/${enrollment.id}/transitions`, registrar, {
-      to: 'on_hold',
-      reason: 'x'.repeat(501),
+    const long = await send('POST', `/enrollments/${enrollment.id}/transitions`, {
+      as: registrar,
+      body: {
+        to: 'on_hold',
+        reason: 'x'.repeat(501),
+      },
     });
     expect(long.status).toBe(400);
   });
@@ -270,32 +272,53 @@ describe('dates', () => {
   test('PATCH moves the dates; the end never precedes the start, stored or sent', async () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA, startDate: '2026-03-02' });
-    const moved = await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { expectedEndDate: '2026-08-28' });
+    const moved = await send('PATCH', `/enrollments/${enrollment.id}`, {
+      as: registrar,
+      body: { expectedEndDate: '2026-08-28' },
+    });
     expect(moved.status).toBe(200);
     expect(await moved.json()).toMatchObject({ startDate: '2026-03-02', expectedEndDate: '2026-08-28' });
-    const before = await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { expectedEndDate: '2026-03-01' });
+    const before = await send('PATCH', `/enrollments/${enrollment.id}`, {
+      as: registrar,
+      body: { expectedEndDate: '2026-03-01' },
+    });
     expect(before.status).toBe(400);
     expect(((await before.json()) as Problem).errors?.[0]?.field).toBe('body.expectedEndDate');
-    const after = await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { startDate: '2026-09-01' });
+    const after = await send('PATCH', `/enrollments/${enrollment.id}`, {
+      as: registrar,
+      body: { startDate: '2026-09-01' },
+    });
     expect(after.status).toBe(400);
     expect(((await after.json()) as Problem).errors?.[0]?.field).toBe('body.startDate');
-    const cleared = await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { expectedEndDate: null });
+    const cleared = await send('PATCH', `/enrollments/${enrollment.id}`, {
+      as: registrar,
+      body: { expectedEndDate: null },
+    });
     expect(((await cleared.json()) as Enrollment).expectedEndDate).toBeNull();
-    expect((await send('PATCH', `/enrollments/${enrollment.id}`, registrar, {})).status).toBe(400);
-    expect((await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { status: 'completed' })).status).toBe(400);
+    expect((await send('PATCH', `/enrollments/${enrollment.id}`, { as: registrar, body: {} })).status).toBe(400);
+    expect(
+      (await send('PATCH', `/enrollments/${enrollment.id}`, { as: registrar, body: { status: 'completed' } })).status,
+    ).toBe(400);
   });
 
   test('a closed enrollment’s dates are final; no DELETE exists', async () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
     await transition(enrollment.id, 'withdrawn', registrar);
-    const response = await send('PATCH', `/enrollments/${enrollment.id}`, registrar, { startDate: '2026-01-01' });
+    const response = await send('PATCH', `/enrollments/${enrollment.id}`, {
+      as: registrar,
+      body: { startDate: '2026-01-01' },
+    });
     expect(response.status).toBe(409);
     expect(
-      (await send('PATCH', '/enrollments/00000000-0000-4000-8000-000000000000', registrar, { startDate: '2026-01-01' }))
-        .status,
+      (
+        await send('PATCH', '/enrollments/00000000-0000-4000-8000-000000000000', {
+          as: registrar,
+          body: { startDate: '2026-01-01' },
+        })
+      ).status,
     ).toBe(404);
-    expect((await send('DELETE', `/enrollments/${enrollment.id}`, admin)).status).toBe(404);
+    expect((await send('DELETE', `/enrollments/${enrollment.id}`, { as: admin })).status).toBe(404);
     const [row] = await sql()`select status from enrollments where id = ${enrollment.id}`;
     expect(row?.status).toBe('withdrawn');
   });

@@ -18,7 +18,8 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { seedDemoData } from '../dev/seed';
 import { decrypt, normalizeName } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { send } from './helpers/http';
+import { createEnrollment, createProgram, recordProgress } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -105,14 +106,6 @@ let transcriptId: string;
 const formerValues: Person[] = [];
 let catalogue: Dump;
 
-async function send(method: string, route: string, body?: unknown): Promise<Response> {
-  return app.api(route, {
-    method,
-    headers: { ...admin.headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-}
-
 beforeAll(async () => {
   catalogue = await dumpDatabase(); // the migrated database before any person exists
   await seedDemoData(app.db.sql);
@@ -126,9 +119,12 @@ beforeAll(async () => {
   const ids: string[] = [];
   for (const person of people) {
     const response = await send('POST', '/users', {
-      ...person,
-      password: 'Scan-Test-Passphrase-1',
-      roles: ['student'],
+      as: admin,
+      body: {
+        ...person,
+        password: 'Scan-Test-Passphrase-1',
+        roles: ['student'],
+      },
     });
     expect(response.status).toBe(201);
     ids.push(((await response.json()) as { id: string }).id);
@@ -138,22 +134,32 @@ beforeAll(async () => {
   // A change: the old values must be gone, the new ones encrypted.
   formerValues.push(people[0] as Person);
   const patched = await send('PATCH', `/users/${zephyrine}`, {
-    email: 'zephyrine.vance@example.test',
-    lastName: 'Quellborough-Vance',
+    as: admin,
+    body: {
+      email: 'zephyrine.vance@example.test',
+      lastName: 'Quellborough-Vance',
+    },
   });
   expect(patched.status).toBe(200);
   // Searches put PII in query strings; the audit trail keeps only the route template.
-  expect((await send('GET', `/users?email=${encodeURIComponent('thorunn.ohanrahan@example.test')}`)).status).toBe(200);
-  expect((await send('GET', '/users?name=Siobh%C3%A1n%20N%C3%AD')).status).toBe(200);
-  const search = await send('POST', '/users/search', { email: 'zephyrine.vance@example.test', name: 'zéph' });
+  expect(
+    (await send('GET', `/users?email=${encodeURIComponent('thorunn.ohanrahan@example.test')}`, { as: admin })).status,
+  ).toBe(200);
+  expect((await send('GET', '/users?name=Siobh%C3%A1n%20N%C3%AD', { as: admin })).status).toBe(200);
+  const search = await send('POST', '/users/search', {
+    as: admin,
+    body: { email: 'zephyrine.vance@example.test', name: 'zéph' },
+  });
   expect(((await search.json()) as { items: unknown[] }).items).toHaveLength(1);
   // Failed requests carrying PII: a duplicate (409) and an invalid one (400).
-  expect((await send('POST', '/users', { ...(people[1] as Person), roles: ['student'] })).status).toBe(409);
+  expect(
+    (await send('POST', '/users', { as: admin, body: { ...(people[1] as Person), roles: ['student'] } })).status,
+  ).toBe(409);
   const rejected = { email: 'rejected.applicant@example.test', firstName: 'Rejectedina', lastName: 'Bad\u0000Name' };
   formerValues.push(rejected);
-  expect((await send('POST', '/users', { ...rejected, roles: ['student'] })).status).toBe(400);
-  expect((await send('PUT', `/users/${thorunn}/roles/registrar`)).status).toBe(204);
-  expect((await send('POST', `/users/${siobhan}/deactivate`)).status).toBe(200);
+  expect((await send('POST', '/users', { as: admin, body: { ...rejected, roles: ['student'] } })).status).toBe(400);
+  expect((await send('PUT', `/users/${thorunn}/roles/registrar`, { as: admin })).status).toBe(204);
+  expect((await send('POST', `/users/${siobhan}/deactivate`, { as: admin })).status).toBe(200);
   await academicRecords();
 });
 
@@ -165,24 +171,25 @@ async function academicRecords() {
   const enrollmentId = await createEnrollment(sql, learner.id, programId);
   const moduleId = moduleIds[0] as string;
   const name = `${learner.firstName} ${learner.lastName}`;
-  const scorm = await app.api(`/scorm/${moduleId}`, {
-    method: 'PUT',
-    headers: { ...learner.headers, 'Content-Type': 'application/json' },
-    body: JSON.stringify({
+  const scorm = await send('PUT', `/scorm/${moduleId}`, {
+    as: learner,
+    body: {
       suspendData: JSON.stringify({ essay: `My name is ${name}` }),
       interactions: [{ id: 'q1', learner_response: `Signed, ${name}` }],
-    }),
+    },
   });
   expect(scorm.status).toBe(200);
-  await sql`insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
-            values (${enrollmentId}, ${moduleId}, 'passed', 91, 100)`;
-  const transcript = await send('POST', '/transcripts', { studentId: learner.id, programId });
+  await recordProgress(sql, enrollmentId, moduleId, { status: 'passed', score: 91 });
+  const transcript = await send('POST', '/transcripts', { as: admin, body: { studentId: learner.id, programId } });
   expect(transcript.status).toBe(201);
   transcriptId = ((await transcript.json()) as { id: string }).id;
-  const credential = await send('POST', '/credentials', { studentId: learner.id, programId });
+  const credential = await send('POST', '/credentials', { as: admin, body: { studentId: learner.id, programId } });
   expect(credential.status).toBe(201);
   const { id } = (await credential.json()) as { id: string };
-  expect((await send('POST', `/credentials/${id}/revoke`, { reason: `Issued to ${name} in error` })).status).toBe(200);
+  expect(
+    (await send('POST', `/credentials/${id}/revoke`, { as: admin, body: { reason: `Issued to ${name} in error` } }))
+      .status,
+  ).toBe(200);
 }
 
 /** Every person in the database, decrypted with the app's keys (the needles of the scan). */
@@ -263,7 +270,7 @@ describe('no personal data in plaintext at rest', () => {
 
   test('no transcript PDF, SCORM answer or revocation reason is stored in plaintext', async () => {
     // The PDF the API serves does print the name: what is stored must not show it, nor be a PDF.
-    const served = await send('GET', `/transcripts/${transcriptId}/pdf`);
+    const served = await send('GET', `/transcripts/${transcriptId}/pdf`, { as: admin });
     expect(served.status).toBe(200);
     const document = await getDocumentProxy(new Uint8Array(await served.arrayBuffer()));
     expect((await extractText(document, { mergePages: true })).text).toContain('Wilhelmina Quistgaard-Ørsted');

@@ -2,7 +2,9 @@
 // every module, and ugly input.
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { send } from './helpers/http';
+import { assignInstructor, createEnrollment, createProgram, recordProgress } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -33,28 +35,19 @@ const enroll = (user: TestUser, programId: string, status = 'active') =>
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  student = await createTestUser(sql, { roles: ['student'] });
+  ({ student, instructor, admin, registrar, finance } = await createRoleAccounts(sql));
   otherStudent = await createTestUser(sql, { roles: ['student'] });
-  instructor = await createTestUser(sql, { roles: ['instructor'] });
   otherInstructor = await createTestUser(sql, { roles: ['instructor'] });
-  admin = await createTestUser(sql, { roles: ['admin'] });
-  registrar = await createTestUser(sql, { roles: ['registrar'] });
-  finance = await createTestUser(sql, { roles: ['finance'] });
   const main = await programWith('PROG-A', [10, 30, 60]);
   program = { ...main, enrollmentId: await enroll(student, main.programId) };
   const other = await programWith('PROG-B', [5]);
   otherProgramModuleId = other.moduleIds[0] as string;
   otherEnrollmentId = await enroll(otherStudent, main.programId);
-  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${main.programId})`;
+  await assignInstructor(sql, instructor.id, main.programId);
 });
 
-const put = (path: string, user: TestUser | null, body: unknown) =>
-  app.api(path, {
-    method: 'PUT',
-    headers: { ...(user?.headers ?? {}), 'Content-Type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-const get = (path: string, user: TestUser | null) => app.api(path, { headers: user?.headers ?? {} });
+const put = (path: string, user: TestUser | null, body: unknown) => send('PUT', path, { as: user, body });
+const get = (path: string, user: TestUser | null) => send('GET', path, { as: user });
 
 const progressPath = (moduleIndex: number, enrollmentId = program.enrollmentId) =>
   `/enrollments/${enrollmentId}/progress/${program.moduleIds[moduleIndex]}`;
@@ -224,8 +217,7 @@ describe('recording progress', () => {
   test('a teaching assignment without the instructor role grants nothing', async () => {
     // E.g. a former instructor whose role was withdrawn while the assignment row stayed behind.
     const former = await createTestUser(app.db.sql, { roles: ['student'] });
-    await app.db.sql`
-      insert into instructor_assignments (instructor_id, program_id) values (${former.id}, ${program.programId})`;
+    await assignInstructor(app.db.sql, former.id, program.programId);
     expect((await put(progressPath(0, otherEnrollmentId), former, { activeSecondsDelta: 1 })).status).toBe(404);
     expect((await put(progressPath(0, otherEnrollmentId), former, { score: 10 })).status).toBe(403);
     expect((await get(`/enrollments/${otherEnrollmentId}/progress`, former)).status).toBe(404);
@@ -248,10 +240,8 @@ describe('the progress summary', () => {
   test('lists every module in order, including those not started, with the real programme name', async () => {
     const { programId, moduleIds } = await programWith('PROG-S', [10, 30, 60]);
     const enrollmentId = await enroll(student, programId);
-    await app.db.sql`
-      insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
-      values (${enrollmentId}, ${moduleIds[0] as string}, 'passed', 92, 100),
-             (${enrollmentId}, ${moduleIds[1] as string}, 'incomplete', null, 50)`;
+    await recordProgress(app.db.sql, enrollmentId, moduleIds[0] as string, { status: 'passed', score: 92 });
+    await recordProgress(app.db.sql, enrollmentId, moduleIds[1] as string, { status: 'incomplete', progressPct: 50 });
     const response = await get(`/enrollments/${enrollmentId}/progress`, student);
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');

@@ -21,7 +21,7 @@ import {
 } from '../lib/outbox';
 import { checkPasswordPolicy } from '../lib/password-policy';
 import { PASSWORD_MAX_LENGTH } from '../lib/passwords';
-import { useTestApp } from './helpers/app';
+import { registeredFunction, useTestApp } from './helpers/app';
 import { postFrom } from './helpers/http';
 import { createTestUser } from './helpers/users';
 
@@ -675,10 +675,7 @@ describe('the outbox', () => {
       /ACS_EMAIL_ENDPOINT/,
     );
     const { registeredRoutes } = await import('../dev/functions-host');
-    const registry = (globalThis as Record<symbol, unknown>)[Symbol.for('aada.dev.functions-host.registry')] as {
-      functions: Map<string, { triggerType: string; metadata: { bindings: Record<string, { schedule?: string }> } }>;
-    };
-    const timer = registry.functions.get('outbox-sender');
+    const timer = registeredFunction('outbox-sender');
     expect(timer?.triggerType).toBe('timerTrigger');
     expect(Object.values(timer?.metadata.bindings ?? {}).map((b) => b.schedule)).toContain('0 */1 * * * *');
     expect(registeredRoutes().map((route) => route.name)).not.toContain('outbox-sender');

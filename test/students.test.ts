@@ -2,99 +2,19 @@
 // an instructor's programmes), keyset paging under concurrent inserts, name-prefix and email search
 // without decrypting the table, last-name order, deactivation, and a constant number of SQL
 // statements per request whatever the page size (counted on the wire between the app and the server).
-import net from 'node:net';
-import type postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { resetConfigForTests } from '../lib/config';
-import { emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
-import { closePool } from '../lib/db';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { emailBlindIndex } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import { assignInstructor, createEnrollment, createProgram, insertStudents, people } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
+import { useStatementCounter } from './helpers/statements';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
 
-// ---------------------------------------------------------------------------------------------------
-// Counting the statements the app sends: a TCP proxy between the app's pool and the server that
-// reads the PostgreSQL protocol's frontend messages and counts every Execute ('E') and simple Query
-// ('Q'). The type lookup postgres.js runs once per new connection is not the request's and is ignored.
-// ---------------------------------------------------------------------------------------------------
-
-interface StatementCounter {
-  count: number;
-  port: number;
-  close(): Promise<void>;
-}
-
-const SSL_REQUEST = 80877103;
-const GSSENC_REQUEST = 80877104;
-
-function countStatements(client: net.Socket, counter: StatementCounter): void {
-  let pending = Buffer.alloc(0);
-  let startup = true;
-  let ignoreNextExecute = false;
-  client.on('data', (chunk: Buffer) => {
-    pending = Buffer.concat([pending, chunk]);
-    for (;;) {
-      if (startup) {
-        // Untyped messages until the startup packet (SSLRequest and GSSENCRequest come before it).
-        if (pending.length < 8 || pending.length < pending.readInt32BE(0)) break;
-        const code = pending.readInt32BE(4);
-        pending = pending.subarray(pending.readInt32BE(0));
-        if (code !== SSL_REQUEST && code !== GSSENC_REQUEST) startup = false;
-        continue;
-      }
-      if (pending.length < 5 || pending.length < 1 + pending.readInt32BE(1)) break;
-      const type = String.fromCharCode(pending[0] as number);
-      const body = pending.subarray(5, 1 + pending.readInt32BE(1));
-      pending = pending.subarray(1 + pending.readInt32BE(1));
-      if (type === 'P' && body.includes('pg_catalog.pg_type')) ignoreNextExecute = true;
-      else if (type === 'E' && ignoreNextExecute) ignoreNextExecute = false;
-      else if (type === 'E' || type === 'Q') counter.count++;
-    }
-  });
-}
-
-async function startStatementCounter(server: { host: string; port: number }): Promise<StatementCounter> {
-  const sockets = new Set<net.Socket>();
-  const counter: StatementCounter = { count: 0, port: 0, close: async () => {} };
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(server.port, server.host);
-    sockets.add(client).add(upstream);
-    countStatements(client, counter);
-    client.pipe(upstream).pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  counter.port = (proxy.address() as net.AddressInfo).port;
-  counter.close = async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => proxy.close(resolve));
-  };
-  return counter;
-}
-
-let counter: StatementCounter;
-
-beforeAll(async () => {
-  // The app's pool connects lazily: point it at the proxy before its first query.
-  const appUrl = new URL(process.env.DATABASE_URL as string);
-  counter = await startStatementCounter({ host: appUrl.hostname, port: Number(appUrl.port) });
-  appUrl.hostname = '127.0.0.1';
-  appUrl.port = String(counter.port);
-  process.env.DATABASE_URL = appUrl.toString();
-  resetConfigForTests();
-  await closePool();
-});
-
-afterAll(async () => {
-  await closePool();
-  await counter?.close();
-});
+// Statements are counted on the wire, between the app's pool and the server (see helpers/statements.ts).
+const counter = useStatementCounter();
 
 // ---------------------------------------------------------------------------------------------------
 // Arrangement
@@ -120,58 +40,8 @@ interface StudentPage {
   next: string | null;
 }
 
-async function createProgram(sql: postgres.Sql, code: string, status = 'active'): Promise<string> {
-  const [row] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours, status)
-    values (${code}, ${`Programme ${code}`}, 'certificate', 100, ${status}) returning id`;
-  return (row as { id: string }).id;
-}
-
-async function enroll(sql: postgres.Sql, userId: string, programId: string, status = 'active'): Promise<string> {
-  const [row] = await sql<{ id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date, status)
-    values (${userId}, ${programId}, current_date, ${status}) returning id`;
-  return (row as { id: string }).id;
-}
-
-/**
- * Many students in one statement, stored as the API stores them (encrypted names and email, blind
- * index, name search tokens). One transaction: they share a created_at, so paging must break ties by id.
- */
-async function insertStudents(
-  sql: postgres.Sql,
-  people: { firstName: string; lastName: string; email: string }[],
-  status = 'active',
-): Promise<string[]> {
-  const hex = (buffer: Buffer) => buffer.toString('hex');
-  const rows = await sql<{ id: string }[]>`
-    with created as (
-      insert into users (email_ciphertext, email_blind_index, first_name_ciphertext, last_name_ciphertext,
-                         name_search_tokens, status)
-      select x.email, decode(x.blind, 'hex'), x.first, x.last,
-             (select coalesce(array_agg(decode(t, 'hex')), '{}') from unnest(string_to_array(x.tokens, ',')) t),
-             ${status}
-        from unnest(${people.map((p) => encrypt(p.email, 'users.email'))}::text[],
-                    ${people.map((p) => hex(emailBlindIndex(p.email)))}::text[],
-                    ${people.map((p) => encrypt(p.firstName, 'users.first_name'))}::text[],
-                    ${people.map((p) => encrypt(p.lastName, 'users.last_name'))}::text[],
-                    ${people.map((p) => nameSearchTokens(p.firstName, p.lastName).map(hex).join(','))}::text[])
-             as x(email, blind, first, last, tokens)
-      returning id),
-    granted as (insert into user_roles (user_id, role_name) select id, 'student' from created)
-    select id from created`;
-  return rows.map((row) => row.id);
-}
-
-const people = (prefix: string, n: number) =>
-  Array.from({ length: n }, (_, i) => ({
-    firstName: prefix,
-    lastName: `Row${String(i).padStart(4, '0')}`,
-    email: `${prefix.toLowerCase()}.${i}.${Math.random().toString(36).slice(2)}@example.test`,
-  }));
-
 async function get<T>(path: string, as: TestUser, expected = 200): Promise<T> {
-  const response = await app.api(path, { headers: as.headers });
+  const response = await send('GET', path, { as });
   expect(response.status, `${path}: ${response.status}`).toBe(expected);
   return (await response.json()) as T;
 }
@@ -207,12 +77,7 @@ let programB: string;
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  const staffUsers = await Promise.all(
-    (['admin', 'staff', 'registrar', 'instructor', 'finance'] as const).map((role) =>
-      createTestUser(sql, { roles: [role] }),
-    ),
-  );
-  [admin, staff, registrar, instructor, finance] = staffUsers as [TestUser, TestUser, TestUser, TestUser, TestUser];
+  ({ admin, staff, registrar, instructor, finance } = await createRoleAccounts(sql));
   chloe = await createTestUser(sql, {
     roles: ['student'],
     firstName: 'Chloé',
@@ -220,12 +85,12 @@ beforeAll(async () => {
     email: 'chloe.garcia@example.test',
   });
   jose = await createTestUser(sql, { roles: ['student'], firstName: 'José', lastName: 'Núñez' });
-  programA = await createProgram(sql, 'PA');
-  programB = await createProgram(sql, 'PB');
+  programA = (await createProgram(sql, { code: 'PA' })).programId;
+  programB = (await createProgram(sql, { code: 'PB' })).programId;
   // The instructor teaches programme A only; Chloé is in A, José in B.
-  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructor.id}, ${programA})`;
-  await enroll(sql, chloe.id, programA);
-  await enroll(sql, jose.id, programB);
+  await assignInstructor(sql, instructor.id, programA);
+  await createEnrollment(sql, chloe.id, programA);
+  await createEnrollment(sql, jose.id, programB);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -313,7 +178,7 @@ describe('the list', () => {
   test('filters by account status, programme and enrollment status', async () => {
     const sql = app.db.sql;
     const [done] = await insertStudents(sql, people('Filtra', 1));
-    await enroll(sql, done as string, programA, 'completed');
+    await createEnrollment(sql, done as string, programA, { status: 'completed' });
     const inA = await get<StudentPage>(`/students?programId=${programA}&limit=200`, admin);
     expect(inA.items.map((s) => s.id)).toEqual(expect.arrayContaining([chloe.id, done]));
     expect(inA.items.map((s) => s.id)).not.toContain(jose.id);

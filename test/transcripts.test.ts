@@ -6,7 +6,9 @@ import pdfLib from 'pdf-lib';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { send } from './helpers/http';
+import { createEnrollment, createProgram, createTranscript, recordProgress } from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -39,21 +41,13 @@ async function enrollWithProgress(
   const sql = app.db.sql;
   const enrollmentId = await createEnrollment(sql, user.id, programId, { startDate: '2026-01-05' });
   for (const [i, entry] of progress.entries()) {
-    if (!entry) continue;
-    await sql`
-      insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
-      values (${enrollmentId}, ${moduleIds[i] as string}, ${entry[0]}, ${entry[1]}, 100)`;
+    if (entry) await recordProgress(sql, enrollmentId, moduleIds[i] as string, { status: entry[0], score: entry[1] });
   }
   return enrollmentId;
 }
 
-const post = (user: TestUser | null, body: unknown) =>
-  app.api('/transcripts', {
-    method: 'POST',
-    headers: { ...(user?.headers ?? {}), 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-const get = (path: string, user: TestUser | null) => app.api(path, { headers: user?.headers ?? {} });
+const post = (user: TestUser | null, body: unknown) => send('POST', '/transcripts', { as: user, body });
+const get = (path: string, user: TestUser | null) => send('GET', path, { as: user });
 
 interface Transcript {
   id: string;
@@ -94,9 +88,7 @@ async function fontsOf(bytes: ArrayBuffer): Promise<string[]> {
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  registrar = await createTestUser(sql, { roles: ['registrar'] });
-  admin = await createTestUser(sql, { roles: ['admin'] });
-  instructor = await createTestUser(sql, { roles: ['instructor'] });
+  ({ registrar, admin, instructor } = await createRoleAccounts(sql));
   student = await createTestUser(sql, { roles: ['student'], firstName: 'Zoë', lastName: 'Nguyễn' });
   otherStudent = await createTestUser(sql, { roles: ['student'] });
 });
@@ -233,8 +225,7 @@ describe('a transcript is a record of what was true when it was issued', () => {
 
     // Afterwards the student completes the second module and the first is renamed and regraded.
     const sql = app.db.sql;
-    await sql`insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
-              values (${enrollmentId}, ${moduleIds[1] as string}, 'passed', 100, 100)`;
+    await recordProgress(sql, enrollmentId, moduleIds[1] as string, { status: 'passed', score: 100 });
     await sql`update module_progress set score = 40, status = 'failed'
                where enrollment_id = ${enrollmentId} and module_id = ${moduleIds[0] as string}`;
     await sql`update modules set title = 'Renamed <b>module</b>', clock_hours = 99 where id = ${moduleIds[0] as string}`;
@@ -253,9 +244,8 @@ describe('a transcript is a record of what was true when it was issued', () => {
   test('a transcript generated before lines were stored reads with modules null, not an invented list', async () => {
     const { programId } = await programWith([10]);
     const someone = await createTestUser(app.db.sql, { roles: ['student'] });
-    const [row] = await app.db.sql<{ id: string }[]>`
-      insert into transcripts (user_id, program_id, gpa) values (${someone.id}, ${programId}, 3.2) returning id`;
-    const response = await get(`/transcripts/${row?.id}`, someone);
+    const transcriptId = await createTranscript(app.db.sql, someone.id, programId, { gpa: 3.2 });
+    const response = await get(`/transcripts/${transcriptId}`, someone);
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({
       gpa: 3.2,

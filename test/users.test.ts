@@ -8,6 +8,8 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../dev/database';
 import type { Role } from '../lib/access';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -17,9 +19,7 @@ let staff: TestUser;
 let student: TestUser;
 
 beforeAll(async () => {
-  admin = await createTestUser(app.db.sql, { roles: ['admin'] });
-  staff = await createTestUser(app.db.sql, { roles: ['staff'] });
-  student = await createTestUser(app.db.sql, { roles: ['student'] });
+  ({ admin, staff, student } = await createRoleAccounts(app.db.sql));
 });
 
 interface UserView {
@@ -45,24 +45,14 @@ interface Problem {
 
 const uniqueEmail = (label: string) => `${label}-${randomBytes(4).toString('hex')}@example.test`;
 
-function send(method: string, pathAndQuery: string, as: TestUser | null, body?: unknown): Promise<Response> {
-  const headers: Record<string, string> = { ...(as?.headers ?? {}) };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return app.api(pathAndQuery, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-}
-
 async function createUser(body: Record<string, unknown>): Promise<UserView> {
-  const response = await send('POST', '/users', admin, body);
+  const response = await send('POST', '/users', { as: admin, body });
   expect(response.status, JSON.stringify(await response.clone().json())).toBe(201);
   return (await response.json()) as UserView;
 }
 
 async function listPage(query: string, as: TestUser = admin): Promise<UserPage> {
-  const response = await send('GET', `/users?${query}`, as);
+  const response = await send('GET', `/users?${query}`, { as });
   expect(response.status).toBe(200);
   return (await response.json()) as UserPage;
 }
@@ -117,11 +107,11 @@ describe('authorization', () => {
       ['DELETE', `/users/${target.id}/roles/student`],
     ];
     for (const [method, route, body] of [...routes, ['GET', '/roles'] as [string, string]]) {
-      const anonymous = await send(method, route, null, body);
+      const anonymous = await send(method, route, { body });
       expect(anonymous.status, `anonymous ${method} ${route}`).toBe(401);
     }
     for (const [method, route, body] of [...routes, ['GET', '/roles'] as [string, string]]) {
-      const response = await send(method, route, student, body);
+      const response = await send(method, route, { as: student, body });
       expect(response.status, `student ${method} ${route}`).toBe(403);
     }
     // Nothing changed for the target.
@@ -133,9 +123,9 @@ describe('authorization', () => {
 
   test('staff may list and read people but change nothing', async () => {
     const target = await createTestUser(app.db.sql, { roles: ['student'] });
-    expect((await send('GET', '/users', staff)).status).toBe(200);
-    expect((await send('GET', `/users/${target.id}`, staff)).status).toBe(200);
-    expect((await send('POST', '/users/search', staff, { email: target.email })).status).toBe(200);
+    expect((await send('GET', '/users', { as: staff })).status).toBe(200);
+    expect((await send('GET', `/users/${target.id}`, { as: staff })).status).toBe(200);
+    expect((await send('POST', '/users/search', { as: staff, body: { email: target.email } })).status).toBe(200);
     const writes: [string, string, unknown?][] = [
       ['POST', '/users', { email: uniqueEmail('x'), firstName: 'X', lastName: 'Y', roles: ['staff'] }],
       ['PATCH', `/users/${target.id}`, { firstName: 'Changed' }],
@@ -144,35 +134,35 @@ describe('authorization', () => {
       ['DELETE', `/users/${target.id}/roles/student`],
     ];
     for (const [method, route, body] of writes) {
-      expect((await send(method, route, staff, body)).status, `staff ${method} ${route}`).toBe(403);
+      expect((await send(method, route, { as: staff, body })).status, `staff ${method} ${route}`).toBe(403);
     }
   });
 
   test('the other roles may not look people up, nor read the role catalogue', async () => {
     for (const role of ['instructor', 'registrar', 'finance', 'admissions_counselor', 'admissions_manager'] as const) {
       const someone = await createTestUser(app.db.sql, { roles: [role] });
-      expect((await send('GET', '/users', someone)).status, role).toBe(403);
-      expect((await send('GET', `/users/${someone.id}`, someone)).status, role).toBe(403);
-      expect((await send('GET', '/roles', someone)).status, role).toBe(403);
+      expect((await send('GET', '/users', { as: someone })).status, role).toBe(403);
+      expect((await send('GET', `/users/${someone.id}`, { as: someone })).status, role).toBe(403);
+      expect((await send('GET', '/roles', { as: someone })).status, role).toBe(403);
     }
   });
 
   test('a forged or expired-looking token is 401, not a guess at a role', async () => {
     const forged = `${admin.token.slice(0, -4)}AAAA`;
-    const response = await app.api('/users', { headers: { Authorization: `Bearer ${forged}` } });
+    const response = await send('GET', '/users', { as: forged });
     expect(response.status).toBe(401);
   });
 
   test('reads of people are PHI: no-store, and each is audited with the caller and the id', async () => {
     const target = await createTestUser(app.db.sql, { roles: ['student'] });
-    const response = await send('GET', `/users/${target.id}`, staff);
+    const response = await send('GET', `/users/${target.id}`, { as: staff });
     expect(response.headers.get('cache-control')).toBe('no-store');
     const requestId = response.headers.get('x-request-id');
     const [row] = await app.db.sql`
       select user_id, route, phi, status, resource_ids from audit_log where request_id = ${requestId}`;
     expect(row).toMatchObject({ user_id: staff.id, route: 'users/{id}', phi: true, status: 200 });
     expect(row?.resource_ids).toEqual({ id: target.id });
-    const list = await send('GET', '/users?limit=1', staff);
+    const list = await send('GET', '/users?limit=1', { as: staff });
     expect(list.headers.get('cache-control')).toBe('no-store');
   });
 });
@@ -180,12 +170,15 @@ describe('authorization', () => {
 describe('create and read', () => {
   test('an admin creates an account with roles and a password: 201, Location, no secret in the body', async () => {
     const email = uniqueEmail('Nadia.Okafor');
-    const response = await send('POST', '/users', admin, {
-      email: `  ${email}  `,
-      firstName: '  Nadia ',
-      lastName: 'Okafor',
-      password: 'A-long-enough-passphrase',
-      roles: ['registrar', 'staff', 'registrar'],
+    const response = await send('POST', '/users', {
+      as: admin,
+      body: {
+        email: `  ${email}  `,
+        firstName: '  Nadia ',
+        lastName: 'Okafor',
+        password: 'A-long-enough-passphrase',
+        roles: ['registrar', 'staff', 'registrar'],
+      },
     });
     expect(response.status).toBe(201);
     const user = (await response.json()) as UserView & Record<string, unknown>;
@@ -204,7 +197,7 @@ describe('create and read', () => {
     const [grant] = await app.db.sql`select granted_by from user_roles where user_id = ${user.id} limit 1`;
     expect(grant?.granted_by).toBe(admin.id);
 
-    const read = await send('GET', `/users/${user.id}`, admin);
+    const read = await send('GET', `/users/${user.id}`, { as: admin });
     expect(read.status).toBe(200);
     expect(await read.json()).toEqual(user);
   });
@@ -222,8 +215,8 @@ describe('create and read', () => {
   });
 
   test('an unknown id is 404, a malformed one 400', async () => {
-    expect((await send('GET', `/users/${randomUUID()}`, admin)).status).toBe(404);
-    const malformed = await send('GET', "/users/1'%20or%20'1'='1", admin);
+    expect((await send('GET', `/users/${randomUUID()}`, { as: admin })).status).toBe(404);
+    const malformed = await send('GET', "/users/1'%20or%20'1'='1", { as: admin });
     expect(malformed.status).toBe(400);
     expect(await fieldsOf(malformed)).toContain('params.id');
   });
@@ -233,11 +226,14 @@ describe('create and read', () => {
     const variants = Array.from({ length: 10 }, (_, i) => (i % 2 ? email.toUpperCase() : email));
     const responses = await Promise.all(
       variants.map((address, i) =>
-        send('POST', '/users', admin, {
-          email: address,
-          firstName: 'Race',
-          lastName: `Runner ${String.fromCharCode(65 + i)}`,
-          roles: ['student'],
+        send('POST', '/users', {
+          as: admin,
+          body: {
+            email: address,
+            firstName: 'Race',
+            lastName: `Runner ${String.fromCharCode(65 + i)}`,
+            roles: ['student'],
+          },
         }),
       ),
     );
@@ -261,16 +257,16 @@ describe('hostile and malformed input', () => {
       '=HYPERLINK("x")',
       '-1+1',
     ]) {
-      const first = await send('POST', '/users', admin, { ...valid(), firstName: fragment });
+      const first = await send('POST', '/users', { as: admin, body: { ...valid(), firstName: fragment } });
       expect(first.status, fragment).toBe(400);
       expect(await fieldsOf(first)).toEqual(['body.firstName']);
-      const last = await send('POST', '/users', admin, { ...valid(), lastName: fragment });
+      const last = await send('POST', '/users', { as: admin, body: { ...valid(), lastName: fragment } });
       expect(last.status, fragment).toBe(400);
       expect(await fieldsOf(last)).toEqual(['body.lastName']);
     }
     const after = await app.db.sql`select count(*)::int as n from users`;
     expect(after[0]?.n).toBe(before[0]?.n);
-    const search = await send('GET', `/users?name=${encodeURIComponent("robert'); drop")}`, admin);
+    const search = await send('GET', `/users?name=${encodeURIComponent("robert'); drop")}`, { as: admin });
     expect(search.status).toBe(200);
     expect(search.headers.get('content-type')).toBe('application/json; charset=utf-8');
     expect(((await search.json()) as UserPage).items).toEqual([]);
@@ -323,7 +319,7 @@ describe('hostile and malformed input', () => {
   ])('%s is a 400 naming the field, and nothing is stored', async (_label, change, field) => {
     const body = { ...valid(), ...change };
     const before = await app.db.sql`select count(*)::int as n from users`;
-    const response = await send('POST', '/users', admin, body);
+    const response = await send('POST', '/users', { as: admin, body });
     expect(response.status).toBe(400);
     expect(await fieldsOf(response)).toContain(field);
     const after = await app.db.sql`select count(*)::int as n from users`;
@@ -335,18 +331,23 @@ describe('hostile and malformed input', () => {
     const fullwidth = [...ascii].map((c) => String.fromCodePoint((c.codePointAt(0) as number) + 0xfee0)).join('');
     const user = await createUser({ ...valid(), email: fullwidth });
     expect(user.email).toBe(ascii);
-    expect((await send('POST', '/users', admin, { ...valid(), email: ascii.toUpperCase() })).status).toBe(409);
+    expect((await send('POST', '/users', { as: admin, body: { ...valid(), email: ascii.toUpperCase() } })).status).toBe(
+      409,
+    );
   });
 
   test('malformed JSON, the wrong content type and an oversized body', async () => {
-    expect((await send('POST', '/users', admin, '{"email": ')).status).toBe(400);
-    const wrongType = await app.api('/users', {
-      method: 'POST',
-      headers: { ...admin.headers, 'Content-Type': 'text/plain' },
-      body: JSON.stringify(valid()),
+    expect((await send('POST', '/users', { as: admin, body: '{"email": ' })).status).toBe(400);
+    const wrongType = await send('POST', '/users', {
+      as: admin,
+      body: valid(),
+      headers: { 'Content-Type': 'text/plain' },
     });
     expect(wrongType.status).toBe(415);
-    const huge = await send('POST', '/users', admin, { ...valid(), firstName: 'z'.repeat(2 * 1024 * 1024) });
+    const huge = await send('POST', '/users', {
+      as: admin,
+      body: { ...valid(), firstName: 'z'.repeat(2 * 1024 * 1024) },
+    });
     expect(huge.status).toBe(413);
   });
 
@@ -362,7 +363,7 @@ describe('hostile and malformed input', () => {
       ['name=%21%21%21', 'query.name'],
       [`name=${'n'.repeat(101)}`, 'query.name'],
     ] as const) {
-      const response = await send('GET', `/users?${query}`, admin);
+      const response = await send('GET', `/users?${query}`, { as: admin });
       expect(response.status, query).toBe(400);
       expect(await fieldsOf(response), query).toContain(field);
     }
@@ -380,7 +381,7 @@ describe('listing and searching', () => {
     do {
       // Another administrator adds people while this one pages.
       const [response] = await Promise.all([
-        send('GET', `/users?limit=4${cursor ? `&cursor=${cursor}` : ''}`, admin),
+        send('GET', `/users?limit=4${cursor ? `&cursor=${cursor}` : ''}`, { as: admin }),
         createTestUser(app.db.sql, { roles: ['student'], password: null }),
         createTestUser(app.db.sql, { roles: ['student'], password: null }),
       ]);
@@ -467,31 +468,34 @@ describe('listing and searching', () => {
       lastName: 'Searchbody',
       roles: ['staff'],
     });
-    const byEmail = await send('POST', '/users/search', admin, { email: a.email.toUpperCase() });
+    const byEmail = await send('POST', '/users/search', { as: admin, body: { email: a.email.toUpperCase() } });
     expect(byEmail.status).toBe(200);
     expect(byEmail.headers.get('cache-control')).toBe('no-store');
     expect(((await byEmail.json()) as UserPage).items.map((item) => item.id)).toEqual([a.id]);
     const first = (await (
-      await send('POST', '/users/search', admin, { name: 'otti searchb', limit: 1 })
+      await send('POST', '/users/search', { as: admin, body: { name: 'otti searchb', limit: 1 } })
     ).json()) as UserPage;
     expect(first.items.map((item) => item.id)).toEqual([a.id]);
     const both = (await (
-      await send('POST', '/users/search', admin, { name: 'searchbody', role: 'staff', limit: 1 })
+      await send('POST', '/users/search', { as: admin, body: { name: 'searchbody', role: 'staff', limit: 1 } })
     ).json()) as UserPage;
     expect(both.items.map((item) => item.id)).toEqual([a.id]);
-    const response = await send('POST', '/users/search', admin, {
-      name: 'searchbody',
-      role: 'staff',
-      limit: 1,
-      cursor: both.next,
+    const response = await send('POST', '/users/search', {
+      as: admin,
+      body: {
+        name: 'searchbody',
+        role: 'staff',
+        limit: 1,
+        cursor: both.next,
+      },
     });
     expect(response.headers.get('link')).toBeNull();
     const second = (await response.json()) as UserPage;
     expect(second.items.map((item) => item.id)).toEqual([b.id]);
-    const bad = await send('POST', '/users/search', admin, { name: 'x', sql: '1=1' });
+    const bad = await send('POST', '/users/search', { as: admin, body: { name: 'x', sql: '1=1' } });
     expect(bad.status).toBe(400);
     expect(await fieldsOf(bad)).toEqual(expect.arrayContaining(['body']));
-    const badCursor = await send('POST', '/users/search', admin, { cursor: 'abc' });
+    const badCursor = await send('POST', '/users/search', { as: admin, body: { cursor: 'abc' } });
     expect(await fieldsOf(badCursor)).toContain('body.cursor');
   });
 
@@ -535,7 +539,10 @@ describe('listing and searching', () => {
 describe('update', () => {
   test("re-sending the user's own email (in another case) is not a conflict; someone else's is", async () => {
     const user = await createUser({ email: uniqueEmail('own'), firstName: 'Olu', lastName: 'Own', roles: ['student'] });
-    const same = await send('PATCH', `/users/${user.id}`, admin, { email: user.email.toUpperCase(), firstName: 'Olu' });
+    const same = await send('PATCH', `/users/${user.id}`, {
+      as: admin,
+      body: { email: user.email.toUpperCase(), firstName: 'Olu' },
+    });
     expect(same.status).toBe(200);
     // Stored normalised, as the blind index compares it.
     expect(((await same.json()) as UserView).email).toBe(user.email);
@@ -547,9 +554,12 @@ describe('update', () => {
       lastName: 'Her',
       roles: ['student'],
     });
-    const taken = await send('PATCH', `/users/${user.id}`, admin, { email: other.email, lastName: 'Changed' });
+    const taken = await send('PATCH', `/users/${user.id}`, {
+      as: admin,
+      body: { email: other.email, lastName: 'Changed' },
+    });
     expect(taken.status).toBe(409);
-    const unchanged = (await (await send('GET', `/users/${user.id}`, admin)).json()) as UserView;
+    const unchanged = (await (await send('GET', `/users/${user.id}`, { as: admin })).json()) as UserView;
     expect(unchanged.lastName).toBe('Own');
   });
 
@@ -561,7 +571,10 @@ describe('update', () => {
       roles: ['student'],
     });
     const newEmail = uniqueEmail('after');
-    const response = await send('PATCH', `/users/${user.id}`, admin, { email: newEmail, firstName: 'Zebulon' });
+    const response = await send('PATCH', `/users/${user.id}`, {
+      as: admin,
+      body: { email: newEmail, firstName: 'Zebulon' },
+    });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ email: newEmail, firstName: 'Zebulon', lastName: 'Quince' });
     expect((await listPage(`email=${encodeURIComponent(user.email)}`)).items).toEqual([]);
@@ -574,11 +587,11 @@ describe('update', () => {
   test('locking ends sessions; reactivating a pending account without password is refused', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
     const token = await insertRefreshToken(user.id);
-    const locked = await send('PATCH', `/users/${user.id}`, admin, { status: 'locked' });
+    const locked = await send('PATCH', `/users/${user.id}`, { as: admin, body: { status: 'locked' } });
     expect(locked.status).toBe(200);
     expect(((await locked.json()) as UserView).status).toBe('locked');
     expect(await tokenState(token)).toMatchObject({ revoke_reason: 'admin_revoked' });
-    const active = await send('PATCH', `/users/${user.id}`, admin, { status: 'active' });
+    const active = await send('PATCH', `/users/${user.id}`, { as: admin, body: { status: 'active' } });
     expect(((await active.json()) as UserView).status).toBe('active');
 
     const pending = await createUser({
@@ -587,19 +600,23 @@ describe('update', () => {
       lastName: 'Password',
       roles: ['student'],
     });
-    expect((await send('PATCH', `/users/${pending.id}`, admin, { status: 'active' })).status).toBe(409);
+    expect((await send('PATCH', `/users/${pending.id}`, { as: admin, body: { status: 'active' } })).status).toBe(409);
   });
 
   test('bad patches', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
-    expect((await send('PATCH', `/users/${user.id}`, admin, {})).status).toBe(400);
-    expect((await send('PATCH', `/users/${user.id}`, admin, { status: 'inactive' })).status).toBe(400);
-    expect((await send('PATCH', `/users/${user.id}`, admin, { password: 'A-long-enough-passphrase' })).status).toBe(
+    expect((await send('PATCH', `/users/${user.id}`, { as: admin, body: {} })).status).toBe(400);
+    expect((await send('PATCH', `/users/${user.id}`, { as: admin, body: { status: 'inactive' } })).status).toBe(400);
+    expect(
+      (await send('PATCH', `/users/${user.id}`, { as: admin, body: { password: 'A-long-enough-passphrase' } })).status,
+    ).toBe(400);
+    expect((await send('PATCH', `/users/${user.id}`, { as: admin, body: { firstName: 'Tab\there' } })).status).toBe(
       400,
     );
-    expect((await send('PATCH', `/users/${user.id}`, admin, { firstName: 'Tab\there' })).status).toBe(400);
-    expect((await send('PATCH', `/users/${randomUUID()}`, admin, { firstName: 'Ghost' })).status).toBe(404);
-    expect((await send('PATCH', `/users/${admin.id}`, admin, { status: 'locked' })).status).toBe(409);
+    expect((await send('PATCH', `/users/${randomUUID()}`, { as: admin, body: { firstName: 'Ghost' } })).status).toBe(
+      404,
+    );
+    expect((await send('PATCH', `/users/${admin.id}`, { as: admin, body: { status: 'locked' } })).status).toBe(409);
   });
 });
 
@@ -609,7 +626,7 @@ describe('deactivation', () => {
     const live = await insertRefreshToken(user.id);
     const live2 = await insertRefreshToken(user.id);
     const loggedOut = await insertRefreshToken(user.id, 'logout');
-    const response = await send('POST', `/users/${user.id}/deactivate`, admin);
+    const response = await send('POST', `/users/${user.id}/deactivate`, { as: admin });
     expect(response.status).toBe(200);
     const view = (await response.json()) as UserView;
     expect(view.status).toBe('inactive');
@@ -623,21 +640,21 @@ describe('deactivation', () => {
     const [row] = await app.db.sql`select deactivated_by from users where id = ${user.id}`;
     expect(row?.deactivated_by).toBe(admin.id);
 
-    const again = (await (await send('POST', `/users/${user.id}/deactivate`, admin)).json()) as UserView;
+    const again = (await (await send('POST', `/users/${user.id}/deactivate`, { as: admin })).json()) as UserView;
     expect(again.deactivatedAt).toBe(view.deactivatedAt);
     const [audit] = await app.db.sql`
       select event from audit_log where route = 'users/{id}/deactivate' and resource_ids ->> 'id' = ${user.id} limit 1`;
     expect(audit?.event).toBe('user_deactivated');
 
     const reactivated = (await (
-      await send('PATCH', `/users/${user.id}`, admin, { status: 'active' })
+      await send('PATCH', `/users/${user.id}`, { as: admin, body: { status: 'active' } })
     ).json()) as UserView;
     expect(reactivated).toMatchObject({ status: 'active', deactivatedAt: null });
   });
 
   test('unknown users are 404; an administrator cannot deactivate themselves', async () => {
-    expect((await send('POST', `/users/${randomUUID()}/deactivate`, admin)).status).toBe(404);
-    expect((await send('POST', `/users/${admin.id}/deactivate`, admin)).status).toBe(409);
+    expect((await send('POST', `/users/${randomUUID()}/deactivate`, { as: admin })).status).toBe(404);
+    expect((await send('POST', `/users/${admin.id}/deactivate`, { as: admin })).status).toBe(409);
   });
 });
 
@@ -645,42 +662,42 @@ describe('roles', () => {
   test('assign is idempotent and ends sessions only when something changed; remove likewise', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
     const first = await insertRefreshToken(user.id);
-    const assigned = await send('PUT', `/users/${user.id}/roles/registrar`, admin);
+    const assigned = await send('PUT', `/users/${user.id}/roles/registrar`, { as: admin });
     expect(assigned.status).toBe(204);
     expect((await tokenState(first)).revoke_reason).toBe('roles_changed');
-    const view = (await (await send('GET', `/users/${user.id}`, admin)).json()) as UserView;
+    const view = (await (await send('GET', `/users/${user.id}`, { as: admin })).json()) as UserView;
     expect(view.roles).toEqual(['registrar', 'student']);
 
     const second = await insertRefreshToken(user.id);
-    expect((await send('PUT', `/users/${user.id}/roles/registrar`, admin)).status).toBe(204);
+    expect((await send('PUT', `/users/${user.id}/roles/registrar`, { as: admin })).status).toBe(204);
     expect((await tokenState(second)).revoked_at).toBeNull();
     const grants = await app.db
       .sql`select granted_by from user_roles where user_id = ${user.id} and role_name = 'registrar'`;
     expect(grants).toHaveLength(1);
     expect(grants[0]?.granted_by).toBe(admin.id);
 
-    expect((await send('DELETE', `/users/${user.id}/roles/registrar`, admin)).status).toBe(204);
+    expect((await send('DELETE', `/users/${user.id}/roles/registrar`, { as: admin })).status).toBe(204);
     expect((await tokenState(second)).revoke_reason).toBe('roles_changed');
     const third = await insertRefreshToken(user.id);
-    expect((await send('DELETE', `/users/${user.id}/roles/registrar`, admin)).status).toBe(204);
+    expect((await send('DELETE', `/users/${user.id}/roles/registrar`, { as: admin })).status).toBe(204);
     expect((await tokenState(third)).revoked_at).toBeNull();
-    const after = (await (await send('GET', `/users/${user.id}`, admin)).json()) as UserView;
+    const after = (await (await send('GET', `/users/${user.id}`, { as: admin })).json()) as UserView;
     expect(after.roles).toEqual(['student']);
   });
 
   test('unknown roles are 400, unknown users 404', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
     for (const method of ['PUT', 'DELETE']) {
-      const unknownRole = await send(method, `/users/${user.id}/roles/superuser`, admin);
+      const unknownRole = await send(method, `/users/${user.id}/roles/superuser`, { as: admin });
       expect(unknownRole.status).toBe(400);
       expect(await fieldsOf(unknownRole)).toContain('params.role');
-      expect((await send(method, `/users/${user.id}/roles/ADMIN`, admin)).status).toBe(400);
-      expect((await send(method, `/users/${randomUUID()}/roles/staff`, admin)).status).toBe(404);
+      expect((await send(method, `/users/${user.id}/roles/ADMIN`, { as: admin })).status).toBe(400);
+      expect((await send(method, `/users/${randomUUID()}/roles/staff`, { as: admin })).status).toBe(404);
     }
   });
 
   test('the role catalogue: admin and staff, privately cacheable, 304 on revalidation', async () => {
-    const response = await send('GET', '/roles', staff);
+    const response = await send('GET', '/roles', { as: staff });
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('private, max-age=300');
     const body = (await response.json()) as { items: { name: string; description: string }[] };
@@ -694,8 +711,9 @@ describe('roles', () => {
       'staff',
       'student',
     ]);
-    const again = await app.api('/roles', {
-      headers: { ...staff.headers, 'If-None-Match': response.headers.get('etag') as string },
+    const again = await send('GET', '/roles', {
+      as: staff,
+      headers: { 'If-None-Match': response.headers.get('etag') as string },
     });
     expect(again.status).toBe(304);
   });
@@ -787,27 +805,27 @@ describe('the last active administrator', () => {
       update users set status = 'inactive'
        where id in (select user_id from user_roles where role_name = 'admin') and id not in (${a.id}, ${b.id})`;
 
-    expect((await send('DELETE', `/users/${a.id}/roles/admin`, a)).status).toBe(409);
+    expect((await send('DELETE', `/users/${a.id}/roles/admin`, { as: a })).status).toBe(409);
 
     const [ab, ba] = await Promise.all([
-      send('DELETE', `/users/${b.id}/roles/admin`, a),
-      send('DELETE', `/users/${a.id}/roles/admin`, b),
+      send('DELETE', `/users/${b.id}/roles/admin`, { as: a }),
+      send('DELETE', `/users/${a.id}/roles/admin`, { as: b }),
     ]);
     expect([ab.status, ba.status].sort()).toEqual([204, 409]);
     const [winner, loser] = ab.status === 204 ? [a, b] : [b, a];
 
     // The loser's access token still says admin for up to 15 minutes (the residual window), but the
     // last active administrator is protected whatever the caller's token claims.
-    expect((await send('DELETE', `/users/${winner.id}/roles/admin`, loser)).status).toBe(409);
-    expect((await send('POST', `/users/${winner.id}/deactivate`, loser)).status).toBe(409);
-    expect((await send('PATCH', `/users/${winner.id}`, loser, { status: 'locked' })).status).toBe(409);
+    expect((await send('DELETE', `/users/${winner.id}/roles/admin`, { as: loser })).status).toBe(409);
+    expect((await send('POST', `/users/${winner.id}/deactivate`, { as: loser })).status).toBe(409);
+    expect((await send('PATCH', `/users/${winner.id}`, { as: loser, body: { status: 'locked' } })).status).toBe(409);
     const [row] = await app.db.sql`
       select u.status, array_agg(r.role_name) as roles
         from users u join user_roles r on r.user_id = u.id where u.id = ${winner.id} group by u.status`;
     expect(row).toMatchObject({ status: 'active', roles: ['admin'] });
 
     // With a second active administrator the same change is allowed.
-    expect((await send('PUT', `/users/${loser.id}/roles/admin`, winner)).status).toBe(204);
-    expect((await send('DELETE', `/users/${winner.id}/roles/admin`, loser)).status).toBe(204);
+    expect((await send('PUT', `/users/${loser.id}/roles/admin`, { as: winner })).status).toBe(204);
+    expect((await send('DELETE', `/users/${winner.id}/roles/admin`, { as: loser })).status).toBe(204);
   });
 });

@@ -1,6 +1,7 @@
-// Starts the real app on the local host, on a free port, over its own migrated database.
-// One app per test file: vitest runs each file in its own process, so the module-level pool and
-// the function registrations belong to that file alone.
+// The app under test: starts the real app on the local host, on a free port, over its own migrated
+// database. One app per test file: vitest runs each file in its own process, so the module-level
+// pool and the function registrations belong to that file alone (and `send` in ./http.ts knows
+// which app to call).
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -37,17 +38,22 @@ export interface TestAppOptions {
   fixtures?: string[];
 }
 
+let running: TestApp | undefined;
+
+/** The app this test file started (for helpers that call it, like `send`). */
+export function currentApp(): TestApp {
+  if (!running) throw new Error('the test app is not running (use it inside tests, after useTestApp())');
+  return running;
+}
+
 export function useTestApp(options: TestAppOptions = {}): TestApp {
-  let running: TestApp | undefined;
-  const current = () => {
-    if (!running) throw new Error('the test app is not running (use it inside tests)');
-    return running;
-  };
+  const current = currentApp;
   beforeAll(async () => {
     running = await boot(options);
   });
   afterAll(async () => {
     await running?.close();
+    running = undefined;
   });
   return {
     get url() {
@@ -59,6 +65,17 @@ export function useTestApp(options: TestAppOptions = {}): TestApp {
     api: (pathAndQuery, init) => current().api(pathAndQuery, init),
     close: () => current().close(),
   };
+}
+
+/** A function as the app registered it with the local host (its trigger type and bindings). */
+export function registeredFunction(
+  name: string,
+): { triggerType: string; metadata: { bindings: Record<string, { schedule?: string }> } } | undefined {
+  // The local host keeps every registration in this registry (dev/functions-host.ts).
+  const registry = (globalThis as Record<symbol, unknown>)[Symbol.for('aada.dev.functions-host.registry')] as {
+    functions: Map<string, { triggerType: string; metadata: { bindings: Record<string, { schedule?: string }> } }>;
+  };
+  return registry.functions.get(name);
 }
 
 async function boot(options: TestAppOptions): Promise<TestApp> {

@@ -1,6 +1,10 @@
-// Academic records for tests, inserted straight into the database (as an administrator would find
-// them): a programme with its modules, and an enrollment.
+// Factories for the records tests arrange, inserted straight into the database (as an administrator
+// would find them, without going through the routes under test): programmes with their modules,
+// instructor assignments, enrollments, module progress, transcripts, credentials, and students in
+// bulk. People one by one come from ./users.ts (createTestUser) and ./roles.ts (one per role).
+import { randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
+import { emailBlindIndex, encrypt, nameSearchTokens } from '../../lib/crypto';
 
 export interface TestProgram {
   programId: string;
@@ -8,30 +12,45 @@ export interface TestProgram {
   moduleIds: string[];
 }
 
+const unique = () => randomBytes(3).toString('hex').toUpperCase();
+const idOf = (rows: { id: string }[]) => (rows[0] as { id: string }).id;
+
 /**
- * A programme whose modules have the given clock hours, at positions 1..n, coded
- * `<modulePrefix>1`..`<modulePrefix>n`; its total clock hours are their sum.
+ * A programme whose modules have the given clock hours (none unless told), at positions 1..n, coded
+ * `<modulePrefix>1`..`<modulePrefix>n` and titled `Module 1`..; its total clock hours are their sum.
+ * Its name is `Programme <code>` unless told.
  */
 export async function createProgram(
   sql: postgres.Sql,
-  options: { code: string; name?: string; hours: readonly number[]; modulePrefix: string },
+  options: { code?: string; name?: string; hours?: readonly number[]; modulePrefix?: string; status?: string } = {},
 ): Promise<TestProgram> {
-  const total = options.hours.reduce((sum, hours) => sum + hours, 0);
-  const [row] = await sql<{ id: string }[]>`
-    insert into programs (code, name, credential_level, total_clock_hours)
-    values (${options.code}, ${options.name ?? `Programme ${options.code}`}, 'certificate', ${total})
-    returning id`;
-  const programId = (row as { id: string }).id;
+  const code = options.code ?? `P-${unique()}`;
+  const hours = options.hours ?? [];
+  const total = hours.reduce((sum, clockHours) => sum + clockHours, 0);
+  const programId = idOf(
+    await sql<{ id: string }[]>`
+      insert into programs (code, name, credential_level, total_clock_hours, status)
+      values (${code}, ${options.name ?? `Programme ${code}`}, 'certificate', ${total}, ${options.status ?? 'active'})
+      returning id`,
+  );
   const moduleIds: string[] = [];
-  for (const [i, clockHours] of options.hours.entries()) {
-    const [module] = await sql<{ id: string }[]>`
-      insert into modules (program_id, code, title, delivery_type, clock_hours, position)
-      values (${programId}, ${`${options.modulePrefix}${i + 1}`}, ${`Module ${i + 1}`}, 'online', ${clockHours},
-              ${i + 1})
-      returning id`;
-    moduleIds.push((module as { id: string }).id);
+  for (const [i, clockHours] of hours.entries()) {
+    moduleIds.push(
+      idOf(
+        await sql<{ id: string }[]>`
+          insert into modules (program_id, code, title, delivery_type, clock_hours, position)
+          values (${programId}, ${`${options.modulePrefix ?? 'M'}${i + 1}`}, ${`Module ${i + 1}`}, 'online',
+                  ${clockHours}, ${i + 1})
+          returning id`,
+      ),
+    );
   }
   return { programId, moduleIds };
+}
+
+/** The instructor teaches the programme (sees its students and their progress). */
+export async function assignInstructor(sql: postgres.Sql, instructorId: string, programId: string): Promise<void> {
+  await sql`insert into instructor_assignments (instructor_id, program_id) values (${instructorId}, ${programId})`;
 }
 
 /** An enrollment of `userId` in `programId` (active, starting today, unless told otherwise). */
@@ -41,10 +60,93 @@ export async function createEnrollment(
   programId: string,
   options: { status?: string; startDate?: string } = {},
 ): Promise<string> {
-  const [row] = await sql<{ id: string }[]>`
-    insert into enrollments (user_id, program_id, start_date, status)
-    values (${userId}, ${programId}, coalesce(${options.startDate ?? null}::date, current_date),
-            ${options.status ?? 'active'})
-    returning id`;
-  return (row as { id: string }).id;
+  return idOf(
+    await sql<{ id: string }[]>`
+      insert into enrollments (user_id, program_id, start_date, status)
+      values (${userId}, ${programId}, coalesce(${options.startDate ?? null}::date, current_date),
+              ${options.status ?? 'active'})
+      returning id`,
+  );
+}
+
+/** The progress of one module of an enrollment (100 % done unless told); a second call replaces it. */
+export async function recordProgress(
+  sql: postgres.Sql,
+  enrollmentId: string,
+  moduleId: string,
+  progress: { status: string; score?: number | null; progressPct?: number },
+): Promise<void> {
+  await sql`
+    insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
+    values (${enrollmentId}, ${moduleId}, ${progress.status}, ${progress.score ?? null}, ${progress.progressPct ?? 100})
+    on conflict (enrollment_id, module_id)
+    do update set status = excluded.status, score = excluded.score, progress_pct = excluded.progress_pct`;
+}
+
+/** A bare transcript row of the student for the programme (no lines, no PDF; a GPA if told). */
+export async function createTranscript(
+  sql: postgres.Sql,
+  userId: string,
+  programId: string,
+  options: { gpa?: number } = {},
+): Promise<string> {
+  return idOf(
+    await sql<{ id: string }[]>`
+      insert into transcripts (user_id, program_id, gpa) values (${userId}, ${programId}, ${options.gpa ?? null})
+      returning id`,
+  );
+}
+
+/** A certificate of the student for the programme, issued by `issuedBy` (now unless told). */
+export async function createCredential(
+  sql: postgres.Sql,
+  options: { userId: string; programId: string; serial: string; issuedBy: string; issuedAt?: string },
+): Promise<string> {
+  return idOf(
+    await sql<{ id: string }[]>`
+      insert into credentials (user_id, program_id, credential_type, cert_serial, issued_at, issued_by)
+      values (${options.userId}, ${options.programId}, 'certificate', ${options.serial},
+              coalesce(${options.issuedAt ?? null}::timestamptz, now()), ${options.issuedBy})
+      returning id`,
+  );
+}
+
+export interface Person {
+  firstName: string;
+  lastName: string;
+  email: string;
+}
+
+/** `n` people named `<prefix> Row0000`.. with unique email addresses. */
+export const people = (prefix: string, n: number): Person[] =>
+  Array.from({ length: n }, (_, i) => ({
+    firstName: prefix,
+    lastName: `Row${String(i).padStart(4, '0')}`,
+    email: `${prefix.toLowerCase()}.${i}.${Math.random().toString(36).slice(2)}@example.test`,
+  }));
+
+/**
+ * Many students in one statement, stored as the API stores them (encrypted names and email, blind
+ * index, name search tokens), without passwords. One transaction: they share a created_at, so
+ * paging must break ties by id.
+ */
+export async function insertStudents(sql: postgres.Sql, students: Person[], status = 'active'): Promise<string[]> {
+  const hex = (buffer: Buffer) => buffer.toString('hex');
+  const rows = await sql<{ id: string }[]>`
+    with created as (
+      insert into users (email_ciphertext, email_blind_index, first_name_ciphertext, last_name_ciphertext,
+                         name_search_tokens, status)
+      select x.email, decode(x.blind, 'hex'), x.first, x.last,
+             (select coalesce(array_agg(decode(t, 'hex')), '{}') from unnest(string_to_array(x.tokens, ',')) t),
+             ${status}
+        from unnest(${students.map((p) => encrypt(p.email, 'users.email'))}::text[],
+                    ${students.map((p) => hex(emailBlindIndex(p.email)))}::text[],
+                    ${students.map((p) => encrypt(p.firstName, 'users.first_name'))}::text[],
+                    ${students.map((p) => encrypt(p.lastName, 'users.last_name'))}::text[],
+                    ${students.map((p) => nameSearchTokens(p.firstName, p.lastName).map(hex).join(','))}::text[])
+             as x(email, blind, first, last, tokens)
+      returning id),
+    granted as (insert into user_roles (user_id, role_name) select id, 'student' from created)
+    select id from created`;
+  return rows.map((row) => row.id);
 }
