@@ -4,8 +4,10 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { decrypt, emailBlindIndex } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
 import { createProgram } from './helpers/records';
-import { createTestUser, type TestUser } from './helpers/users';
+import { createRoleAccounts } from './helpers/roles';
+import type { TestUser } from './helpers/users';
 
 const app = useTestApp();
 
@@ -15,18 +17,8 @@ let registrar: TestUser;
 let student: TestUser;
 
 beforeAll(async () => {
-  admin = await createTestUser(app.db.sql, { roles: ['admin'] });
-  staff = await createTestUser(app.db.sql, { roles: ['staff'] });
-  registrar = await createTestUser(app.db.sql, { roles: ['registrar'] });
-  student = await createTestUser(app.db.sql, { roles: ['student'] });
+  ({ admin, staff, registrar, student } = await createRoleAccounts(app.db.sql));
 });
-
-const send = (method: string, path: string, user: TestUser, body?: unknown) =>
-  app.api(path, {
-    method,
-    headers: { ...user.headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
 
 interface Problem {
   status: number;
@@ -62,17 +54,17 @@ const UGLY_NAMES: Record<string, string> = {
 
 describe('names', () => {
   test.each(Object.entries(UGLY_NAMES))('a name with %s is refused, naming the field', async (_what, name) => {
-    await expectRefused(await send('POST', '/students', registrar, newStudent(name)), 'body.firstName');
-    await expectRefused(await send('PATCH', '/auth/me', student, { lastName: name }), 'body.lastName');
+    await expectRefused(await send('POST', '/students', { as: registrar, body: newStudent(name) }), 'body.firstName');
+    await expectRefused(await send('PATCH', '/auth/me', { as: student, body: { lastName: name } }), 'body.lastName');
     await expectRefused(
-      await send('POST', '/users', admin, { ...newStudent('Ada', name), roles: ['staff'] }),
+      await send('POST', '/users', { as: admin, body: { ...newStudent('Ada', name), roles: ['staff'] } }),
       'body.lastName',
     );
   });
 
   test('nothing of a refused name was stored', async () => {
     const body = newStudent('\uFEFFMallory');
-    expect((await send('POST', '/students', registrar, body)).status).toBe(400);
+    expect((await send('POST', '/students', { as: registrar, body })).status).toBe(400);
     const [row] = await app.db.sql<{ n: number }[]>`
       select count(*)::int as n from users where email_blind_index = ${emailBlindIndex(body.email)}`;
     expect(row?.n).toBe(0);
@@ -85,12 +77,10 @@ describe('names', () => {
     ['Hindi', 'क्षितिज', 'शर्मा'],
   ])('%s is accepted and stored NFC', async (_what, first, last) => {
     // Sent decomposed (as some keyboards and macOS file names produce it): stored composed.
-    const response = await send(
-      'POST',
-      '/students',
-      registrar,
-      newStudent(first.normalize('NFD'), last.normalize('NFD')),
-    );
+    const response = await send('POST', '/students', {
+      as: registrar,
+      body: newStudent(first.normalize('NFD'), last.normalize('NFD')),
+    });
     expect(response.status).toBe(201);
     const created = (await response.json()) as { id: string; firstName: string; lastName: string };
     expect(created.firstName).toBe(first.normalize('NFC'));
@@ -113,7 +103,7 @@ describe('programme and module text', () => {
 
   test('a control character in a public programme name is refused and never reaches the catalogue', async () => {
     const body = newProgram({ name: 'Dental\u0005Radiography' });
-    await expectRefused(await send('POST', '/programs', staff, body), 'body.name');
+    await expectRefused(await send('POST', '/programs', { as: staff, body }), 'body.name');
     const catalogue = (await (await app.api('/programs?limit=200')).json()) as { items: { code: string }[] };
     expect(catalogue.items.map((item) => item.code)).not.toContain(body.code);
   });
@@ -124,16 +114,14 @@ describe('programme and module text', () => {
     ['modules.0.title', { modules: [{ code: 'M1', title: 'X\u202E', deliveryType: 'online', clockHours: 1 }] }],
     ['code', { code: '\uFEFFABC' }],
   ])('%s with an invisible or control character is refused', async (field, overrides) => {
-    await expectRefused(await send('POST', '/programs', staff, newProgram(overrides)), `body.${field}`);
+    await expectRefused(await send('POST', '/programs', { as: staff, body: newProgram(overrides) }), `body.${field}`);
   });
 
   test('a multi-line description keeps its line breaks and tabs (CR LF becomes LF), trimmed', async () => {
-    const response = await send(
-      'POST',
-      '/programs',
-      staff,
-      newProgram({ description: '  Week 1:\r\n\tinfection control\nWeek 2: radiography 👩‍⚕️  ' }),
-    );
+    const response = await send('POST', '/programs', {
+      as: staff,
+      body: newProgram({ description: '  Week 1:\r\n\tinfection control\nWeek 2: radiography 👩‍⚕️  ' }),
+    });
     expect(response.status).toBe(201);
     const program = (await response.json()) as { description: string };
     // The ZWJ inside an emoji sequence is part of what is written, unlike one between Latin letters.
@@ -142,7 +130,7 @@ describe('programme and module text', () => {
 
   test('a one-line field refuses a line break inside it', async () => {
     await expectRefused(
-      await send('POST', '/programs', staff, newProgram({ name: 'Dental\nRadiography' })),
+      await send('POST', '/programs', { as: staff, body: newProgram({ name: 'Dental\nRadiography' }) }),
       'body.name',
     );
   });
@@ -151,38 +139,53 @@ describe('programme and module text', () => {
 describe('other free-text fields', () => {
   test('a credential revocation reason and an enrollment transition reason follow the rule', async () => {
     const { programId } = await createProgram(app.db.sql, { code: 'TXT-RSN', hours: [1], modulePrefix: 'TR' });
-    const enrollment = await send('POST', '/enrollments', registrar, {
-      studentId: student.id,
-      programId,
-      startDate: '2026-01-05',
+    const enrollment = await send('POST', '/enrollments', {
+      as: registrar,
+      body: {
+        studentId: student.id,
+        programId,
+        startDate: '2026-01-05',
+      },
     });
     expect(enrollment.status).toBe(201);
     const { id } = (await enrollment.json()) as { id: string };
     await expectRefused(
-      await send('POST', `/enrollments/${id}/transitions`, registrar, { to: 'on_hold', reason: 'Family\u0000leave' }),
+      await send('POST', `/enrollments/${id}/transitions`, {
+        as: registrar,
+        body: { to: 'on_hold', reason: 'Family\u0000leave' },
+      }),
       'body.reason',
     );
     await expectRefused(
-      await send('POST', '/credentials/00000000-0000-4000-8000-000000000000/revoke', admin, {
-        reason: 'Issued in error\u202E',
+      await send('POST', '/credentials/00000000-0000-4000-8000-000000000000/revoke', {
+        as: admin,
+        body: {
+          reason: 'Issued in error\u202E',
+        },
       }),
       'body.reason',
     );
   });
 
   test('search words follow the rule', async () => {
-    await expectRefused(await send('POST', '/users/search', admin, { name: 'chl\u200Bo' }), 'body.name');
-    await expectRefused(await send('POST', '/students/search', registrar, { name: 'chl\u0005o' }), 'body.name');
+    await expectRefused(await send('POST', '/users/search', { as: admin, body: { name: 'chl\u200Bo' } }), 'body.name');
+    await expectRefused(
+      await send('POST', '/students/search', { as: registrar, body: { name: 'chl\u0005o' } }),
+      'body.name',
+    );
   });
 });
 
 describe('numbers in a query string', () => {
   test.each(['0x10', '1e1', '+7', ' 7', '7.0', ''])('days=%j is refused: decimal digits only', async (days) => {
-    await expectRefused(await send('GET', `/audit/summary?days=${encodeURIComponent(days)}`, admin), 'query.days');
+    await expectRefused(
+      await send('GET', `/audit/summary?days=${encodeURIComponent(days)}`, { as: admin }),
+      'query.days',
+    );
   });
 
   test('days=16 is read as sixteen days', async () => {
-    const response = await send('GET', '/audit/summary?days=16', admin);
+    const response = await send('GET', '/audit/summary?days=16', { as: admin });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { days: number }).days).toBe(16);
   });
