@@ -3,13 +3,16 @@
 // A scenario is one request shape driven by autocannon (or, for the roster, walked page by page).
 // Its main query is what EXPLAIN (ANALYZE, BUFFERS) shows for the index comparison: built with the
 // API's own builders where lib/ exports them (the student list, a user by id), so the plan is the
-// plan of the exact SQL the route sends; written out here where the query lives inside a function
-// module (catalogue, enrollments, audit, sign-in lookup), since importing a function module would
-// register its routes. Those copies must follow the routes: each names the function it mirrors.
+// plan of the exact SQL the route sends; written out here only where the query still lives inside a
+// function module (the sign-in lookup), since importing a function module would register its routes.
+// Such a copy must follow the route: it names the function it mirrors.
 import type postgres from 'postgres';
-import { emailBlindIndex, nameSearchToken } from '../lib/crypto';
+import { auditPageQuery } from '../lib/audit-trail';
+import { emailBlindIndex } from '../lib/crypto';
+import { enrollmentPageQuery } from '../lib/enrollments';
+import { cataloguePageQuery } from '../lib/programs';
 import { studentPageQuery } from '../lib/students';
-import { userColumns } from '../lib/users';
+import { NameSearchInput, userColumns } from '../lib/users';
 import { drive, type LoadResult, walkPages } from './load';
 import { BENCH_DOMAIN, BENCH_NAME_PREFIX } from './school';
 
@@ -92,10 +95,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'GET programs',
     indexSensitive: false,
     request: () => ({ path: '/programs' }),
-    // functions/programs.ts catalogue-programs-list (first page)
-    mainQuery: (sql) => sql`
-      select id, code, name, credential_level, total_clock_hours, description
-        from programs where status = 'active' order by code limit ${STUDENT_PAGE + 1}`,
+    mainQuery: (sql) => cataloguePageQuery(sql, undefined, STUDENT_PAGE),
   },
   {
     key: 'catalogue-304',
@@ -142,13 +142,7 @@ export const SCENARIOS: readonly Scenario[] = [
         : { path: `/students?limit=${STUDENT_PAGE}&name=${BENCH_NAME_PREFIX}`, headers: admin };
     },
     mainQuery: (sql) =>
-      studentPageQuery(
-        sql,
-        { nameTokens: [nameSearchToken(BENCH_NAME_PREFIX) as Buffer] },
-        ALL,
-        undefined,
-        STUDENT_PAGE,
-      ),
+      studentPageQuery(sql, { name: NameSearchInput.parse(BENCH_NAME_PREFIX) }, ALL, undefined, STUDENT_PAGE),
   },
   {
     key: 'roster',
@@ -171,19 +165,10 @@ export const SCENARIOS: readonly Scenario[] = [
       if (!ctx.enrolledStudentId) return 'no enrolled student found';
       return { path: `/enrollments?studentId=${ctx.enrolledStudentId}`, headers: admin };
     },
-    // functions/enrollments.ts enrollments-list, as an admin (scope: all), first page of 50
+    // As an admin (scope: all), first page of 50.
     mainQuery: (sql, ctx) =>
       ctx.enrolledStudentId
-        ? sql`
-      select e.id, e.user_id, u.first_name_ciphertext, u.last_name_ciphertext,
-             e.program_id, p.code as program_code, p.name as program_name, e.status,
-             e.start_date::text as start_date, e.expected_end_date::text as expected_end_date,
-             e.status_changed_at, e.status_changed_by, e.created_at, e.updated_at,
-             to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key
-        from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
-       where true and e.user_id = ${ctx.enrolledStudentId}
-       order by e.created_at, e.id
-       limit ${STUDENT_PAGE + 1}`
+        ? enrollmentPageQuery(sql, { studentId: ctx.enrolledStudentId }, ALL, undefined, STUDENT_PAGE)
         : null,
   },
   {
@@ -254,16 +239,9 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-// functions/audit.ts auditPageQuery without filters (admin: newest first, keyset on (occurred_at, id))
+// The audit list's own query without filters (admin: newest first, keyset on (occurred_at, id)).
 function auditPage(sql: Sql, after: [string, string] | undefined): Query {
-  return sql`
-    select id, to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as occurred, request_id,
-           user_id, roles, method, route, resource_ids, status, duration_ms, host(client_ip) as client_ip,
-           user_agent, phi, event
-      from audit_log
-     where true ${after ? sql`and (occurred_at, id) < (${after[0]}::text::timestamptz, ${after[1]}::bigint)` : sql``}
-     order by occurred_at desc, id desc
-     limit ${STUDENT_PAGE + 1}`;
+  return auditPageQuery(sql, { limit: STUDENT_PAGE, cursor: after });
 }
 
 export function scenario(key: string): Scenario {

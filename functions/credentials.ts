@@ -9,12 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from '../lib/access';
-import { decrypt, encrypt } from '../lib/crypto';
+import { CREDENTIAL_ORDER, type CredentialRow, credentialPageQuery, toCredential } from '../lib/credentials';
+import { encrypt } from '../lib/crypto';
 import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { conflict, forbidden, notFound, serviceUnavailable } from '../lib/errors';
 import { created, json } from '../lib/http';
-import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { limitSchema, nextLink, pageOf } from '../lib/pagination';
 import { multiLine, singleLine } from '../lib/text';
 
 const ISSUERS: readonly Role[] = ['registrar', 'admin'];
@@ -35,41 +36,6 @@ function newSerial(year: number): string {
   }
   return `AADA-${year}-${chars}`;
 }
-
-interface CredentialRow {
-  id: string;
-  user_id: string;
-  program_id: string;
-  program_code: string;
-  program_name: string;
-  credential_type: string;
-  cert_serial: string;
-  issued_at: Date | string;
-  issued_by: string | null;
-  revoked_at: Date | string | null;
-  revoked_by: string | null;
-  revoke_reason_ciphertext: string | null;
-  /** Legacy plaintext (before 0008). */
-  revoke_reason: string | null;
-}
-
-const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
-
-const toCredential = (row: CredentialRow) => ({
-  id: row.id,
-  studentId: row.user_id,
-  programId: row.program_id,
-  program: { code: row.program_code, name: row.program_name },
-  credentialType: row.credential_type,
-  serial: row.cert_serial,
-  issuedAt: iso(row.issued_at),
-  issuedBy: row.issued_by,
-  revokedAt: iso(row.revoked_at),
-  revokedBy: row.revoked_by,
-  revokeReason: row.revoke_reason_ciphertext
-    ? decrypt(row.revoke_reason_ciphertext, 'credentials.revoke_reason')
-    : row.revoke_reason,
-});
 
 // ---------------------------------------------------------------------------------------------------
 // Issue
@@ -190,9 +156,7 @@ const ListQuery = z.object({
   studentId: z.uuid().optional(),
   programId: z.uuid().optional(),
   limit: limitSchema,
-  // issued_at to the microsecond (as PostgreSQL prints it) and id: newest first, stable under inserts.
-  // Served by idx_credentials_issued, or idx_credentials_user_issued for one student (0004).
-  cursor: cursorSchema(z.tuple([z.string().max(40), z.uuid()])),
+  cursor: CREDENTIAL_ORDER.cursor,
 });
 
 endpoint({
@@ -203,24 +167,15 @@ endpoint({
   phi: true,
   query: ListQuery,
   handler: async ({ sql, query, caller, request }) => {
-    const me = caller;
     let studentId = query.studentId;
-    if (!hasAnyRole(me, READERS)) {
-      if (studentId !== undefined && studentId !== me.userId) throw forbidden('You can list only your own credentials');
-      studentId = me.userId;
+    if (!hasAnyRole(caller, READERS)) {
+      if (studentId !== undefined && studentId !== caller.userId) {
+        throw forbidden('You can list only your own credentials');
+      }
+      studentId = caller.userId;
     }
-    const rows = await sql<(CredentialRow & { issued_key: string })[]>`
-      select c.*, p.code as program_code, p.name as program_name,
-             to_char(c.issued_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as issued_key
-        from credentials c
-        join programs p on p.id = c.program_id
-       where true
-             ${studentId ? sql`and c.user_id = ${studentId}` : sql``}
-             ${query.programId ? sql`and c.program_id = ${query.programId}` : sql``}
-             ${query.cursor ? sql`and (c.issued_at, c.id) < (${query.cursor[0]}::timestamptz, ${query.cursor[1]}::uuid)` : sql``}
-       order by c.issued_at desc, c.id desc
-       limit ${query.limit + 1}`;
-    const page = pageOf(rows, query.limit, (row) => [row.issued_key, row.id], toCredential);
+    const rows = await credentialPageQuery(sql, { studentId, programId: query.programId }, query.cursor, query.limit);
+    const page = pageOf(rows, query.limit, (read) => read.map(toCredential));
     return json(page, 200, nextLink(request.url, page.next));
   },
 });

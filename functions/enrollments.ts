@@ -8,19 +8,13 @@
 import { z } from 'zod';
 import { STUDENT_RECORD_ROLES } from '../lib/access';
 import { decryptRows, encrypt } from '../lib/crypto';
-import { type AnySql, TEXT_ARRAY } from '../lib/db';
+import { TEXT_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
+import { ENROLLMENT_ORDER, enrollmentPageQuery, findEnrollment, toEnrollmentViews } from '../lib/enrollments';
 import { badRequest, conflict, HttpError, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
-import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
-import {
-  ENROLLMENT_STATUSES,
-  type EnrollmentStatus,
-  enrollmentVisible,
-  type RecordScope,
-  recordScopeOf,
-  STUDENT_MANAGER_ROLES,
-} from '../lib/students';
+import { limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { ENROLLMENT_STATUSES, type EnrollmentStatus, recordScopeOf, STUDENT_MANAGER_ROLES } from '../lib/students';
 import { multiLine } from '../lib/text';
 
 /**
@@ -41,57 +35,6 @@ export const LIFE_CYCLE: Readonly<Record<EnrollmentStatus, readonly EnrollmentSt
 const OPEN_STATUSES: readonly EnrollmentStatus[] = ['pending', 'active', 'on_hold'];
 
 const READERS = [...STUDENT_RECORD_ROLES, 'student'] as const;
-
-interface EnrollmentRow {
-  id: string;
-  user_id: string;
-  first_name_ciphertext: string;
-  last_name_ciphertext: string;
-  program_id: string;
-  program_code: string;
-  program_name: string;
-  status: EnrollmentStatus;
-  start_date: string;
-  expected_end_date: string | null;
-  status_changed_at: Date;
-  status_changed_by: string | null;
-  created_at: Date;
-  updated_at: Date;
-  created_key: string;
-}
-
-const enrollmentColumns = (sql: AnySql) => sql`
-  e.id, e.user_id, u.first_name_ciphertext, u.last_name_ciphertext,
-  e.program_id, p.code as program_code, p.name as program_name, e.status,
-  e.start_date::text as start_date, e.expected_end_date::text as expected_end_date,
-  e.status_changed_at, e.status_changed_by, e.created_at, e.updated_at,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
-
-/** Decrypts the students' names of a page in one in-process pass. */
-function toEnrollmentViews(rows: readonly EnrollmentRow[]) {
-  return decryptRows(rows, { first_name_ciphertext: 'users.first_name', last_name_ciphertext: 'users.last_name' }).map(
-    (row) => ({
-      id: row.id,
-      student: { id: row.user_id, firstName: row.first_name_ciphertext, lastName: row.last_name_ciphertext },
-      program: { id: row.program_id, code: row.program_code, name: row.program_name },
-      status: row.status,
-      startDate: row.start_date,
-      expectedEndDate: row.expected_end_date,
-      statusChangedAt: row.status_changed_at.toISOString(),
-      statusChangedBy: row.status_changed_by,
-      createdAt: row.created_at.toISOString(),
-      updatedAt: row.updated_at.toISOString(),
-    }),
-  );
-}
-
-async function findEnrollment(sql: AnySql, id: string, scope: RecordScope) {
-  const rows = await sql<EnrollmentRow[]>`
-    select ${enrollmentColumns(sql)}
-      from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
-     where e.id = ${id} and ${enrollmentVisible(sql, scope)}`;
-  return toEnrollmentViews(rows)[0] ?? null;
-}
 
 const isoDate = z.iso.date();
 const datesInOrder = (dates: { startDate?: string | undefined; expectedEndDate?: string | null | undefined }) =>
@@ -157,11 +100,9 @@ endpoint({
 // Read
 // ---------------------------------------------------------------------------------------------------
 
-const CREATED_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 const EnrollmentListQuery = z.object({
   limit: limitSchema,
-  cursor: cursorSchema(z.tuple([z.string().regex(CREATED_KEY), z.uuid()])),
+  cursor: ENROLLMENT_ORDER.cursor,
   studentId: z.uuid().optional(),
   programId: z.uuid().optional(),
   status: z.enum(ENROLLMENT_STATUSES).optional(),
@@ -176,26 +117,8 @@ endpoint({
   query: EnrollmentListQuery,
   handler: async ({ sql, query, caller, request }) => {
     // A student's scope is their own enrollments, whatever studentId they pass.
-    const scope = recordScopeOf(caller);
-    // The key goes in as text: a timestamptz parameter would lose its microseconds (see lib/students).
-    const after = query.cursor;
-    const rows = await sql<EnrollmentRow[]>`
-      select ${enrollmentColumns(sql)}
-        from enrollments e join users u on u.id = e.user_id join programs p on p.id = e.program_id
-       where ${enrollmentVisible(sql, scope)}
-         ${query.studentId ? sql`and e.user_id = ${query.studentId}` : sql``}
-         ${query.programId ? sql`and e.program_id = ${query.programId}` : sql``}
-         ${query.status ? sql`and e.status = ${query.status}` : sql``}
-         ${after ? sql`and (e.created_at, e.id) > (${after[0]}::text::timestamptz, ${after[1]}::uuid)` : sql``}
-       order by e.created_at, e.id
-       limit ${query.limit + 1}`;
-    const views = toEnrollmentViews(rows);
-    const page = pageOf(
-      views.map((view, i) => ({ view, key: rows[i]?.created_key as string })),
-      query.limit,
-      (row) => [row.key, row.view.id],
-      (row) => row.view,
-    );
+    const rows = await enrollmentPageQuery(sql, query, recordScopeOf(caller), query.cursor, query.limit);
+    const page = pageOf(rows, query.limit, toEnrollmentViews);
     return json(page, 200, nextLink(request.url, page.next));
   },
 });

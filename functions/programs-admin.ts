@@ -18,8 +18,8 @@ import { type AnySql, type TransactionSql, UUID_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
-import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { type ProgramRow, toProgramView } from '../lib/programs';
+import { limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { type ManagedProgramRow, managedProgramPageQuery, PROGRAM_ORDER, toManagedProgramView } from '../lib/programs';
 import { multiLine, singleLine } from '../lib/text';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
@@ -103,15 +103,9 @@ const ModuleParams = z.object({ id: z.uuid(), moduleId: z.uuid() });
 
 const ListQuery = z.object({
   limit: limitSchema,
-  cursor: cursorSchema(z.tuple([z.string()])),
+  cursor: PROGRAM_ORDER.cursor,
   status: z.enum(['active', 'retired']).optional(),
 });
-
-interface ManagedProgramRow extends ProgramRow {
-  status: 'active' | 'retired';
-  created_at: Date;
-  updated_at: Date;
-}
 
 interface ModuleRow {
   id: string;
@@ -123,13 +117,6 @@ interface ModuleRow {
   requires_in_person: boolean;
   position: number;
 }
-
-const toProgram = (row: ManagedProgramRow) => ({
-  ...toProgramView(row),
-  status: row.status,
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
-});
 
 const toModule = (row: ModuleRow) => ({
   id: row.id,
@@ -214,23 +201,13 @@ endpoint({
   cache: 'private',
   query: ListQuery,
   handler: async ({ sql, query, request }) => {
-    const after = query.cursor?.[0];
-    const rows = await sql<(ManagedProgramRow & { module_count: number; open_enrollments: number })[]>`
-      select p.*,
-             (select count(*)::int from modules m where m.program_id = p.id) as module_count,
-             (select count(*)::int from enrollments e
-               where e.program_id = p.id and e.status in ('pending', 'active', 'on_hold')) as open_enrollments
-        from programs p
-       where true
-             ${query.status ? sql`and p.status = ${query.status}` : sql``}
-             ${after === undefined ? sql`` : sql`and p.code > ${after}`}
-       order by p.code
-       limit ${query.limit + 1}`;
-    const page = pageOf(
-      rows,
-      query.limit,
-      (row) => [row.code],
-      (row) => ({ ...toProgram(row), moduleCount: row.module_count, openEnrollments: row.open_enrollments }),
+    const rows = await managedProgramPageQuery(sql, query, query.cursor, query.limit);
+    const page = pageOf(rows, query.limit, (read) =>
+      read.map((row) => ({
+        ...toManagedProgramView(row),
+        moduleCount: row.module_count,
+        openEnrollments: row.open_enrollments,
+      })),
     );
     return json(page, 200, nextLink(request.url, page.next));
   },
@@ -250,7 +227,7 @@ endpoint({
         from programs p
        where p.id = ${params.id}`;
     if (!row) throw notFound('No such programme');
-    return json({ ...toProgram(row), modules: row.modules.map(toModule) });
+    return json({ ...toManagedProgramView(row), modules: row.modules.map(toModule) });
   },
 });
 
@@ -283,7 +260,10 @@ endpoint({
         from program`;
     if (!row) throw conflict('A programme with this code already exists');
     audit.resourceIds.programId = row.id;
-    return created({ ...toProgram(row), modules: row.modules.map(toModule) }, `/api/manage/programs/${row.id}`);
+    return created(
+      { ...toManagedProgramView(row), modules: row.modules.map(toModule) },
+      `/api/manage/programs/${row.id}`,
+    );
   },
 });
 
@@ -304,7 +284,7 @@ endpoint({
        where id = ${params.id}
       returning *`;
     if (!row) throw notFound('No such programme');
-    return json(toProgram(row));
+    return json(toManagedProgramView(row));
   },
 });
 
@@ -327,7 +307,7 @@ endpoint({
               union all
               select * from programs where id = ${params.id} and not exists (select 1 from retired)) p`;
     if (!row) throw notFound('No such programme');
-    return json({ ...toProgram(row), openEnrollments: row.open_enrollments });
+    return json({ ...toManagedProgramView(row), openEnrollments: row.open_enrollments });
   },
 });
 

@@ -4,12 +4,12 @@ import { z } from 'zod';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
-import { cursorSchema, limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { type ProgramRow, toProgramView } from '../lib/programs';
+import { limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { cataloguePageQuery, PROGRAM_ORDER, type ProgramRow, toProgramView } from '../lib/programs';
 
 const CatalogueQuery = z.object({
   limit: limitSchema,
-  cursor: cursorSchema(z.tuple([z.string()])),
+  cursor: PROGRAM_ORDER.cursor,
 });
 
 endpoint({
@@ -20,14 +20,8 @@ endpoint({
   cache: 'public',
   query: CatalogueQuery,
   handler: async ({ sql, query, request }) => {
-    const after = query.cursor?.[0];
-    const rows = await sql<ProgramRow[]>`
-      select id, code, name, credential_level, total_clock_hours, description
-        from programs
-       where status = 'active' ${after === undefined ? sql`` : sql`and code > ${after}`}
-       order by code
-       limit ${query.limit + 1}`;
-    const page = pageOf(rows, query.limit, (row) => [row.code], toProgramView);
+    const rows = await cataloguePageQuery(sql, query.cursor, query.limit);
+    const page = pageOf(rows, query.limit, (read) => read.map(toProgramView));
     return json(page, 200, nextLink(request.url, page.next));
   },
 });

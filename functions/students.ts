@@ -13,206 +13,71 @@
 // takes the same filters in its body for clients that must keep them out of URLs and logs.
 import { z } from 'zod';
 import { assertOwnerOrRoles, type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
-import {
-  decrypt,
-  decryptRows,
-  emailBlindIndex,
-  encrypt,
-  nameSearchToken,
-  nameSearchTokens,
-  normalizeName,
-} from '../lib/crypto';
+import { decrypt, emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
 import { type AnySql, BYTEA_ARRAY, type TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
-import { cursorSchema, limitSchema, nextLink, type Page, pageOf } from '../lib/pagination';
+import { limitSchema, nextLink } from '../lib/pagination';
 import { checkPasswordPolicy } from '../lib/password-policy';
 import { PASSWORD_MAX_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
 import {
   ENROLLMENT_STATUSES,
   findStudent,
+  listStudents,
   type RecordScope,
   recordScopeOf,
   STUDENT_MANAGER_ROLES,
   type StudentFilter,
-  type StudentView,
-  studentNameCandidatesQuery,
-  studentPageQuery,
-  studentsByIdsQuery,
-  toStudentViews,
+  studentListOrder,
 } from '../lib/students';
-import { singleLine } from '../lib/text';
-import { EmailAddress, EmailLookup, insertUser, PersonName, USER_STATUSES } from '../lib/users';
+import { EmailAddress, EmailLookup, insertUser, NameSearchInput, PersonName, USER_STATUSES } from '../lib/users';
 
-/** Largest filtered set `sort=lastName` sorts in-process (its names are decrypted for every page). */
-export const LAST_NAME_SORT_MAX = 1000;
-const NAME_WORDS_MAX = 4;
-const NAME_WORD_MIN = 2;
 const ALL: RecordScope = { kind: 'all' };
 
 // ---------------------------------------------------------------------------------------------------
 // Listing and searching
 // ---------------------------------------------------------------------------------------------------
 
-function nameWords(name: string): string[] {
-  return normalizeName(name).split(' ').filter(Boolean);
-}
-
-/** Words this long have a search token; shorter ones (an initial) only filter the decrypted page. */
-const isSearchable = (word: string) => [...word].length >= NAME_WORD_MIN;
-
 const listShape = {
   limit: limitSchema,
-  cursor: z.string().max(1024).optional(),
+  cursor: z.string().optional(),
   sort: z.enum(['created', 'lastName']).default('created'),
   status: z.enum(USER_STATUSES).optional(),
   programId: z.uuid().optional(),
   enrollmentStatus: z.enum(ENROLLMENT_STATUSES).optional(),
   email: EmailLookup.optional(),
-  name: singleLine(100)
-    .refine((name) => {
-      const words = nameWords(name);
-      return words.length <= NAME_WORDS_MAX && words.some(isSearchable);
-    }, `Type up to ${NAME_WORDS_MAX} name beginnings, one of at least ${NAME_WORD_MIN} letters`)
-    .optional(),
+  name: NameSearchInput.optional(),
 };
-const StudentListQuery = z.object(listShape);
-const StudentSearchBody = z.strictObject(listShape);
+
+/** The cursor's shape depends on the order, so it is parsed once the order is known. */
+function withOrder<T extends { sort: 'created' | 'lastName'; cursor?: string | undefined }>(
+  input: T,
+  ctx: z.RefinementCtx,
+) {
+  const { cursor, ...filters } = input;
+  const order = studentListOrder(input.sort, cursor);
+  if ('refused' in order) {
+    ctx.addIssue({ code: 'custom', path: ['cursor'], message: order.refused });
+    return z.NEVER;
+  }
+  return { ...filters, order };
+}
+
+const StudentListQuery = z.object(listShape).transform(withOrder);
+const StudentSearchBody = z.strictObject(listShape).transform(withOrder);
 type StudentListInput = z.infer<typeof StudentListQuery>;
 
-const CREATED_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const createdCursor = cursorSchema(z.tuple([z.string().regex(CREATED_KEY), z.uuid()]));
-const lastNameKey = z.tuple([z.string(), z.string(), z.uuid()]);
-type LastNameKey = z.infer<typeof lastNameKey>;
-const CURSOR_FIELD = 'students.cursor';
-
-const invalidCursor = (where: string) =>
-  badRequest('Check the cursor of your request', [
-    { field: `${where}.cursor`, message: 'Not a cursor this list gave out' },
-  ]);
-
-function parseCreatedCursor(raw: string | undefined, where: string): [string, string] | undefined {
-  const parsed = createdCursor.safeParse(raw);
-  if (!parsed.success) throw invalidCursor(where);
-  return parsed.data;
-}
-
-// The last-name cursor holds (normalized) names: encrypted, so no name reaches a URL or a log.
-function encodeLastNameCursor(key: LastNameKey): string {
-  return encrypt(JSON.stringify(key), CURSOR_FIELD);
-}
-
-function parseLastNameCursor(raw: string | undefined, where: string): LastNameKey | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    const parsed = lastNameKey.safeParse(JSON.parse(decrypt(raw, CURSOR_FIELD)));
-    if (parsed.success) return parsed.data;
-  } catch {
-    // falls through
-  }
-  throw invalidCursor(where);
-}
-
-const compareKeys = (a: LastNameKey, b: LastNameKey): number => {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return (a[i] as string) < (b[i] as string) ? -1 : 1;
-  }
-  return 0;
-};
-
-/**
- * A prefix token covers the first NAME_PREFIX_MAX characters of a word, so longer searches (and the
- * rare truncated-HMAC collision) are settled here, on the decrypted page: every typed word must
- * begin one of the student's name words.
- */
-function nameMatcher(words: readonly string[]) {
-  return (firstName: string, lastName: string): boolean => {
-    if (words.length === 0) return true;
-    const own = [...nameWords(firstName), ...nameWords(lastName)];
-    return words.every((word) => own.some((candidate) => candidate.startsWith(word)));
-  };
-}
-
-async function pageByCreation(
-  sql: AnySql,
-  input: StudentListInput,
-  filter: StudentFilter,
-  scope: RecordScope,
-  matches: ReturnType<typeof nameMatcher>,
-  where: string,
-): Promise<Page<StudentView>> {
-  const after = parseCreatedCursor(input.cursor, where);
-  const rows = await studentPageQuery(sql, filter, scope, after, input.limit);
-  const views = toStudentViews(rows);
-  const page = pageOf(
-    views.map((view, i) => ({ view, key: rows[i]?.created_key as string })),
-    input.limit,
-    (row) => [row.key, row.view.id],
-    (row) => row.view,
-  );
-  // A page may hold fewer than `limit` students when the name check removes some; `next` still
-  // continues after the last row read.
-  return { ...page, items: page.items.filter((s) => matches(s.firstName, s.lastName)) };
-}
-
-async function pageByLastName(
-  sql: AnySql,
-  input: StudentListInput,
-  filter: StudentFilter,
-  scope: RecordScope,
-  matches: ReturnType<typeof nameMatcher>,
-  where: string,
-): Promise<Page<StudentView>> {
-  const after = parseLastNameCursor(input.cursor, where);
-  const candidates = await studentNameCandidatesQuery(sql, filter, scope, LAST_NAME_SORT_MAX);
-  if (candidates.length > LAST_NAME_SORT_MAX) {
-    const message = `Sorting by last name works on at most ${LAST_NAME_SORT_MAX} students: narrow the list by name, programId, enrollmentStatus or status, or sort by creation`;
-    throw badRequest(message, [{ field: `${where}.sort`, message }]);
-  }
-  const ordered = decryptRows(candidates, {
-    first_name_ciphertext: 'users.first_name',
-    last_name_ciphertext: 'users.last_name',
-  })
-    .filter((row) => matches(row.first_name_ciphertext, row.last_name_ciphertext))
-    .map(
-      (row): LastNameKey => [normalizeName(row.last_name_ciphertext), normalizeName(row.first_name_ciphertext), row.id],
-    )
-    .sort(compareKeys)
-    .filter((key) => !after || compareKeys(key, after) > 0);
-  const served = ordered.slice(0, input.limit);
-  const rows = served.length
-    ? await studentsByIdsQuery(
-        sql,
-        served.map((key) => key[2]),
-        filter,
-        scope,
-      )
-    : [];
-  const byId = new Map(toStudentViews(rows).map((view) => [view.id, view]));
-  const last = served[served.length - 1];
-  return {
-    // A student changed between the two statements so that they left the set is simply not served.
-    items: served.map((key) => byId.get(key[2])).filter((view): view is StudentView => view !== undefined),
-    next: ordered.length > input.limit && last ? encodeLastNameCursor(last) : null,
-  };
-}
-
-async function listStudents(sql: AnySql, input: StudentListInput, caller: Caller, where: 'query' | 'body') {
-  const words = input.name ? nameWords(input.name) : [];
+function studentPage(sql: AnySql, input: StudentListInput, caller: Caller, where: 'query' | 'body') {
   const filter: StudentFilter = {
     status: input.status,
     programId: input.programId,
     enrollmentStatus: input.enrollmentStatus,
-    emailBlindIndex: input.email ? emailBlindIndex(input.email) : undefined,
-    nameTokens: words.filter(isSearchable).map((word) => nameSearchToken(word) as Buffer),
+    email: input.email,
+    name: input.name,
   };
-  const scope = recordScopeOf(caller);
-  const matches = nameMatcher(words);
-  return input.sort === 'lastName'
-    ? pageByLastName(sql, input, filter, scope, matches, where)
-    : pageByCreation(sql, input, filter, scope, matches, where);
+  return listStudents(sql, filter, recordScopeOf(caller), input.order, input.limit, where);
 }
 
 endpoint({
@@ -223,7 +88,7 @@ endpoint({
   phi: true,
   query: StudentListQuery,
   handler: async ({ sql, query, caller, request }) => {
-    const page = await listStudents(sql, query, caller, 'query');
+    const page = await studentPage(sql, query, caller, 'query');
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -235,7 +100,7 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   body: StudentSearchBody,
-  handler: async ({ sql, body, caller }) => json(await listStudents(sql, body, caller, 'body')),
+  handler: async ({ sql, body, caller }) => json(await studentPage(sql, body, caller, 'body')),
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -14,22 +14,24 @@
 // stateless token, accepted so that verifying a token needs no database round trip.
 import { z } from 'zod';
 import { type Caller, ROLES, type Role } from '../lib/access';
-import { decrypt, emailBlindIndex, encrypt, nameSearchToken, nameSearchTokens, normalizeName } from '../lib/crypto';
-import { type AnySql, BYTEA_ARRAY, type TransactionSql } from '../lib/db';
+import { decrypt, emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
+import { BYTEA_ARRAY, type TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { badRequest, conflict, notFound } from '../lib/errors';
+import { conflict, notFound } from '../lib/errors';
 import { created, json, noContent } from '../lib/http';
-import { cursorSchema, encodeCursor, limitSchema, nextLink, type Page } from '../lib/pagination';
+import { limitSchema, nextLink } from '../lib/pagination';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
-import { singleLine } from '../lib/text';
 import {
   EmailAddress,
   EmailLookup,
   findUserById,
   insertUser,
+  listUsers,
+  NameSearchInput,
   PersonName,
   toUserViews,
+  USER_ORDER,
   USER_STATUSES,
   type UserRow,
   type UserView,
@@ -77,26 +79,19 @@ const UserPatchBody = z
   })
   .refine((patch) => Object.values(patch).some((value) => value !== undefined), 'Send at least one field to change');
 
-/**
- * The sort key of the list, to the microsecond. It stays text all the way into SQL (`::text::timestamptz`):
- * a JS Date, or a parameter postgres.js sees as a timestamp, keeps milliseconds and would repeat rows.
- */
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 const listShape = {
   limit: limitSchema,
-  cursor: cursorSchema(z.tuple([z.string().regex(CURSOR_TIME), z.uuid()])),
+  cursor: USER_ORDER.cursor,
   role: RoleName.optional(),
   status: z.enum(USER_STATUSES).optional(),
   /** Exact address (case and Unicode width do not matter), found through the blind index. */
   email: EmailLookup.optional(),
   /** Prefixes of name words: `chlo`, `chlo gar`. */
-  name: singleLine(100).optional(),
+  name: NameSearchInput.optional(),
 };
 const UserListQuery = z.object(listShape);
 /** The same filters in a body, for clients that must keep names and emails out of URLs and logs. */
 const UserSearchBody = z.strictObject(listShape);
-type UserListQuery = z.infer<typeof UserListQuery>;
 
 // ---------------------------------------------------------------------------------------------------
 // Shared steps
@@ -136,95 +131,6 @@ const EMAIL_TAKEN = 'An account with this email address already exists';
 // List and search
 // ---------------------------------------------------------------------------------------------------
 
-/** At most this many batches are scanned per request by a name search before a (short) page is served. */
-const MAX_SCAN_BATCHES = 5;
-
-interface ListedRow extends UserRow {
-  cursor_at: string;
-}
-
-/** Search tokens of the typed name words (words shorter than the token minimum are only post-filtered). */
-function nameTokens(name: string): Buffer[] {
-  const tokens = normalizeName(name)
-    .split(' ')
-    .map((word) => nameSearchToken(word))
-    .filter((token): token is Buffer => token !== null);
-  if (tokens.length === 0) {
-    throw badRequest('Type at least two letters of a name', [
-      { field: 'query.name', message: 'At least two letters are needed to search by name' },
-    ]);
-  }
-  return tokens;
-}
-
-/**
- * The index narrows a name search to rows sharing 8-character prefix tokens; the decrypted page is
- * then checked for the full prefixes: every typed word must start some word of the first or last name.
- */
-function nameMatcher(name: string): (user: UserView) => boolean {
-  const wanted = normalizeName(name).split(' ').filter(Boolean);
-  return (user) => {
-    const words = normalizeName(`${user.firstName} ${user.lastName}`).split(' ');
-    return wanted.every((prefix) => words.some((word) => word.startsWith(prefix)));
-  };
-}
-
-function fetchBatch(
-  sql: AnySql,
-  query: UserListQuery,
-  tokens: Buffer[] | null,
-  after: readonly [string, string] | undefined,
-  size: number,
-) {
-  return sql<ListedRow[]>`
-    select ${userColumns(sql)},
-           to_char(u.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at
-      from users u
-     where true
-       ${after ? sql`and (u.created_at, u.id) > (${after[0]}::text::timestamptz, ${after[1]}::uuid)` : sql``}
-       ${query.status ? sql`and u.status = ${query.status}` : sql``}
-       ${query.role ? sql`and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = ${query.role})` : sql``}
-       ${query.email ? sql`and u.email_blind_index = ${emailBlindIndex(query.email)}` : sql``}
-       ${tokens ? sql`and u.name_search_tokens @> ${sql.array(tokens, BYTEA_ARRAY)}` : sql``}
-     order by u.created_at, u.id
-     limit ${size}`;
-}
-
-/**
- * One page of people in creation order (oldest first), keyset-paged on (created_at, id) so rows
- * created while a client pages never make it skip or repeat one. Without a name search this is one
- * query of `limit + 1` rows. A name search may drop rows after decryption, so it reads further
- * batches until the page is full or the data ends, at most MAX_SCAN_BATCHES; if the bound is hit the
- * page is shorter than `limit` and `next` resumes after the last row examined.
- */
-async function listUsers(sql: AnySql, query: UserListQuery): Promise<Page<UserView>> {
-  const tokens = query.name === undefined ? null : nameTokens(query.name);
-  const matches = query.name === undefined ? () => true : nameMatcher(query.name);
-  const batchSize = query.limit + 1;
-  const found: { user: UserView; key: [string, string] }[] = [];
-  let position = query.cursor as [string, string] | undefined;
-  let exhausted = false;
-  for (let batch = 0; batch < MAX_SCAN_BATCHES && found.length <= query.limit; batch++) {
-    const rows = await fetchBatch(sql, query, tokens, position, batchSize);
-    const users = toUserViews(rows);
-    for (const [index, row] of rows.entries()) {
-      position = [row.cursor_at, row.id];
-      const user = users[index] as UserView;
-      if (matches(user)) found.push({ user, key: position });
-    }
-    if (rows.length < batchSize) {
-      exhausted = true;
-      break;
-    }
-  }
-  const served = found.slice(0, query.limit);
-  const lastServed = served[served.length - 1];
-  let next: string | null = null;
-  if (found.length > query.limit && lastServed) next = encodeCursor(lastServed.key);
-  else if (!exhausted && position) next = encodeCursor(position);
-  return { items: served.map((entry) => entry.user), next };
-}
-
 endpoint({
   name: 'users-list',
   methods: ['GET'],
@@ -233,7 +139,7 @@ endpoint({
   phi: true,
   query: UserListQuery,
   handler: async ({ sql, query, request }) => {
-    const page = await listUsers(sql, query);
+    const page = await listUsers(sql, query, query.cursor, query.limit);
     return json(page, 200, nextLink(request.url, page.next));
   },
 });
@@ -245,7 +151,7 @@ endpoint({
   access: READERS,
   phi: true,
   body: UserSearchBody,
-  handler: async ({ sql, body }) => json(await listUsers(sql, body)),
+  handler: async ({ sql, body }) => json(await listUsers(sql, body, body.cursor, body.limit)),
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-// A programme as the catalogue and the management routes both show it.
+// Programmes as the catalogue and the management routes show them, and the queries of their lists.
+// Shared by functions/programs.ts (the public catalogue), functions/programs-admin.ts and the benchmark.
+
+import type { AnySql } from './db';
+import { keyset } from './pagination';
 
 export interface ProgramRow {
   id: string;
@@ -18,3 +22,56 @@ export const toProgramView = (row: ProgramRow) => ({
   totalClockHours: row.total_clock_hours,
   description: row.description,
 });
+
+/** A programme as the management routes see it: the catalogue's fields and its life cycle. */
+export interface ManagedProgramRow extends ProgramRow {
+  status: 'active' | 'retired';
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const toManagedProgramView = (row: ManagedProgramRow) => ({
+  ...toProgramView(row),
+  status: row.status,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+});
+
+/** Both programme lists are in code order (codes are unique: programs_code_key). */
+export const PROGRAM_ORDER = keyset([['p.code', 'text']], 'asc');
+
+/** A page of the public catalogue: active programmes only (`limit + 1` rows, see pageOf). */
+export function cataloguePageQuery(sql: AnySql, after: readonly [string] | undefined, limit: number) {
+  return sql<(ProgramRow & { page_key: string[] })[]>`
+    select p.id, p.code, p.name, p.credential_level, p.total_clock_hours, p.description, ${PROGRAM_ORDER.key(sql)}
+      from programs p
+     where p.status = 'active' and ${PROGRAM_ORDER.after(sql, after)}
+     ${PROGRAM_ORDER.orderBy(sql)}
+     limit ${limit + 1}`;
+}
+
+export interface ManagedProgramListRow extends ManagedProgramRow {
+  module_count: number;
+  open_enrollments: number;
+  page_key: string[];
+}
+
+/** A page of every programme, retired ones too, with module and open-enrollment counts. */
+export function managedProgramPageQuery(
+  sql: AnySql,
+  filter: { status?: ManagedProgramRow['status'] | undefined },
+  after: readonly [string] | undefined,
+  limit: number,
+) {
+  return sql<ManagedProgramListRow[]>`
+    select p.*,
+           (select count(*)::int from modules m where m.program_id = p.id) as module_count,
+           (select count(*)::int from enrollments e
+             where e.program_id = p.id and e.status in ('pending', 'active', 'on_hold')) as open_enrollments,
+           ${PROGRAM_ORDER.key(sql)}
+      from programs p
+     where ${PROGRAM_ORDER.after(sql, after)}
+           ${filter.status ? sql`and p.status = ${filter.status}` : sql``}
+     ${PROGRAM_ORDER.orderBy(sql)}
+     limit ${limit + 1}`;
+}

@@ -8,9 +8,13 @@
 //   those enrollments; a cancelled enrollment (one that never started) does not count;
 // - anyone else (a student): their own account and enrollments only.
 import type postgres from 'postgres';
+import { z } from 'zod';
 import { type Caller, hasAnyRole, type Role, teachesProgramSql } from './access';
+import { decryptRows, emailBlindIndex, normalizeName } from './crypto';
 import { BYTEA_ARRAY, type Sql, type TransactionSql, UUID_ARRAY } from './db';
-import { toUserViews, type UserRow, type UserView, userColumns } from './users';
+import { badRequest } from './errors';
+import { keyset, type Page, pageOf, sealCursor, sealedCursorSchema } from './pagination';
+import { type NameSearch, toUserViews, type UserRow, type UserView, userColumns } from './users';
 
 type Db = Sql | TransactionSql;
 type Fragment = postgres.Fragment;
@@ -66,17 +70,17 @@ export interface StudentFilter {
   status?: UserRow['status'] | undefined;
   programId?: string | undefined;
   enrollmentStatus?: EnrollmentStatus | undefined;
-  emailBlindIndex?: Buffer | undefined;
-  /** One token per typed name word: the student's names must have a word starting with each. */
-  nameTokens?: readonly Buffer[] | undefined;
+  /** Exact address, as the blind index compares it. */
+  email?: string | undefined;
+  name?: NameSearch | undefined;
 }
 
 function studentWhere(sql: Db, filter: StudentFilter, scope: RecordScope): Fragment {
   const byEnrollment = filter.programId !== undefined || filter.enrollmentStatus !== undefined;
   return sql`${studentVisible(sql, scope)}
     ${filter.status ? sql`and u.status = ${filter.status}` : sql``}
-    ${filter.emailBlindIndex ? sql`and u.email_blind_index = ${filter.emailBlindIndex}` : sql``}
-    ${filter.nameTokens?.length ? sql`and u.name_search_tokens @> ${sql.array([...filter.nameTokens], BYTEA_ARRAY)}` : sql``}
+    ${filter.email ? sql`and u.email_blind_index = ${emailBlindIndex(filter.email)}` : sql``}
+    ${filter.name ? sql`and u.name_search_tokens @> ${sql.array(filter.name.tokens, BYTEA_ARRAY)}` : sql``}
     ${
       byEnrollment
         ? sql`and exists (select 1 from enrollments e
@@ -108,14 +112,21 @@ function enrollmentSummaries(sql: Db, scope: RecordScope): Fragment {
 }
 
 export interface StudentRow extends UserRow {
-  /** created_at to the microsecond, as text: the keyset cursor (a JS Date would drop microseconds). */
-  created_key: string;
   enrollments: EnrollmentSummary[];
+  page_key: string[];
 }
 
+/** Students in creation order (oldest first), keyset on (created_at, id): index idx_users_created. */
+export const STUDENT_ORDER = keyset(
+  [
+    ['u.created_at', 'time'],
+    ['u.id', 'uuid'],
+  ],
+  'asc',
+);
+
 const studentColumns = (sql: Db, scope: RecordScope) => sql`
-  ${userColumns(sql)},
-  to_char(u.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key,
+  ${userColumns(sql)}, ${STUDENT_ORDER.key(sql)},
   ${enrollmentSummaries(sql, scope)} as enrollments`;
 
 /**
@@ -129,14 +140,11 @@ export function studentPageQuery(
   after: readonly [string, string] | undefined,
   limit: number,
 ) {
-  // The key goes in as text: postgres.js would send a timestamptz parameter through a JS Date,
-  // dropping the microseconds, and the last row of a page would come back on the next one.
   return sql<StudentRow[]>`
     select ${studentColumns(sql, scope)}
       from users u
-     where ${studentWhere(sql, filter, scope)}
-       ${after ? sql`and (u.created_at, u.id) > (${after[0]}::text::timestamptz, ${after[1]}::uuid)` : sql``}
-     order by u.created_at, u.id
+     where ${studentWhere(sql, filter, scope)} and ${STUDENT_ORDER.after(sql, after)}
+     ${STUDENT_ORDER.orderBy(sql)}
      limit ${limit + 1}`;
 }
 
@@ -179,4 +187,103 @@ export function toStudentViews(rows: readonly StudentRow[]): StudentView[] {
 /** One student the scope may see, or null. */
 export async function findStudent(sql: Db, id: string, scope: RecordScope): Promise<StudentView | null> {
   return toStudentViews(await studentsByIdsQuery(sql, [id], {}, scope))[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The student list, in creation order or by last name
+// ---------------------------------------------------------------------------------------------------
+
+/** Largest filtered set `sort=lastName` sorts in-process (its names are decrypted for every page). */
+export const LAST_NAME_SORT_MAX = 1000;
+
+/** The last-name order's key: normalised last name, first name, id. */
+const lastNameKey = z.tuple([z.string(), z.string(), z.uuid()]);
+type LastNameKey = z.infer<typeof lastNameKey>;
+
+/** Its cursor holds names: sealed, so no name reaches a URL or a log. */
+const CURSOR_FIELD = 'students.cursor';
+export const LAST_NAME_CURSOR = sealedCursorSchema(lastNameKey, CURSOR_FIELD);
+
+export type StudentListOrder =
+  | { sort: 'created'; after?: readonly [string, string] | undefined }
+  | { sort: 'lastName'; after?: LastNameKey | undefined };
+
+/** The order asked for, with its cursor parsed by that order's schema (or why the cursor is refused). */
+export function studentListOrder(
+  sort: StudentListOrder['sort'],
+  cursor: string | undefined,
+): StudentListOrder | { refused: string } {
+  const parsed = sort === 'lastName' ? LAST_NAME_CURSOR.safeParse(cursor) : STUDENT_ORDER.cursor.safeParse(cursor);
+  if (!parsed.success) return { refused: parsed.error.issues[0]?.message ?? 'Not a cursor this list gave out' };
+  return { sort, after: parsed.data } as StudentListOrder;
+}
+
+const compareKeys = (a: LastNameKey, b: LastNameKey): number => {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return (a[i] as string) < (b[i] as string) ? -1 : 1;
+  }
+  return 0;
+};
+
+async function pageByLastName(
+  sql: Db,
+  filter: StudentFilter,
+  scope: RecordScope,
+  after: LastNameKey | undefined,
+  limit: number,
+  where: 'query' | 'body',
+): Promise<Page<StudentView>> {
+  const candidates = await studentNameCandidatesQuery(sql, filter, scope, LAST_NAME_SORT_MAX);
+  if (candidates.length > LAST_NAME_SORT_MAX) {
+    const message = `Sorting by last name works on at most ${LAST_NAME_SORT_MAX} students: narrow the list by name, programId, enrollmentStatus or status, or sort by creation`;
+    throw badRequest(message, [{ field: `${where}.sort`, message }]);
+  }
+  const ordered = decryptRows(candidates, {
+    first_name_ciphertext: 'users.first_name',
+    last_name_ciphertext: 'users.last_name',
+  })
+    .filter(
+      (row) =>
+        filter.name?.matches({ firstName: row.first_name_ciphertext, lastName: row.last_name_ciphertext }) ?? true,
+    )
+    .map(
+      (row): LastNameKey => [normalizeName(row.last_name_ciphertext), normalizeName(row.first_name_ciphertext), row.id],
+    )
+    .sort(compareKeys)
+    .filter((key) => !after || compareKeys(key, after) > 0);
+  const served = ordered.slice(0, limit);
+  const rows = served.length
+    ? await studentsByIdsQuery(
+        sql,
+        served.map((key) => key[2]),
+        filter,
+        scope,
+      )
+    : [];
+  const byId = new Map(toStudentViews(rows).map((view) => [view.id, view]));
+  const last = served[served.length - 1];
+  return {
+    // A student changed between the two statements so that they left the set is simply not served.
+    items: served.map((key) => byId.get(key[2])).filter((view): view is StudentView => view !== undefined),
+    next: ordered.length > limit && last ? sealCursor(last, CURSOR_FIELD) : null,
+  };
+}
+
+/**
+ * A page of the students the scope may see. In creation order it is one keyset statement, and a
+ * name search may make the page short (the rule is pageOf's); by last name the whole filtered set
+ * (at most LAST_NAME_SORT_MAX) is sorted in-process, so every page is full.
+ */
+export async function listStudents(
+  sql: Db,
+  filter: StudentFilter,
+  scope: RecordScope,
+  order: StudentListOrder,
+  limit: number,
+  /** Where the filters came from, to name `sort` when the set is too large to sort. */
+  where: 'query' | 'body',
+): Promise<Page<StudentView>> {
+  if (order.sort === 'lastName') return pageByLastName(sql, filter, scope, order.after, limit, where);
+  const rows = await studentPageQuery(sql, filter, scope, order.after, limit);
+  return pageOf(rows, limit, toStudentViews, (student) => filter.name?.matches(student) ?? true);
 }

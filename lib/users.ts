@@ -3,9 +3,18 @@
 import type postgres from 'postgres';
 import { z } from 'zod';
 import type { Role } from './access';
-import { decryptRows, emailBlindIndex, encrypt, nameSearchTokens, normalizeEmail } from './crypto';
+import {
+  decryptRows,
+  emailBlindIndex,
+  encrypt,
+  nameSearchToken,
+  nameSearchTokens,
+  normalizeEmail,
+  normalizeName,
+} from './crypto';
 import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
 import { conflict } from './errors';
+import { keyset, type Page, pageOf } from './pagination';
 import { hashPassword } from './passwords';
 import { singleLine } from './text';
 
@@ -65,6 +74,42 @@ export const EmailAddress = emailInput.pipe(z.email('Enter an email address').ma
  * well-formed simply finds no account, and a sign-in must answer the same for it as for any unknown one.
  */
 export const EmailLookup = emailInput.pipe(z.string().min(1, 'Enter an email address').max(254));
+
+const NAME_WORDS_MAX = 4;
+
+/** A typed name search: the tokens the index narrows by, and the check on the decrypted names. */
+export interface NameSearch {
+  /** One per typed word long enough to have one (an initial only filters the decrypted rows). */
+  tokens: Buffer[];
+  /**
+   * A prefix token covers the first NAME_PREFIX_MAX characters of a word, so longer searches (and
+   * the rare truncated-HMAC collision) are settled here: every typed word must begin one of the
+   * person's name words.
+   */
+  matches(person: { firstName: string; lastName: string }): boolean;
+}
+
+const nameWords = (name: string) => normalizeName(name).split(' ').filter(Boolean);
+
+/**
+ * `name=` of a people search (users and students alike): up to NAME_WORDS_MAX name beginnings, one
+ * of at least two letters (`chlo`, `chlo gar`, `j garcia`); accents and case do not matter.
+ */
+export const NameSearchInput = singleLine(100)
+  .transform(nameWords)
+  .refine(
+    (words) => words.length <= NAME_WORDS_MAX && words.some((word) => nameSearchToken(word) !== null),
+    `Type up to ${NAME_WORDS_MAX} name beginnings, one of at least 2 letters`,
+  )
+  .transform(
+    (words): NameSearch => ({
+      tokens: words.map((word) => nameSearchToken(word)).filter((token): token is Buffer => token !== null),
+      matches: (person) => {
+        const own = [...nameWords(person.firstName), ...nameWords(person.lastName)];
+        return words.every((word) => own.some((candidate) => candidate.startsWith(word)));
+      },
+    }),
+  );
 
 export const USER_STATUSES = ['active', 'inactive', 'locked', 'pending'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -158,4 +203,55 @@ export function toUserViews(rows: readonly UserRow[]): UserView[] {
 export async function findUserById(sql: Sql, id: string): Promise<UserView | null> {
   const rows = await sql<UserRow[]>`select ${userColumns(sql)} from users u where u.id = ${id}`;
   return toUserViews(rows)[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The list of people
+// ---------------------------------------------------------------------------------------------------
+
+/** People in creation order (oldest first), keyset on (created_at, id): index idx_users_created. */
+export const USER_ORDER = keyset(
+  [
+    ['u.created_at', 'time'],
+    ['u.id', 'uuid'],
+  ],
+  'asc',
+);
+
+export interface UserFilter {
+  role?: Role | undefined;
+  status?: UserStatus | undefined;
+  /** Exact address, as the blind index compares it. */
+  email?: string | undefined;
+  name?: NameSearch | undefined;
+}
+
+/** One page of people (`limit + 1` rows, see pageOf). One statement, whatever the limit. */
+export function userPageQuery(
+  sql: Sql,
+  filter: UserFilter,
+  after: readonly [string, string] | undefined,
+  limit: number,
+) {
+  return sql<(UserRow & { page_key: string[] })[]>`
+    select ${userColumns(sql)}, ${USER_ORDER.key(sql)}
+      from users u
+     where ${USER_ORDER.after(sql, after)}
+       ${filter.status ? sql`and u.status = ${filter.status}` : sql``}
+       ${filter.role ? sql`and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = ${filter.role})` : sql``}
+       ${filter.email ? sql`and u.email_blind_index = ${emailBlindIndex(filter.email)}` : sql``}
+       ${filter.name ? sql`and u.name_search_tokens @> ${sql.array(filter.name.tokens, BYTEA_ARRAY)}` : sql``}
+     ${USER_ORDER.orderBy(sql)}
+     limit ${limit + 1}`;
+}
+
+/** A page of people; a name search may make it short (the rule is pageOf's). */
+export async function listUsers(
+  sql: Sql,
+  filter: UserFilter,
+  after: readonly [string, string] | undefined,
+  limit: number,
+): Promise<Page<UserView>> {
+  const rows = await userPageQuery(sql, filter, after, limit);
+  return pageOf(rows, limit, toUserViews, (user) => filter.name?.matches(user) ?? true);
 }

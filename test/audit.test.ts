@@ -17,7 +17,7 @@ import type { TestUser } from './helpers/users';
 const app = useTestApp({ fixtures: ['audit-routes.ts'] });
 
 const fixture = () => import('./fixtures/audit-routes');
-const auditModule = () => import('../functions/audit');
+const auditModule = () => import('../lib/audit-trail');
 const retentionModule = () => import('../functions/audit-retention');
 
 let admin: TestUser;
