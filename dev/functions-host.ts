@@ -21,7 +21,6 @@ import http from 'node:http';
 import Module, { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import type {
@@ -84,6 +83,12 @@ export interface StartHostOptions {
   onLog?: (entry: HostLogEntry) => void;
   /** close(): how long to wait for in-flight requests before cutting connections. Default 10 000 ms. */
   shutdownTimeoutMs?: number;
+  /**
+   * Hand request bodies to handlers the way @azure/functions' HTTP stream proxy does in Azure (the Node
+   * IncomingMessage itself as the body of the Request, see `createStreamRequest` in the library), instead of
+   * the host's own web stream. Tests use it to run the app under the conditions it meets in Azure. Default false.
+   */
+  azureStreamProxyBodies?: boolean;
 }
 
 export interface StartedHost {
@@ -97,6 +102,13 @@ export interface StartedHost {
 
 /** The Azure limit on request bodies (host.json cannot raise it on Consumption/Flex): 100 MB. */
 export const MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
+
+/**
+ * How much of a body its handler left unread the host reads and drops after answering, so the answer reaches
+ * the client and the connection can carry the next request. Past this the connection is closed instead: a client
+ * that keeps sending after its answer is not worth more bandwidth.
+ */
+export const UNREAD_BODY_DISCARD_BYTES = 8 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------
 // Registry shared by the stand-in and the hosts (on globalThis, so a second copy of this module — e.g. one
@@ -476,6 +488,103 @@ function waitForDrain(res: http.ServerResponse): Promise<void> {
   });
 }
 
+/**
+ * The request body as a web stream the handler reads at its own pace (at most 64 KiB are read ahead).
+ * Not `Readable.toWeb(req)`: in Node 20 that adapter still enqueues data already buffered in the request after
+ * the reader cancelled, and the ERR_INVALID_STATE it throws from the 'data' callback ends the process. Here
+ * every controller call is guarded and nothing is thrown from a stream callback. A cancel never destroys the
+ * request (that would take the socket, and with it the answer, down): the host answers first and then drops
+ * the unread rest (`discardUnreadBody`).
+ */
+function requestBodyStream(req: http.IncomingMessage, res: http.ServerResponse): ReadableStream<Uint8Array> {
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let open = true;
+  const settle = (finish: (c: ReadableStreamDefaultController<Uint8Array>) => void) => {
+    if (!open) return;
+    detach();
+    try {
+      if (controller) finish(controller);
+    } catch {
+      // the stream is already closed or errored: nothing left to tell the reader
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    if (!open || !controller) return;
+    try {
+      controller.enqueue(new Uint8Array(chunk)); // a copy: the chunk may be a view of a pooled buffer
+      if ((controller.desiredSize ?? 0) <= 0) req.pause();
+    } catch {
+      detach();
+    }
+  };
+  const onEnd = () => settle((c) => c.close());
+  const onError = (error: Error) => settle((c) => c.error(error));
+  const onClose = () => {
+    if (!req.complete) settle((c) => c.error(new Error('the client closed the connection before the body ended')));
+  };
+  function detach(): void {
+    open = false;
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    req.off('close', onClose);
+  }
+  // Answered while the body was still coming: a reader still waiting is told so, and the rest is dropped.
+  res.once('finish', () => {
+    settle((c) => c.error(new Error('the answer was sent before the body was read')));
+    discardUnreadBody(req, res);
+  });
+  return new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+        req.pause();
+        req.on('data', onData);
+        req.on('end', onEnd);
+        req.on('error', onError);
+        req.on('close', onClose);
+      },
+      pull() {
+        if (open) req.resume();
+      },
+      cancel() {
+        detach();
+        discardUnreadBody(req, res);
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+  );
+}
+
+/**
+ * After a handler stopped reading (it answered early, or cancelled the body): reads and drops the rest of the
+ * body so the connection stays usable; past UNREAD_BODY_DISCARD_BYTES it stops reading and closes the
+ * connection once the answer is out (never before: the client would lose the answer).
+ */
+const discarding = new WeakSet<http.IncomingMessage>();
+function discardUnreadBody(req: http.IncomingMessage, res: http.ServerResponse): void {
+  // Someone still reads it (the host's web stream, or the library's async iterator when the body is the
+  // IncomingMessage itself, as in Azure, where nothing drops it either).
+  const reading = req.listenerCount('data') > 0 || req.listenerCount('readable') > 0;
+  if (req.complete || req.destroyed || reading || discarding.has(req)) return;
+  discarding.add(req);
+  let discarded = 0;
+  const closeAfterAnswer = () => {
+    req.off('data', onData);
+    req.pause();
+    res.shouldKeepAlive = false;
+    const cut = () => req.socket?.destroy();
+    if (res.writableFinished) cut();
+    else res.once('finish', cut);
+  };
+  const onData = (chunk: Buffer) => {
+    discarded += chunk.byteLength;
+    if (discarded > UNREAD_BODY_DISCARD_BYTES) closeAfterAnswer();
+  };
+  req.on('data', onData);
+  req.resume();
+}
+
 const PENDING = Symbol('pending');
 
 /**
@@ -539,6 +648,7 @@ async function writeBody(
 
 interface HostContext {
   prefixSegments: string[];
+  azureStreamProxyBodies: boolean;
   log: (entry: HostLogEntry) => void;
   logInvocations: boolean;
   routeTable(): RouteEntry[];
@@ -631,11 +741,16 @@ async function handleRequest(
   headers.set('x-forwarded-for', normalizeRemoteAddress(req.socket.remoteAddress));
 
   const hasBody = method !== 'GET' && method !== 'HEAD';
+  // The body stays a stream of the incoming request: nothing is buffered by the host.
+  const body = hasBody
+    ? ctx.azureStreamProxyBodies
+      ? (req as unknown as ReadableStream<Uint8Array>) // undici turns the async iterable into a stream, as in Azure
+      : requestBodyStream(req, res)
+    : undefined;
   const nativeRequest = new Request(url.href, {
     method,
     headers,
-    // The body stays a stream of the incoming request: nothing is buffered by the host.
-    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+    body,
     duplex: 'half', // required by undici for a stream body
   });
   const request = new HttpRequest({ nativeRequest, params } as unknown as ConstructorParameters<typeof HttpRequest>[0]);
@@ -833,7 +948,13 @@ export async function startHost(opts: StartHostOptions = {}): Promise<StartedHos
     }
     return table;
   };
-  const ctx: HostContext = { prefixSegments, log, logInvocations: opts.logInvocations ?? false, routeTable };
+  const ctx: HostContext = {
+    prefixSegments,
+    azureStreamProxyBodies: opts.azureStreamProxyBodies ?? false,
+    log,
+    logInvocations: opts.logInvocations ?? false,
+    routeTable,
+  };
 
   // appStart hooks run before the host accepts requests (the worker runs them after loading the app).
   await runHooks('appStart', {
@@ -849,24 +970,32 @@ export async function startHost(opts: StartHostOptions = {}): Promise<StartedHos
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
 
+  // One request's failure is that request's: it is logged and answered (or its connection cut), and nothing
+  // it throws, synchronously, in a promise or from a stream or socket event, reaches the process.
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight++;
+    const failed = (err: unknown) => {
+      log({ level: 'error', category: 'system', message: `dev host: ${(err as Error)?.stack ?? String(err)}` });
+      if (!res.headersSent) emptyResponse(res, 500);
+      else res.destroy();
+    };
+    const streamFailed = (err: Error) =>
+      log({ level: 'warning', category: 'system', message: `dev host: connection error: ${err.message}` });
+    req.on('error', streamFailed);
+    res.on('error', streamFailed);
     if (closing) res.setHeader('connection', 'close');
+    // Drop an upload the handler did not read, so the connection can carry the next request.
+    res.on('finish', () => discardUnreadBody(req, res));
     res.on('close', () => {
-      // Drain an upload the handler did not read, so the connection can carry the next request.
-      if (!req.complete && !req.destroyed) {
-        req.removeAllListeners('data');
-        req.resume();
-      }
       inFlight--;
       if (closing) setImmediate(() => server.closeIdleConnections());
       if (inFlight === 0) onIdle?.();
     });
-    handleRequest(ctx, req, res, port).catch((err: unknown) => {
-      log({ level: 'error', category: 'system', message: `dev host: ${(err as Error)?.stack ?? String(err)}` });
-      if (!res.headersSent) emptyResponse(res, 500);
-      else res.destroy();
-    });
+    try {
+      handleRequest(ctx, req, res, port).catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {

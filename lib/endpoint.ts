@@ -114,6 +114,8 @@ export interface DeclaredRoute {
   audited: boolean;
   /** The zod schemas that validate requests; the OpenAPI document is generated from them. */
   schemas: { params?: ZodType; query?: ZodType; body?: ZodType };
+  /** The route's own body limit; `bodyLimitOf` gives the one in force. */
+  maxBodyBytes: number | undefined;
 }
 
 const declared: DeclaredRoute[] = [];
@@ -125,6 +127,11 @@ export function declaredRoutes(): readonly DeclaredRoute[] {
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
+/** The most body bytes a route accepts (larger bodies get a 413): its own limit, else MAX_REQUEST_BODY_BYTES. */
+export function bodyLimitOf(route: { maxBodyBytes?: number | undefined }): number {
+  return route.maxBodyBytes ?? config().MAX_REQUEST_BODY_BYTES;
+}
+
 function queryObject(search: URLSearchParams): Record<string, string | string[]> {
   const result: Record<string, string | string[]> = {};
   for (const key of new Set(search.keys())) {
@@ -134,20 +141,37 @@ function queryObject(search: URLSearchParams): Record<string, string | string[]>
   return result;
 }
 
-/** Reads a JSON body, refusing more than `limit` bytes without buffering past it. */
+/** `application/json` or a `+json` type; its charset, when given, must be UTF-8 (RFC 8259 §8.1). */
+function checkJsonContentType(contentType: string): void {
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) throw unsupportedMediaType('application/json');
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType)?.[1];
+  // Decoding another charset as UTF-8 would store mojibake (or let bytes past the text rules): refuse it.
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') throw unsupportedMediaType('UTF-8 encoded JSON');
+}
+
+/**
+ * Reads a JSON body, refusing more than `limit` bytes without buffering past it. A refused body is left
+ * to `discardUnreadBody` (the reader's lock released, the stream not cancelled): see there why.
+ */
 async function readJsonBody(request: HttpRequest, limit: number): Promise<unknown> {
   const declaredLength = Number(request.headers.get('content-length') ?? '0');
   const hasBody = declaredLength > 0 || request.headers.has('transfer-encoding');
   if (!hasBody || !request.body) return undefined;
   if (declaredLength > limit) throw payloadTooLarge(limit);
-  const contentType = request.headers.get('content-type') ?? '';
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) throw unsupportedMediaType('application/json');
+  checkJsonContentType(request.headers.get('content-type') ?? '');
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > limit) throw payloadTooLarge(limit);
-    chunks.push(chunk);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) throw payloadTooLarge(limit);
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
   }
   if (size === 0) return undefined;
   try {
@@ -155,6 +179,35 @@ async function readJsonBody(request: HttpRequest, limit: number): Promise<unknow
   } catch {
     throw badRequest('The body is not valid UTF-8 JSON', [{ field: 'body', message: 'Malformed JSON' }]);
   }
+}
+
+/** How much of a refused or unread request body is read and dropped before the stream is cancelled. */
+const UNREAD_BODY_DISCARD_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Disposes of what is left of a request body once the answer is decided (refused at its limit, or never read
+ * because the request failed earlier), in the background. It is read and dropped, not cancelled: under
+ * Azure's HTTP stream proxy the body is the worker's Node IncomingMessage, and cancelling destroys it, which
+ * destroys its socket before the 413 (or 401…) is written. Past UNREAD_BODY_DISCARD_BYTES the stream is
+ * cancelled (the connection goes; a client still sending that much after its answer has no claim on it),
+ * and only between reads: Node 20's undici closes the stream of an async-iterable body from a microtask,
+ * which throws (uncaught) when the stream was cancelled while a read was pending.
+ */
+function discardUnreadBody(request: HttpRequest): void {
+  const body = request.body as ReadableStream<Uint8Array> | null;
+  if (!body || body.locked) return;
+  const reader = body.getReader();
+  const drop = async () => {
+    let dropped = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      dropped += value.byteLength;
+      if (dropped > UNREAD_BODY_DISCARD_BYTES) return reader.cancel();
+    }
+  };
+  // A client gone mid-body makes the read fail: nothing is left to answer.
+  drop().catch(() => undefined);
 }
 
 function parseWith<T>(schema: ZodType<T> | undefined, value: unknown, where: 'params' | 'query' | 'body'): T {
@@ -231,6 +284,7 @@ export function endpoint<
     access: spec.access,
     cache,
     phi: spec.phi ?? false,
+    maxBodyBytes: spec.maxBodyBytes,
   });
 
   app.http(spec.name, {
@@ -305,9 +359,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     authorize(caller, spec.access);
     const params = parseWith(spec.params, request.params, 'params');
     const query = parseWith(spec.query, queryObject(request.query), 'query');
-    const rawBody = BODY_METHODS.has(request.method)
-      ? await readJsonBody(request, spec.maxBodyBytes ?? config().MAX_REQUEST_BODY_BYTES)
-      : undefined;
+    const rawBody = BODY_METHODS.has(request.method) ? await readJsonBody(request, bodyLimitOf(spec)) : undefined;
     const body = parseWith(spec.body, rawBody, 'body');
     // authenticate() and authorize() guarantee a caller on every route that is not public.
     const checkedCaller = caller as CallerOf<A>;
@@ -342,6 +394,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     }
   }
   for (const task of outcome.afterCommit ?? []) runAfterCommit(task, context, requestId);
+  discardUnreadBody(request);
   return respond(reply, { ...respondCtx, policy });
 }
 

@@ -259,6 +259,40 @@ describe('bodies', () => {
     expect(body).toBe('');
   });
 
+  it('copes with handlers that stop reading a body: answers, drops the rest, keeps the connection and serves on', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const body = Buffer.alloc(2 * 1024 * 1024, 'x');
+    const post = (p: string, chunked: boolean) =>
+      new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+        const headers: Record<string, string> = chunked ? {} : { 'content-length': String(body.length) };
+        const req = http.request(
+          { host: '127.0.0.1', port: host.port, path: p, method: 'POST', headers, agent },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, socket: req.socket }));
+          },
+        );
+        req.on('error', reject);
+        // in pieces, so a chunked body arrives as many chunks
+        for (let i = 0; i < body.length; i += 64 * 1024) req.write(body.subarray(i, i + 64 * 1024));
+        req.end();
+      });
+    try {
+      const sockets = new Set<unknown>();
+      for (const p of ['/api/stopsReading', '/api/cancelsBody']) {
+        for (const chunked of [true, false]) {
+          const answer = await post(p, chunked);
+          expect(answer.status, `${p} ${chunked ? 'chunked' : 'fixed-length'}`).toBe(200);
+          sockets.add(answer.socket);
+        }
+      }
+      expect(sockets.size).toBe(1); // the rest was read and dropped: one connection carried all four
+    } finally {
+      agent.destroy();
+    }
+    expect((await get('/hello')).status).toBe(200);
+  });
+
   it('writes several Set-Cookie headers with all attributes', async () => {
     const res = await get('/cookies');
     expect(res.status).toBe(200);

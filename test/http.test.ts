@@ -224,6 +224,32 @@ describe('problem+json for every error class', () => {
     expect(over.status).toBe(413);
   });
 
+  test('415 for JSON declared in a charset other than UTF-8; UTF-8 in any spelling is read', async () => {
+    const body = JSON.stringify({ name: 'Zoë', count: 1 });
+    for (const contentType of [
+      'application/json; charset=utf-16',
+      'application/json; charset=UTF-16LE',
+      'application/json;charset="iso-8859-1"',
+      'application/json; charset=us-ascii',
+    ]) {
+      const response = await app.api('/fixture/echo', {
+        method: 'POST',
+        headers: { 'Content-Type': contentType },
+        body,
+      });
+      expect(response.status, contentType).toBe(415);
+      expect((await problemOf(response)).detail).toMatch(/UTF-8/);
+    }
+    for (const contentType of ['application/json; charset=UTF-8', 'application/json; charset="utf-8"']) {
+      const response = await app.api('/fixture/echo', {
+        method: 'POST',
+        headers: { 'Content-Type': contentType },
+        body,
+      });
+      expect(response.status, contentType).toBe(201);
+    }
+  });
+
   test('415 for a body that is not JSON', async () => {
     const response = await app.api('/fixture/echo', {
       method: 'POST',
