@@ -127,6 +127,17 @@ export function declaredRoutes(): readonly DeclaredRoute[] {
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
+/**
+ * Every method served on a route template, over all the functions declared with it. A template served by
+ * several functions (GET and PATCH of `auth/me`) gets each preflight from just one of them, which must answer
+ * for all: a browser sends the real request only when the preflight lists its method.
+ */
+export function methodsServedOn(route: string): string[] {
+  const methods = new Set<string>();
+  for (const other of declared) if (other.route === route) for (const method of other.methods) methods.add(method);
+  return [...methods];
+}
+
 /** The most body bytes a route accepts (larger bodies get a 413): its own limit, else MAX_REQUEST_BODY_BYTES. */
 export function bodyLimitOf(route: { maxBodyBytes?: number | undefined }): number {
   return route.maxBodyBytes ?? config().MAX_REQUEST_BODY_BYTES;
@@ -331,7 +342,10 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   const origin = request.headers.get('origin');
   const respondCtx = { policy: cache, requestId, origin, ifNoneMatch: request.headers.get('if-none-match') };
   if (request.method === 'OPTIONS') {
-    return { status: 204, headers: { ...preflightHeaders(origin, spec.methods), 'Cache-Control': 'no-store' } };
+    return {
+      status: 204,
+      headers: { ...preflightHeaders(origin, methodsServedOn(spec.route)), 'Cache-Control': 'no-store' },
+    };
   }
   const isPublic = spec.access === 'public';
   const audited = !isPublic || spec.phi === true || spec.audit === true;
