@@ -2,7 +2,7 @@
 //
 // Who may change what:
 // * admin and staff create programmes and modules, change any field, reorder modules;
-// * an instructor updates the content fields of what they teach (teachesProgram, lib/access.ts): a
+// * an instructor updates the content fields of what they teach (PROGRAM_EDIT_REACH below): a
 //   programme's description, a module's title and description — nothing that changes requirements;
 // * only an admin retires a programme. There is no delete: enrollments, progress, transcripts and
 //   credentials point at programmes and modules (ON DELETE RESTRICT), and a retired programme's
@@ -13,7 +13,7 @@
 // two concurrent module writes cannot leave a stale sum (the lock also serialises position numbers).
 
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role, teachesProgram } from '../lib/access';
+import { type Caller, type RecordReach, type Role, reachesProgram, scopeOf } from '../lib/access';
 import { type AnySql, type TransactionSql, UUID_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
@@ -24,6 +24,8 @@ import { multiLine, singleLine } from '../lib/text';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
 const MANAGERS: readonly Role[] = ['admin', 'staff'];
+/** Who edits which programme: managers any, an instructor those they teach (content fields only). */
+const PROGRAM_EDIT_REACH: RecordReach = { all: MANAGERS, taught: true };
 /**
  * Who reads the management view (retired programmes, open-enrollment counts): those who manage,
  * teach or keep the records of programmes. Finance and admissions use the public catalogue
@@ -167,12 +169,13 @@ async function assertMayEdit(
   fields: readonly string[],
   allowed: ReadonlySet<string>,
 ): Promise<void> {
-  if (hasAnyRole(caller, MANAGERS)) return;
+  const scope = scopeOf(caller, PROGRAM_EDIT_REACH);
+  if (scope.kind === 'all') return;
   const refused = fields.filter((field) => !allowed.has(field));
   if (refused.length > 0) {
     throw forbidden(`Instructors may change only ${[...allowed].join(', ')} (not ${refused.join(', ')})`);
   }
-  if (!(await teachesProgram(sql, caller, programId))) throw forbidden('You do not teach this programme');
+  if (!(await reachesProgram(sql, scope, programId))) throw forbidden('You do not teach this programme');
 }
 
 function assertActive(program: ManagedProgramRow): void {

@@ -6,25 +6,30 @@
 //   a module backwards (status only goes not_started → incomplete → completed, the percentage only
 //   grows) and cannot grade: `score` and the statuses passed, failed and not_started are the
 //   instructor's (a credential depends on them);
-// * an instructor of the programme (teachesProgramSql, lib/access.ts) or an admin, on any enrollment
-//   that is not withdrawn or cancelled, in any direction (corrections).
+// * an instructor of the programme or an admin (lib/progress.ts), on any enrollment that is not
+//   withdrawn or cancelled, in any direction (corrections).
+// Who may read: lib/progress.ts as well; both rules run inside the statement.
 // Active time accumulates (`active_time_seconds + delta`); sections viewed are merged with the stored
 // ones. Each write is one race-free upsert on (enrollment_id, module_id).
 import { z } from 'zod';
-import { hasAnyRole, type Role, teachesProgramSql } from '../lib/access';
+import { hasAnyRole, type Role } from '../lib/access';
 import type { AnySql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
 import { json } from '../lib/http';
+import {
+  PROGRESS_GRADE_REACH,
+  PROGRESS_READ_REACH,
+  progressGradable,
+  progressGradeScope,
+  progressReadScope,
+  progressVisible,
+} from '../lib/progress';
 import { singleLine } from '../lib/text';
 
 const MAX_SECTIONS = 200;
-const GRADERS: readonly Role[] = ['admin', 'instructor'];
-/**
- * Roles that read every enrollment's progress (decision 3 of docs/access-policy.md: the registrar
- * certifies from it); instructors read those of the programmes they teach, a student their own.
- */
-const BROAD_READERS: readonly Role[] = ['admin', 'registrar'];
+/** Who may send grades at all (which enrollments they grade is lib/progress.ts's rule, in the query). */
+const GRADERS: readonly Role[] = [...PROGRESS_GRADE_REACH.all, 'instructor'];
 const STUDENT_STATUSES = new Set(['incomplete', 'completed']);
 const COMPLETE = new Set(['completed', 'passed']);
 
@@ -107,7 +112,6 @@ endpoint({
   body: ProgressReport,
   handler: async ({ sql, params, body, caller }) => {
     const me = caller;
-    const isAdmin = hasAnyRole(me, ['admin']);
     if (!hasAnyRole(me, GRADERS)) assertStudentMayReport(body);
     // Also refused below for someone who holds a grading role but reports on their own enrollment.
     const grading = body.score !== undefined || (body.status !== undefined && !STUDENT_STATUSES.has(body.status));
@@ -124,8 +128,7 @@ endpoint({
       with target as (
         select e.id as enrollment_id, e.status as enrollment_status, m.id as module_id,
                case
-                 when ${isAdmin} then 'grader'
-                 when ${teachesProgramSql(sql, me, sql`e.program_id`)} then 'grader'
+                 when ${progressGradable(sql, progressGradeScope(me))} then 'grader'
                  when e.user_id = ${me.userId} then 'student'
                end as acting_as
           from enrollments e
@@ -167,11 +170,7 @@ endpoint({
       select a.acting_as, a.writable, to_json(u) as progress
         from allowed a left join upserted u on true`;
     if (!outcome) throw notFound('No such module in this enrollment');
-    if (outcome.acting_as === null) {
-      if (hasAnyRole(me, BROAD_READERS))
-        throw forbidden('Only the student, an instructor of the programme or an admin');
-      throw notFound('No such module in this enrollment');
-    }
+    if (outcome.acting_as === null) throw notFound('No such module in this enrollment');
     if (outcome.acting_as === 'student' && grading) throw forbidden('Scores are recorded by an instructor');
     if (!outcome.writable) throw conflict('The enrollment is not open for progress reports');
     if (!outcome.progress) {
@@ -225,7 +224,7 @@ endpoint({
   name: 'progress-summary',
   methods: ['GET'],
   route: 'enrollments/{enrollmentId}/progress',
-  access: ['student', 'instructor', ...BROAD_READERS],
+  access: ['student', 'instructor', ...PROGRESS_READ_REACH.all],
   phi: true,
   params: EnrollmentParams,
   handler: async ({ sql, params, caller }) => {
@@ -242,9 +241,7 @@ endpoint({
         left join modules m on m.program_id = p.id
         left join module_progress mp on mp.enrollment_id = e.id and mp.module_id = m.id
        where e.id = ${params.enrollmentId}
-         and (e.user_id = ${me.userId}
-              or ${hasAnyRole(me, BROAD_READERS)}
-              or ${teachesProgramSql(sql, me, sql`e.program_id`)})
+         and ${progressVisible(sql, progressReadScope(me))}
        order by m.position`;
     const first = rows[0];
     if (!first) throw notFound('No such enrollment');

@@ -11,11 +11,11 @@
 // plaintext columns until `npm run keys:rotate` encrypts them; a row is read from whichever is set, and
 // a write of either field clears its plaintext.
 import { z } from 'zod';
-import { teachesProgramSql } from '../lib/access';
 import { decrypt, encrypt } from '../lib/crypto';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
+import { scormScope, scormVisible } from '../lib/scorm';
 
 /** SCORM 2004 SPM of cmi.suspend_data (the column's CHECK says the same). */
 const SUSPEND_DATA_MAX = 64_000;
@@ -157,13 +157,13 @@ endpoint({
   params: LearnerParams,
   handler: async ({ sql, params, caller }) => {
     const me = caller;
-    // An instructor reaches the records of the programmes they teach only; anything else is a 404.
+    // lib/scorm.ts decides whose records the caller reaches; anything else is a 404.
     const [row] = await sql<ScormRow[]>`
       select s.*
         from scorm_records s
         join modules m on m.id = s.module_id
        where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
-         and ${teachesProgramSql(sql, me, sql`m.program_id`)}`;
+         and ${scormVisible(sql, scormScope(me))}`;
     if (!row) throw notFound('No resume data for this learner and module');
     return json(toRecord(row));
   },

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PDFDocument, PDFFont, PDFPage } from 'pdf-lib';
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role } from '../lib/access';
+import { type Caller, type RecordReach, type Role, recordVisibleSql, scopeOf } from '../lib/access';
 import { decryptBytes, decryptRows, encryptBytes } from '../lib/crypto';
 import type { Sql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
@@ -397,7 +397,9 @@ interface TranscriptRow {
 }
 
 /** Registrar and admin reach every transcript, a student their own; the rest is a 404. */
-const visibleTo = (sql: Sql, caller: Caller) => sql`(t.user_id = ${caller.userId} or ${hasAnyRole(caller, ISSUERS)})`;
+const TRANSCRIPT_REACH: RecordReach = { all: ISSUERS, taught: false };
+const visibleTo = (sql: Sql, caller: Caller) =>
+  recordVisibleSql(sql, scopeOf(caller, TRANSCRIPT_REACH), { owner: sql`t.user_id`, program: sql`t.program_id` });
 
 endpoint({
   name: 'transcripts-get',

@@ -1,9 +1,8 @@
-// Who may do what: the roles, the caller a token establishes, and the object-level rules
-// (a student reaches only their own records; staff roles reach what their role covers). Handlers
-// ask these functions instead of writing their own checks, so each rule lives in one place.
+// Who may do what: the roles, the caller a token establishes, and the one object-level mechanism
+// (which records of a type a caller reaches: every record, the programmes they teach, or their own).
+// The school's intent is written in docs/access-policy.md and the tests check the code against it.
 import type postgres from 'postgres';
-import type { Sql, TransactionSql } from './db';
-import { forbidden, notFound } from './errors';
+import type { AnySql } from './db';
 
 export const ROLES = [
   'admin',
@@ -33,49 +32,82 @@ export function hasAnyRole(caller: Pick<Caller, 'roles'>, roles: readonly Role[]
   return caller.roles.some((role) => roles.includes(role));
 }
 
-/**
- * A record that belongs to `ownerId` may be reached by its owner or by one of `staffRoles`.
- * Anyone else gets a 404, not a 403: whether someone else's record exists is not theirs to learn.
- */
-export function assertOwnerOrRoles(caller: Caller, ownerId: string, staffRoles: readonly Role[]): void {
-  if (caller.userId === ownerId) return;
-  if (hasAnyRole(caller, staffRoles)) return;
-  throw notFound();
+// ---------------------------------------------------------------------------------------------------
+// Object-level access: which records of a type a caller reaches
+// ---------------------------------------------------------------------------------------------------
+//
+// One mechanism for every record type, and it runs inside the query that reads or writes the record,
+// so it costs no round trip of its own and cannot go stale between a check and a write. A record type
+// declares its reach (who sees every record, whether instructors see their programmes'); the request's
+// scope is derived from the caller once (scopeOf); the record type's lib module turns the scope into
+// one SQL condition on its own columns (through recordVisibleSql). Someone else's record is then
+// simply not found: a 404, never a 403, since its existence is not the caller's to learn.
+
+/** What a record type grants beyond its owner. */
+export interface RecordReach {
+  /** Roles that reach every record of the type. */
+  all: readonly Role[];
+  /** Whether an instructor reaches the records of the programmes they are assigned to teach. */
+  taught: boolean;
 }
 
-/** The caller must hold one of `roles` (for actions inside a route open to several roles). */
-export function assertRoles(caller: Caller, roles: readonly Role[]): void {
-  if (!hasAnyRole(caller, roles)) throw forbidden();
+/** The records of one type a caller reaches. */
+export type RecordScope =
+  | { kind: 'all' }
+  /** An instructor: the records of the programmes they teach, and their own. */
+  | { kind: 'taught'; userId: string }
+  | { kind: 'own'; userId: string };
+
+export function scopeOf(caller: Pick<Caller, 'userId' | 'roles'>, reach: RecordReach): RecordScope {
+  if (hasAnyRole(caller, reach.all)) return { kind: 'all' };
+  if (reach.taught && hasAnyRole(caller, ['instructor'])) return { kind: 'taught', userId: caller.userId };
+  return { kind: 'own', userId: caller.userId };
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Teaching assignments (instructor_assignments)
-// ---------------------------------------------------------------------------------------------------
-
 /**
- * "The caller is an instructor assigned to this programme", as a SQL condition to put inside the
- * query that reads or writes the record, so the check costs no round trip of its own and cannot go
- * stale between a check and a write. `programId` is a uuid value or a column of the enclosing query
- * (`sql\`e.program_id\``). Always false for a caller without the instructor role: an assignment left
- * behind when the role was withdrawn grants nothing.
+ * "The scope reaches this programme's records whoever owns them": every programme for `all`, the
+ * programmes taught (instructor_assignments) for `taught`, none for `own`. `programId` is a uuid value
+ * or a column of the enclosing query (`sql\`e.program_id\``).
  */
-export function teachesProgramSql(
-  sql: Sql | TransactionSql,
-  caller: Pick<Caller, 'userId' | 'roles'>,
+export function programReachedSql(
+  sql: AnySql,
+  scope: RecordScope,
   programId: string | postgres.Fragment,
 ): postgres.Fragment {
-  if (!hasAnyRole(caller, ['instructor'])) return sql`false`;
-  return sql`exists (select 1 from instructor_assignments ia
-                      where ia.instructor_id = ${caller.userId} and ia.program_id = ${programId})`;
+  switch (scope.kind) {
+    case 'all':
+      return sql`true`;
+    case 'own':
+      return sql`false`;
+    case 'taught':
+      return sql`exists (select 1 from instructor_assignments ia
+                          where ia.instructor_id = ${scope.userId} and ia.program_id = ${programId})`;
+  }
 }
 
-/** The same rule as a question of its own, for a handler that must decide before it writes. */
-export async function teachesProgram(
-  sql: Sql | TransactionSql,
-  caller: Pick<Caller, 'userId' | 'roles'>,
-  programId: string,
-): Promise<boolean> {
-  if (!hasAnyRole(caller, ['instructor'])) return false;
-  const [row] = await sql<{ teaches: boolean }[]>`select ${teachesProgramSql(sql, caller, programId)} as teaches`;
-  return row?.teaches === true;
+/** The same question for one programme, for a handler that must decide before it writes. */
+export async function reachesProgram(sql: AnySql, scope: RecordScope, programId: string): Promise<boolean> {
+  const [row] = await sql<{ reached: boolean }[]>`select ${programReachedSql(sql, scope, programId)} as reached`;
+  return row?.reached === true;
+}
+
+/**
+ * The visibility condition of a record owned by the user in column `owner`, belonging to the
+ * programme in column `program`: every record, the caller's own, or (taught) also those of the
+ * programmes taught for which `taughtWhen` holds (e.g. an enrollment that was not cancelled).
+ */
+export function recordVisibleSql(
+  sql: AnySql,
+  scope: RecordScope,
+  columns: { owner: postgres.Fragment; program: postgres.Fragment; taughtWhen?: postgres.Fragment },
+): postgres.Fragment {
+  switch (scope.kind) {
+    case 'all':
+      return sql`true`;
+    case 'own':
+      return sql`${columns.owner} = ${scope.userId}`;
+    case 'taught':
+      return sql`(${columns.owner} = ${scope.userId}
+                  or (${columns.taughtWhen ?? sql`true`} and ${programReachedSql(sql, scope, columns.program)}))`;
+  }
 }

@@ -9,7 +9,7 @@
 // - anyone else (a student): their own account and enrollments only.
 import type postgres from 'postgres';
 import { z } from 'zod';
-import { type Caller, hasAnyRole, type Role, teachesProgramSql } from './access';
+import { type Caller, type RecordReach, type RecordScope, type Role, recordVisibleSql, scopeOf } from './access';
 import { decryptRows, emailBlindIndex, normalizeName } from './crypto';
 import { BYTEA_ARRAY, type Sql, type TransactionSql, UUID_ARRAY } from './db';
 import { badRequest } from './errors';
@@ -25,33 +25,24 @@ export type EnrollmentStatus = (typeof ENROLLMENT_STATUSES)[number];
 /** Roles that manage students (create, change, deactivate, enroll) and see all of them. */
 export const STUDENT_MANAGER_ROLES: readonly Role[] = ['admin', 'staff', 'registrar'];
 
-export type RecordScope =
-  | { kind: 'all' }
-  /** An instructor: students and enrollments of the programmes they teach, and their own. */
-  | { kind: 'taught-by'; instructorId: string }
-  | { kind: 'own'; userId: string };
+/** Students and their enrollments: managers see all, instructors their programmes' students. */
+export const STUDENT_REACH: RecordReach = { all: STUDENT_MANAGER_ROLES, taught: true };
 
-export function recordScopeOf(caller: Caller): RecordScope {
-  if (hasAnyRole(caller, STUDENT_MANAGER_ROLES)) return { kind: 'all' };
-  if (hasAnyRole(caller, ['instructor'])) return { kind: 'taught-by', instructorId: caller.userId };
-  return { kind: 'own', userId: caller.userId };
-}
+export type { RecordScope };
 
-/** Condition on an enrollment aliased `e`: may the scope see it? */
+/** The students and enrollments the caller reaches. */
+export const recordScopeOf = (caller: Caller): RecordScope => scopeOf(caller, STUDENT_REACH);
+
+/** Condition on an enrollment aliased `e`: may the scope see it? A cancelled one counts for nobody's instructor. */
 export function enrollmentVisible(sql: Db, scope: RecordScope): Fragment {
-  switch (scope.kind) {
-    case 'all':
-      return sql`true`;
-    case 'own':
-      return sql`e.user_id = ${scope.userId}`;
-    case 'taught-by':
-      return sql`(e.user_id = ${scope.instructorId}
-                  or (e.status <> 'cancelled'
-                      and ${teachesProgramSql(sql, { userId: scope.instructorId, roles: ['instructor'] }, sql`e.program_id`)}))`;
-  }
+  return recordVisibleSql(sql, scope, {
+    owner: sql`e.user_id`,
+    program: sql`e.program_id`,
+    taughtWhen: sql`e.status <> 'cancelled'`,
+  });
 }
 
-/** Condition on a user aliased `u`: a student the scope may see. */
+/** Condition on a user aliased `u`: a student the scope may see (their own, or through a visible enrollment). */
 function studentVisible(sql: Db, scope: RecordScope): Fragment {
   const isStudent = sql`exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')`;
   switch (scope.kind) {
@@ -59,8 +50,8 @@ function studentVisible(sql: Db, scope: RecordScope): Fragment {
       return isStudent;
     case 'own':
       return sql`u.id = ${scope.userId} and ${isStudent}`;
-    case 'taught-by':
-      return sql`${isStudent} and (u.id = ${scope.instructorId} or exists (
+    case 'taught':
+      return sql`${isStudent} and (u.id = ${scope.userId} or exists (
                    select 1 from enrollments e where e.user_id = u.id and ${enrollmentVisible(sql, scope)}))`;
   }
 }
