@@ -14,6 +14,7 @@
 //     worker), both driven by far more clients than connections; peak connections sampled;
 //  5. the table as JSON and an SVG chart under bench/results/ (git-ignored).
 // Nothing is asserted: the figures are printed, and bench/README.md says what they mean.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -139,7 +140,8 @@ async function signInOrMint(api: string, admin: postgres.Sql, email: string) {
       from users u where u.email_blind_index = ${emailBlindIndex(email)}`;
   if (!row) return null;
   log(`  sign-in as ${email} failed or is not available: using a token minted in-process`);
-  const token = await issueAccessToken({ id: row.id, roles: row.roles as Role[] });
+  // A session of its own (every token names one; this one is never ended, so never refused).
+  const token = await issueAccessToken({ id: row.id, roles: row.roles as Role[] }, randomUUID());
   return { id: row.id, headers: { Authorization: `Bearer ${token}` } };
 }
 

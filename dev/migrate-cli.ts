@@ -2,12 +2,13 @@
 // (never a function's cold start). Connects like the app does — DATABASE_URL, or DB_HOST/DB_NAME/DB_USER
 // with a password or the operator's Microsoft Entra ID token — but as the migrating administrator.
 import postgres from 'postgres';
-import { config } from '../lib/config';
+import { parseConfig } from '../lib/config';
 import { poolOptions } from '../lib/db';
 import { migrateDown, migrateUp, migrationStatus } from '../lib/migrations';
 
 async function main(command: string | undefined) {
-  const cfg = config();
+  // Database settings only: the runner needs no keys, also in production (APP_ENV's default).
+  const cfg = parseConfig(process.env, 'database');
   const options = { ...poolOptions(cfg), max: 1, connection: { application_name: 'aada-lms-migrate' } };
   const sql = cfg.DATABASE_URL ? postgres(cfg.DATABASE_URL, options) : postgres(options);
   const log = (line: string) => console.log(line);

@@ -25,6 +25,8 @@ function functionModules(): string[] {
 
 async function main() {
   const log = (line: string) => console.log(line);
+  // Before anything reads the configuration (the seed encrypts with it): the app defaults to production.
+  process.env.APP_ENV ??= 'development';
   let stopDatabase: (() => Promise<void>) | undefined;
 
   if (!process.env.DATABASE_URL) {
@@ -46,7 +48,6 @@ async function main() {
       await admin.end();
     }
   }
-  process.env.APP_ENV ??= 'development';
 
   installFunctionsCoreStandIn();
   await loadFunctionModules(functionModules());

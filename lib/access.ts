@@ -25,7 +25,8 @@ export interface Caller {
   roles: readonly Role[];
   /** The access token's id (jti), for the audit trail. */
   tokenId: string;
-  sessionId?: string; // the refresh-token family (session) the access token came from, if any
+  /** The refresh-token family (session) the access token came from: every token has one. */
+  sessionId: string;
 }
 
 export function hasAnyRole(caller: Pick<Caller, 'roles'>, roles: readonly Role[]): boolean {

@@ -41,15 +41,16 @@ const jose = () => {
 
 /**
  * Signs an access token for `user`. `sessionId` is the refresh-token family the token was issued
- * from (sign-in, refresh), so a route can tell which session is calling (change password keeps it);
- * tokens made outside a session (tests, benchmarks) have none.
+ * from (sign-in, refresh): every token carries one, so every token can be revoked with its session
+ * (lib/revocations.ts), and a route can tell which session is calling (change password keeps it).
  */
 export async function issueAccessToken(
   user: { id: string; roles: readonly Role[] },
-  sessionId?: string,
+  sessionId: string,
 ): Promise<string> {
+  if (!UUID.test(sessionId)) throw new TypeError('an access token needs the uuid of its session');
   const { SignJWT } = await jose();
-  return new SignJWT({ roles: [...user.roles], ...(sessionId ? { sid: sessionId } : {}) })
+  return new SignJWT({ roles: [...user.roles], sid: sessionId })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
@@ -77,10 +78,9 @@ export async function verifyAccessToken(token: string): Promise<Caller | null> {
     const { roles, sid } = payload;
     if (!payload.sub || !UUID.test(payload.sub) || !Array.isArray(roles)) return null;
     if (!roles.every((role) => typeof role === 'string' && ROLE_SET.has(role))) return null;
-    if (sid !== undefined && !(typeof sid === 'string' && UUID.test(sid))) return null;
-    const caller: Caller = { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string };
-    if (sid !== undefined) caller.sessionId = sid;
-    return caller;
+    // No session, no revocation check: a token without one (never issued by this app) is refused.
+    if (typeof sid !== 'string' || !UUID.test(sid)) return null;
+    return { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string, sessionId: sid };
   } catch {
     return null;
   }

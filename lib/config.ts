@@ -25,7 +25,9 @@ const flag = z
   .transform((v) => v === 'true' || v === '1');
 
 const EnvSchema = z.object({
-  APP_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  // Fail closed: without APP_ENV the app is production, which refuses to start without its settings
+  // and real keys. Only `npm start` (development), the test suite (test) and the bench say otherwise.
+  APP_ENV: z.enum(['development', 'test', 'production']).default('production'),
 
   // Database: either a URL (local, CI) or discrete settings (Azure, passwordless with Entra ID).
   DATABASE_URL: z.string().url().optional(),
@@ -151,7 +153,11 @@ export function derivePoolMax(env: {
   return Math.min(perInstance, POOL_MAX_CEILING);
 }
 
-export function parseConfig(env: NodeJS.ProcessEnv): Config {
+/**
+ * `scope: 'database'` is for the migration runner, which touches no personal data and serves no
+ * request: in production it needs the database settings (and verified TLS), not the app's keys.
+ */
+export function parseConfig(env: NodeJS.ProcessEnv, scope: 'app' | 'database' = 'app'): Config {
   const result = EnvSchema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
@@ -164,7 +170,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       throw new ConfigError(`Invalid configuration: set DATABASE_URL, or ${missing.join(', ')}`);
     }
   }
-  if (parsed.APP_ENV === 'production') {
+  if (parsed.APP_ENV === 'production' && scope === 'app') {
     const missing = REQUIRED_IN_PRODUCTION.filter((name) => env[name] === undefined);
     if (missing.length > 0)
       throw new ConfigError(`Invalid configuration: ${missing.join(', ')} required in production`);

@@ -319,7 +319,7 @@ async function authenticate(request: HttpRequest, isPublic: boolean): Promise<Ca
   const caller = presented?.token ? await verifyAccessToken(presented.token) : null;
   if (isPublic) return caller;
   if (!caller) throw unauthorized(presented ? 'Your session is not valid; sign in again' : undefined);
-  if (caller.sessionId && (await isSessionEnded(caller.sessionId))) throw unauthorized('Your session has ended');
+  if (await isSessionEnded(caller.sessionId)) throw unauthorized('Your session has ended');
   if (presented?.via === 'cookie' && UNSAFE_METHODS.has(request.method) && !csrfTokenMatches(request)) {
     throw forbidden('Missing or wrong CSRF token');
   }

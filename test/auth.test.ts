@@ -120,7 +120,8 @@ async function signToken(
   claims: Record<string, unknown>,
   options: { issuer?: string; audience?: string; expiresIn?: string | number; key?: Uint8Array } = {},
 ) {
-  const jwt = new SignJWT(claims)
+  // A session id unless the case says otherwise, so each forgery has one defect only.
+  const jwt = new SignJWT({ sid: crypto.randomUUID(), ...claims })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(options.issuer ?? ISSUER)
     .setAudience(options.audience ?? AUDIENCE)
@@ -578,6 +579,11 @@ describe('forged, expired and malformed access tokens are 401 in the header and 
     [
       'alg none with the real signature',
       async (user) => `${b64url({ alg: 'none', typ: 'JWT' })}.${user.token.split('.').slice(1).join('.')}`,
+    ],
+    // Signed with the real key, but naming no session: it could not be revoked, so it is refused.
+    [
+      'validly signed, without a session id (sid)',
+      (user) => signToken({ sub: user.id, roles: user.roles, sid: undefined }),
     ],
     ['wrong audience', (user) => signToken({ sub: user.id, roles: user.roles }, { audience: 'another-api' })],
     ['wrong issuer', (user) => signToken({ sub: user.id, roles: user.roles }, { issuer: 'someone-else' })],

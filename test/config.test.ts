@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { derivePoolMax, POOL_MAX_CEILING, parseConfig } from '../lib/config';
 
-const base = { DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
+const base = { APP_ENV: 'development', DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
 
 describe('configuration', () => {
   test('names the malformed variable', () => {
@@ -19,6 +19,22 @@ describe('configuration', () => {
 
   test('production requires its settings and secrets, by name', () => {
     expect(() => parseConfig({ ...base, APP_ENV: 'production' })).toThrow(/PII_ENCRYPTION_KEYS/);
+  });
+
+  test('without APP_ENV it is production: no demo keys, and the refusal names what is missing', () => {
+    const { APP_ENV: _, ...unset } = base;
+    const refusal = (() => {
+      try {
+        parseConfig(unset);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'started';
+    })();
+    for (const name of ['APP_ENV', 'PII_ENCRYPTION_KEYS', 'PII_BLIND_INDEX_KEY', 'JWT_SIGNING_KEY']) {
+      expect(refusal).toContain(name);
+    }
+    expect(refusal).toMatch(/required in production/);
   });
 
   test('the derived pool keeps all instances within the server limit', () => {

@@ -45,7 +45,8 @@ const tokensOf = (userId: string) =>
 describe('access tokens', () => {
   const sign = (claims: Record<string, unknown>, edit: (jwt: SignJWT) => SignJWT = (jwt) => jwt) =>
     edit(
-      new SignJWT(claims)
+      // A session id unless the case says otherwise, so each case below has one defect only.
+      new SignJWT({ sid: randomUUID(), ...claims })
         .setProtectedHeader({ alg: 'HS256' })
         .setIssuer(ISSUER)
         .setAudience(AUDIENCE)
@@ -56,9 +57,10 @@ describe('access tokens', () => {
   const userId = randomUUID();
 
   test('an issued token verifies to its user, roles and id, with issuer, audience, iat and a 15-minute exp', async () => {
-    const token = await issueAccessToken({ id: userId, roles: ['student', 'staff'] });
+    const sessionId = randomUUID();
+    const token = await issueAccessToken({ id: userId, roles: ['student', 'staff'] }, sessionId);
     const caller = await verifyAccessToken(token);
-    expect(caller).toEqual({ userId, roles: ['student', 'staff'], tokenId: expect.any(String) });
+    expect(caller).toEqual({ userId, roles: ['student', 'staff'], tokenId: expect.any(String), sessionId });
     const claims = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString());
     expect(claims).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: userId });
     expect(claims.exp - claims.iat).toBe(15 * 60);
@@ -78,9 +80,8 @@ describe('access tokens', () => {
       tokenId: expect.any(String),
       sessionId,
     });
-    // Without a session (tests, benchmarks) there is no claim and no field.
-    const caller = await verifyAccessToken(await issueAccessToken({ id: userId, roles: ['student'] }));
-    expect(caller && 'sessionId' in caller).toBe(false);
+    // Every token names its session: one cannot be made without.
+    await expect(issueAccessToken({ id: userId, roles: ['student'] }, '')).rejects.toThrow(/session/);
   });
 
   test('a hand-made token with the right key and claims verifies (the checks below are the only difference)', async () => {
@@ -132,6 +133,11 @@ describe('access tokens', () => {
     ],
     ['a subject that is not a uuid', () => sign({ sub: "1' OR '1'='1", roles: ['admin'] })],
     ['an unknown role', () => sign({ sub: userId, roles: ['superuser'] })],
+    // Without a session id the revocation check has nothing to check: refused, however well signed.
+    [
+      'a validly signed token without a session id (sid)',
+      () => sign({ sub: userId, roles: ['admin'], sid: undefined }),
+    ],
     ['a session id that is not a uuid', () => sign({ sub: userId, roles: ['admin'], sid: "x' OR 1=1" })],
     ['a session id that is not a string', () => sign({ sub: userId, roles: ['admin'], sid: 42 })],
     ['roles that are not a list', () => sign({ sub: userId, roles: 'admin' })],
@@ -150,7 +156,9 @@ describe('access tokens', () => {
     [
       'a tampered payload',
       async () => {
-        const [header, , signature] = (await issueAccessToken({ id: userId, roles: ['student'] })).split('.');
+        const [header, , signature] = (await issueAccessToken({ id: userId, roles: ['student'] }, randomUUID())).split(
+          '.',
+        );
         const forged = Buffer.from(
           JSON.stringify({ sub: userId, roles: ['admin'], iss: ISSUER, aud: AUDIENCE }),
         ).toString('base64url');
@@ -160,7 +168,7 @@ describe('access tokens', () => {
     [
       'a tampered signature',
       async () => {
-        const token = await issueAccessToken({ id: userId, roles: ['student'] });
+        const token = await issueAccessToken({ id: userId, roles: ['student'] }, randomUUID());
         return `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
       },
     ],

@@ -1,6 +1,6 @@
 // People for tests: accounts created straight in the database (as the API would store them) and
 // signed access tokens for them, so a test can call any route as any role without signing in.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Role } from '../../lib/access';
 import { issueAccessToken } from '../../lib/auth';
@@ -35,6 +35,7 @@ export async function createTestUser(
     password: options.password === undefined ? TEST_PASSWORD : options.password,
     roles: options.roles,
   });
-  const token = await issueAccessToken({ id, roles: options.roles });
+  // Every access token names its session; this one's is never ended, so the revocation check passes.
+  const token = await issueAccessToken({ id, roles: options.roles }, randomUUID());
   return { id, email, firstName, lastName, roles: options.roles, token, headers: { Authorization: `Bearer ${token}` } };
 }
