@@ -667,7 +667,8 @@ describe('the outbox', () => {
       ACS_EMAIL_ENDPOINT: 'https://aada.unitedstates.communication.azure.com',
       ACS_EMAIL_SENDER: 'DoNotReply@mail.example.test',
     };
-    const base = { DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
+    // Outside production (APP_ENV's default), where the console sender is allowed.
+    const base = { APP_ENV: 'development', DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
     expect(configuredSender(parseConfig({ ...base, ...acs })).name).toBe('azure-communication-services');
     expect(configuredSender(parseConfig(base)).name).toBe('console');
     expect(() => parseConfig({ ...base, ACS_EMAIL_ENDPOINT: acs.ACS_EMAIL_ENDPOINT })).toThrow(/both/);
