@@ -37,7 +37,16 @@ import {
   revokeFamilyOfToken,
   rotate,
 } from '../lib/sessions';
-import { checkSignIn, recordSignInFailure, recordSignInSuccess, type ThrottleDecision } from '../lib/throttle';
+import {
+  checkSignIn,
+  DEVICE_COOKIE,
+  DEVICE_COOKIE_TTL_SECONDS,
+  newDeviceCookie,
+  presentedDevice,
+  recordSignInFailure,
+  recordSignInSuccess,
+  type ThrottleDecision,
+} from '../lib/throttle';
 import {
   EmailLookup,
   findUserById,
@@ -115,8 +124,20 @@ function clearedCookies(): Cookie[] {
 
 const signedOut = (): Reply => ({ kind: 'empty', status: 204, cookies: clearedCookies() });
 
+/**
+ * The device cookie a successful browser sign-in gets (lib/throttle.ts): it lets this browser past
+ * the account ceiling later, from any network. Renewed on every sign-in; never cleared by a logout.
+ */
+const deviceCookie = (userId: string): Cookie =>
+  cookie(DEVICE_COOKIE, newDeviceCookie(userId), '/', DEVICE_COOKIE_TTL_SECONDS);
+
 /** The answer to a sign-in or a refresh: a fresh access token and CSRF token, the rotated session. */
-async function signedIn(user: UserView, session: IssuedSession, client: ClientKind): Promise<Reply> {
+async function signedIn(
+  user: UserView,
+  session: IssuedSession,
+  client: ClientKind,
+  extraCookies: Cookie[] = [],
+): Promise<Reply> {
   const accessToken = await issueAccessToken(user, session.familyId);
   const csrfToken = randomBytes(32).toString('base64url');
   const body = {
@@ -128,7 +149,8 @@ async function signedIn(user: UserView, session: IssuedSession, client: ClientKi
     csrfToken,
     user: { id: user.id, email: user.email, firstName: user.firstName, lastName: user.lastName, roles: user.roles },
   };
-  const cookies = client === 'browser' ? sessionCookies(accessToken, session.refreshToken, csrfToken) : [];
+  const cookies =
+    client === 'browser' ? [...sessionCookies(accessToken, session.refreshToken, csrfToken), ...extraCookies] : [];
   return { kind: 'json', status: 200, body, cookies };
 }
 
@@ -197,27 +219,30 @@ endpoint({
   commitRefusals: true,
   handler: async ({ sql, body, request, clientIp, audit }) => {
     const accountKey = emailBlindIndex(body.email);
+    // The cookie's own account is checked inside checkSignIn; another account's cookie counts for nothing.
+    const presented = presentedDevice(request);
     const [account, decision] = await Promise.all([
       findAccount(sql, accountKey),
-      checkSignIn(sql, accountKey, clientIp),
+      checkSignIn(sql, accountKey, clientIp, presented),
     ]);
     audit.actingUserId = account?.id ?? null;
     if (!decision.allowed) throttled(decision, audit);
+    const deviceId = account && presented?.userId === account.id ? presented.deviceId : null;
     // An unknown account costs one real Argon2id verification too, so timing does not tell it apart.
     const verification = await verifyPassword(account?.password_hash ?? (await decoyPasswordHash()), body.password);
     if (!account || !verification.ok || account.status !== 'active') {
       // One message for an unknown email, a wrong password and an inactive account; the audit row knows which.
       audit.event = 'login_failed';
-      await recordSignInFailure(sql, accountKey, clientIp);
+      await recordSignInFailure(sql, accountKey, clientIp, deviceId);
       throw unauthorized(WRONG_CREDENTIALS);
     }
     audit.event = 'login_succeeded';
     const [session] = await Promise.all([
       issueSession(sql, account, clientInfo(request, clientIp)),
-      recordSignInSuccess(sql, accountKey, clientIp),
+      recordSignInSuccess(sql, accountKey, clientIp, deviceId),
       verification.needsRehash ? upgradeHash(sql, account, body.password) : undefined,
     ]);
-    return signedIn(toUserViews([account])[0] as UserView, session, body.client);
+    return signedIn(toUserViews([account])[0] as UserView, session, body.client, [deviceCookie(account.id)]);
   },
 });
 

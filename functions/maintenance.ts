@@ -2,7 +2,7 @@
 // while: login attempts after 30 days (the longest look-back of lib/throttle.ts is
 // LOGIN_KNOWN_SOURCE_DAYS), rate-limit buckets a day after their window ended, and refresh tokens 30
 // days after they expired (kept that long so a replayed old token still trips reuse detection and the
-// session history stays readable).
+// session history stays readable), and one-time tokens (emailed links) a day after they expired.
 //
 // Deletes go in batches of BATCH rows, each its own short statement and transaction, so no run holds
 // long locks or bloats one transaction; a run stops after MAX_BATCHES per table and the next hour's run
@@ -13,6 +13,7 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import type postgres from 'postgres';
 import { type Sql, timerDb } from '../lib/db';
+import { SPENT_TOKEN_RETENTION_DAYS } from '../lib/one-time-links';
 import { longestRateLimitWindowSeconds } from '../lib/throttle';
 
 export const LOGIN_ATTEMPT_RETENTION_DAYS = 30;
@@ -33,11 +34,12 @@ export interface PruneReport {
   loginAttempts: number;
   rateLimitBuckets: number;
   refreshTokens: number;
+  oneTimeTokens: number;
 }
 
 /** One table to prune: rows whose `column` is older than `before`, addressed by their `key`. */
 interface PruneTarget {
-  table: 'login_attempts' | 'rate_limit_buckets' | 'refresh_tokens';
+  table: 'login_attempts' | 'rate_limit_buckets' | 'refresh_tokens' | 'one_time_tokens';
   key: string;
   column: string;
   before: postgres.Fragment;
@@ -96,6 +98,11 @@ export async function pruneSignInTables(
       },
       options,
     ),
+    oneTimeTokens: await pruneInBatches(
+      sql,
+      { table: 'one_time_tokens', key: 'id', column: 'expires_at', before: daysAgo(SPENT_TOKEN_RETENTION_DAYS) },
+      options,
+    ),
   };
 }
 
@@ -104,7 +111,7 @@ export async function maintenance(_timer: Timer | null, context: InvocationConte
   // Counts only: these rows hold blind indexes, addresses and token hashes, none of which belongs in a log.
   context.log(
     `maintenance: removed ${report.loginAttempts} login attempts, ${report.rateLimitBuckets} rate-limit buckets, ` +
-      `${report.refreshTokens} expired refresh tokens`,
+      `${report.refreshTokens} expired refresh tokens, ${report.oneTimeTokens} expired one-time tokens`,
   );
 }
 

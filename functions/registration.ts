@@ -4,19 +4,23 @@
 //   2. POST auth/register/verify   { token }  → proves the address: a registration token (15 minutes).
 //   3. POST auth/register/complete { registrationToken, firstName, lastName, password } → the account.
 //
-// Both tokens are 32 random bytes; the database keeps only their SHA-256, in the request's one
-// `token_hash` column: verifying replaces the emailed token's hash with the registration token's, so
-// each token works once and only in its own step (the request's status says which step is next).
-// A random token rather than a signed JWT: it must be single use anyway, which needs the row, and it
-// cannot be mistaken for an access token signed with the same key.
-import { createHash, randomBytes } from 'node:crypto';
+// Both tokens are one-time tokens (lib/one-time-links.ts: random, stored only as a hash, expiring,
+// single use), of two purposes: the emailed one only verifies, the registration token only completes,
+// and the request's status says which step is next.
 import { z } from 'zod';
-import { config } from '../lib/config';
 import { decrypt, emailBlindIndex, encrypt } from '../lib/crypto';
 import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { badRequest } from '../lib/errors';
 import { created, json } from '../lib/http';
+import {
+  invalidToken as invalidLink,
+  issueToken,
+  looksLikeToken,
+  newToken,
+  portalLink,
+  redeemToken,
+} from '../lib/one-time-links';
 import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
 import { checkPasswordPolicy } from '../lib/password-policy';
 import {
@@ -40,30 +44,12 @@ const SOURCE_LIMIT = 10;
 const SOURCE_WINDOW_SECONDS = 60;
 const USER_AGENT_MAX = 512;
 
-/** The portal's base URL (lib/config.ts requires an https one in production). */
-function portalUrl(): string {
-  return config().APP_PUBLIC_URL.replace(/\/+$/, '');
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Tokens, limits, messages
 // ---------------------------------------------------------------------------------------------------
 
-/** What `randomBytes(32).toString('base64url')` looks like; anything else is not worth a query. */
-const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
-
-function newToken(): { token: string; hash: Buffer } {
-  const token = randomBytes(32).toString('base64url');
-  return { token, hash: hashToken(token) };
-}
-
-const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
-
 /** One answer for an unknown, malformed, expired or already used token: nothing to learn from it. */
-const invalidToken = (field: string) =>
-  badRequest('This link or token is invalid or has expired; start the registration again', [
-    { field: `body.${field}`, message: 'Invalid or expired' },
-  ]);
+const invalidToken = (field: string) => invalidLink(field, 'the registration');
 
 const weakPassword = (reason: string) => badRequest(reason, [{ field: 'body.password', message: reason }]);
 
@@ -85,7 +71,7 @@ async function enforceSourceLimit(
 }
 
 function verificationMessage(email: string, token: string): OutboxMessage {
-  const link = `${portalUrl()}/register/verify?token=${token}`;
+  const link = portalLink('register/verify', token);
   return {
     kind: 'registration_verification',
     recipient: email,
@@ -137,26 +123,33 @@ endpoint({
     // Over the source's limit nothing but the counter is written. The counter is bumped in this same
     // statement (rateLimitHit as a CTE), so there is one round trip whatever the outcome.
     const counted = rateLimitHit(sql, sourceKey(sql, scopeOf('request'), clientIp), SOURCE_WINDOW_SECONDS);
+    const issued = issueToken(sql, {
+      purpose: 'registration_verify',
+      owner: { registrationRequestId: sql`(select id from upserted)` },
+      hash,
+      ttlSeconds: REQUEST_TTL_SECONDS,
+    });
     const [bucket] = await sql<RateLimitBucket[]>`
       with bucket as (${counted}),
       upserted as (
         insert into registration_requests as r
-               (email_ciphertext, email_blind_index, token_hash, expires_at, request_ip, user_agent)
-        select ${encrypt(body.email, 'registration_requests.email')}, ${blindIndex}, ${hash},
+               (email_ciphertext, email_blind_index, expires_at, request_ip, user_agent)
+        select ${encrypt(body.email, 'registration_requests.email')}, ${blindIndex},
                now() + make_interval(secs => ${REQUEST_TTL_SECONDS}), ${clientIp}::inet, ${userAgent}
           from bucket
          where bucket.count <= ${SOURCE_LIMIT}
            and not exists (select 1 from users where email_blind_index = ${blindIndex})
         on conflict (email_blind_index) do update
-           set email_ciphertext = excluded.email_ciphertext, token_hash = excluded.token_hash,
+           set email_ciphertext = excluded.email_ciphertext,
                status = 'pending', expires_at = excluded.expires_at, verified_at = null, completed_at = null,
                request_ip = excluded.request_ip, user_agent = excluded.user_agent
          where r.updated_at <= now() - make_interval(secs => ${RESEND_INTERVAL_SECONDS})
-        returning 1),
+        returning r.id),
+      issued as (${issued}),
       queued as (
         insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
         select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
-          from upserted)
+          from issued)
       select count, retry_after from bucket`;
     refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'registration_requested';
@@ -180,15 +173,27 @@ endpoint({
   commitRefusals: true,
   handler: async ({ sql, body, clientIp, audit }) => {
     await enforceSourceLimit(sql, 'verify', clientIp);
-    if (!TOKEN_SHAPE.test(body.token)) throw invalidToken('token');
+    if (!looksLikeToken(body.token)) throw invalidToken('token');
     const registration = newToken();
-    // One statement: only a pending, unexpired request moves on, and the emailed token dies with it.
+    // One statement: the emailed token is used up, its pending request moves on, and the registration
+    // token is issued to that request (nothing when the token or the request's step is wrong).
+    const issued = issueToken(sql, {
+      purpose: 'registration_complete',
+      owner: { registrationRequestId: sql`(select id from verified)` },
+      hash: registration.hash,
+      ttlSeconds: COMPLETION_TTL_SECONDS,
+    });
     const [row] = await sql<{ id: string; expires_at: Date }[]>`
-      update registration_requests
-         set status = 'verified', verified_at = now(), token_hash = ${registration.hash},
-             expires_at = now() + make_interval(secs => ${COMPLETION_TTL_SECONDS})
-       where token_hash = ${hashToken(body.token)} and status = 'pending' and expires_at > now()
-      returning id, expires_at`;
+      with redeemed as (${redeemToken(sql, 'registration_verify', body.token)}),
+      verified as (
+        update registration_requests r
+           set status = 'verified', verified_at = now(),
+               expires_at = now() + make_interval(secs => ${COMPLETION_TTL_SECONDS})
+          from redeemed
+         where r.id = redeemed.registration_request_id and r.status = 'pending'
+        returning r.id),
+      issued as (${issued})
+      select (select id from verified) as id, expires_at from issued`;
     if (!row) throw invalidToken('token');
     audit.resourceIds.registrationRequestId = row.id;
     audit.event = 'registration_verified';
@@ -223,14 +228,16 @@ endpoint({
     // Length and the common list first: an over-long password costs neither a query nor a hash.
     const early = checkPasswordPolicy(body.password);
     if (early) throw weakPassword(early);
-    if (!TOKEN_SHAPE.test(body.registrationToken)) throw invalidToken('registrationToken');
+    if (!looksLikeToken(body.registrationToken)) throw invalidToken('registrationToken');
     const account = await sql.savepoint(async (tx) => {
-      // Claiming the request first makes completion single use: a concurrent second attempt waits on
-      // this row and then finds it completed. Any error below rolls the claim back.
+      // Using the token and claiming the request first makes completion single use: a concurrent
+      // second attempt waits on the token's row and then finds it used. Any error below rolls both back.
       const [claimed] = await tx<{ id: string; email_ciphertext: string }[]>`
-        update registration_requests set status = 'completed', completed_at = now()
-         where token_hash = ${hashToken(body.registrationToken)} and status = 'verified' and expires_at > now()
-        returning id, email_ciphertext`;
+        with redeemed as (${redeemToken(tx, 'registration_complete', body.registrationToken)})
+        update registration_requests r set status = 'completed', completed_at = now()
+          from redeemed
+         where r.id = redeemed.registration_request_id and r.status = 'verified'
+        returning r.id, r.email_ciphertext`;
       if (!claimed) throw invalidToken('registrationToken');
       const email = decrypt(claimed.email_ciphertext, 'registration_requests.email');
       const reason = checkPasswordPolicy(body.password, { email });

@@ -2,7 +2,7 @@
 // (`sid`: the refresh-token family), verified in-process with no database round trip. Browsers carry
 // them in an HttpOnly cookie (with a double-submit CSRF token for mutations); tools send
 // `Authorization: Bearer`.
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { hkdfSync, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest } from '@azure/functions';
 import { type Caller, ROLES, type Role } from './access';
 import { ConfigError, config } from './config';
@@ -30,6 +30,15 @@ function key(): Uint8Array {
     signingKey = new Uint8Array(bytes);
   }
   return signingKey;
+}
+
+/**
+ * A key for another signature this API makes (the device cookie of lib/throttle.ts), derived from
+ * JWT_SIGNING_KEY with HKDF under its own label: one secret to provision and rotate (it fails closed
+ * in production like the token key), and no signature of one kind can pass for another.
+ */
+export function derivedSigningKey(label: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', key(), Buffer.alloc(0), `aada-lms-api ${label}`, 32));
 }
 
 // jose is an ES module; loaded once, on first use, so cold starts that need no token skip it.

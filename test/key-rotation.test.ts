@@ -130,7 +130,6 @@ beforeAll(async () => {
     'registration_requests',
     {
       email_blind_index: emailBlindIndex(email),
-      token_hash: randomBytes(32),
       expires_at: new Date(Date.now() + 86_400_000).toISOString(),
     },
     { email_ciphertext: email },

@@ -79,19 +79,37 @@ describe('pruning the sign-in tables', () => {
     const live = await addRefreshToken(user.id, -DAY);
     const expiredLately = await addRefreshToken(user.id, 29 * DAY);
     const expiredLongAgo = await addRefreshToken(user.id, 31 * DAY);
+    // One-time tokens: one live, one expired an hour ago (kept a day), one expired two days ago.
+    for (const [purpose, expiredSecondsAgo] of [
+      ['sign_in_unlock', -600],
+      ['registration_verify', 3600],
+      ['registration_complete', 2 * DAY],
+    ] as const) {
+      await app.db.sql`
+        insert into one_time_tokens (purpose, token_hash, user_id, issued_at, expires_at)
+        values (${purpose}, ${randomBytes(32)}, ${user.id}, now() - make_interval(secs => ${expiredSecondsAgo + 1800}),
+                now() - make_interval(secs => ${expiredSecondsAgo}))`;
+    }
 
     // db() is the app's pool, signed in as the application role: its DELETE grants suffice.
     const report = await pruneSignInTables(db());
-    expect(report).toEqual({ loginAttempts: 2, rateLimitBuckets: 1, refreshTokens: 1 });
+    expect(report).toEqual({ loginAttempts: 2, rateLimitBuckets: 1, refreshTokens: 1, oneTimeTokens: 1 });
     expect(await loginAttemptsOf(account)).toBe(2);
     expect(await bucketExists(`${prefix}:ended-long-ago`)).toBe(false);
     expect(await bucketExists(`${prefix}:ended-recently`)).toBe(true);
     expect(await bucketExists(`${prefix}:running`)).toBe(true);
     expect((await tokenIds(user.id)).sort()).toEqual([live, expiredLately].sort());
     expect(await tokenIds(user.id)).not.toContain(expiredLongAgo);
+    const kept = await app.db.sql`select purpose from one_time_tokens where user_id = ${user.id} order by purpose`;
+    expect(kept.map((row) => row.purpose)).toEqual(['registration_verify', 'sign_in_unlock']);
 
     // Nothing left to do: a second run deletes nothing.
-    expect(await pruneSignInTables(db())).toEqual({ loginAttempts: 0, rateLimitBuckets: 0, refreshTokens: 0 });
+    expect(await pruneSignInTables(db())).toEqual({
+      loginAttempts: 0,
+      rateLimitBuckets: 0,
+      refreshTokens: 0,
+      oneTimeTokens: 0,
+    });
   });
 
   test('deletes in batches; a run stops at its bound and the next one carries on', async () => {

@@ -321,6 +321,7 @@ describe('the schema', () => {
     expect(rows.filter((row) => row.delete).map((row) => row.name)).toEqual([
       'instructor_assignments',
       'login_attempts',
+      'one_time_tokens',
       'outbox_messages',
       'rate_limit_buckets',
       'refresh_tokens',

@@ -134,6 +134,14 @@ async function userCount(email: string): Promise<number> {
   return row?.n ?? 0;
 }
 
+/** Lets the one-time tokens of `email`'s registration request run out. */
+async function expireTokensOf(email: string): Promise<void> {
+  await app.db.sql`
+    update one_time_tokens t set issued_at = now() - interval '2 hours', expires_at = now() - interval '1 second'
+      from registration_requests r
+     where r.id = t.registration_request_id and r.email_blind_index = ${emailBlindIndex(email)}`;
+}
+
 /** Lets a test act as if the last link to `email` went out RESEND_INTERVAL ago. */
 async function ageRequest(email: string): Promise<void> {
   await app.db.sql.begin(async (tx) => {
@@ -329,15 +337,13 @@ describe('registration, start to finish', () => {
   test('an expired link and an expired registration token get the same 400 as a wrong one', async () => {
     const email = uniqueEmail();
     const token = await requestLink(email);
-    await app.db.sql`update registration_requests set expires_at = now() - interval '1 second'
-                      where email_blind_index = ${emailBlindIndex(email)}`;
+    await expireTokensOf(email);
     expect((await problem(await post('/auth/register/verify', { token }), 400)).detail).toBe(INVALID_TOKEN_DETAIL);
     expect(await requestStatus(email)).toBe('pending');
 
     const other = uniqueEmail();
     const registrationToken = await registrationTokenFor(other);
-    await app.db.sql`update registration_requests set expires_at = now() - interval '1 second'
-                      where email_blind_index = ${emailBlindIndex(other)}`;
+    await expireTokensOf(other);
     const expired = await post('/auth/register/complete', {
       registrationToken,
       firstName: 'Late',
@@ -584,7 +590,8 @@ describe('the outbox', () => {
     const { registrationToken } = await verify(token);
     const dump = await app.db.sql<{ row: string }[]>`
       select o::text as row from outbox_messages o
-      union all select r::text from registration_requests r`;
+      union all select r::text from registration_requests r
+      union all select t::text from one_time_tokens t`;
     const text = dump.map((row) => row.row).join('\n');
     expect(text).toContain('registration_verification');
     for (const secret of [email, email.split('@')[0] as string, token, registrationToken, 'register/verify']) {

@@ -26,12 +26,13 @@ export function send(method: string, pathAndQuery: string, options: SendOptions 
   });
 }
 
-/** POSTs `body` (JSON, or a raw string) to `url` from the local address `source`. */
+/** POSTs `body` (JSON, or a raw string) to `url` from the local address `source`, with extra `headers`. */
 export function postFrom(
   url: string,
   body: unknown,
   source: string,
   contentType = 'application/json',
+  headers: Record<string, string> = {},
 ): Promise<Response> {
   const target = new URL(url);
   const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
@@ -44,7 +45,7 @@ export function postFrom(
         method: 'POST',
         localAddress: source,
         agent: false,
-        headers: { 'content-type': contentType, 'content-length': payload.length },
+        headers: { ...headers, 'content-type': contentType, 'content-length': payload.length },
       },
       (response) => {
         const chunks: Buffer[] = [];

@@ -1,0 +1,133 @@
+// The way back in for a student whose sign-in is throttled (lib/throttle.ts): an emailed one-time
+// link that lets the source it is opened from try again. Two public, audited steps:
+//   1. POST auth/unlock/request { email } → always 202, whether or not the address has an account and
+//      whether or not it is locked; a link goes out (through the outbox) only when the account is
+//      active and sign-in is refused to this source because of failed attempts (the account ceiling
+//      or this source's own lockout), at most one per account per RESEND_INTERVAL.
+//   2. POST auth/unlock { token } → the source of this request counts as known for the account (its
+//      failures are forgotten and the account ceiling no longer applies to it), as after a successful
+//      sign-in. It signs nobody in: the password is still needed, so the link alone is worth nothing
+//      to whoever reads the mailbox but not the password.
+// The token is a one-time token (lib/one-time-links.ts): random, stored only as its hash, valid
+// LINK_TTL, single use, and only the latest link of an account works.
+import { z } from 'zod';
+import { emailBlindIndex } from '../lib/crypto';
+import { db } from '../lib/db';
+import { endpoint } from '../lib/endpoint';
+import { json } from '../lib/http';
+import { invalidToken, issueToken, looksLikeToken, newToken, portalLink, redeemToken } from '../lib/one-time-links';
+import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
+import {
+  hitRateLimit,
+  type RateLimitBucket,
+  rateLimitDecision,
+  rateLimitHit,
+  recordSignInSuccess,
+  refuseOverLimit,
+  signInLockedOut,
+  sourceKey,
+} from '../lib/throttle';
+import { EmailLookup } from '../lib/users';
+
+/** The emailed link is valid this long. */
+const LINK_TTL_SECONDS = 30 * 60;
+/** At most one email per account per this interval, whoever asks. */
+const RESEND_INTERVAL_SECONDS = 60;
+/** Requests per source address and step per window. */
+const SOURCE_LIMIT = 10;
+const SOURCE_WINDOW_SECONDS = 60;
+
+function unlockMessage(email: string, token: string): OutboxMessage {
+  return {
+    kind: 'sign_in_unlock',
+    recipient: email,
+    subject: 'Signing in to the Atlanta Academy of Dental Assisting',
+    body: [
+      'Hello,',
+      '',
+      'Signing in to your account was paused after repeated wrong passwords, and someone, hopefully',
+      `you, asked to be let through. Open this link within ${LINK_TTL_SECONDS / 60} minutes on the device and network`,
+      'you want to sign in from; then sign in with your password as usual:',
+      '',
+      portalLink('sign-in/unlock', token),
+      '',
+      'The link does not sign anyone in and does not change your password. If you did not ask for it,',
+      'someone may be guessing your password: ignore this message and consider changing your password.',
+    ].join('\n'),
+  };
+}
+
+/** The same body, whatever happened: the answer must not tell whether the address has an account. */
+const REQUEST_ACCEPTED = {
+  message: `If this address belongs to an account whose sign-in is paused, a link is on its way to it; it is valid for ${LINK_TTL_SECONDS / 60} minutes.`,
+};
+
+endpoint({
+  name: 'auth-unlock-request',
+  methods: ['POST'],
+  route: 'auth/unlock/request',
+  access: 'public',
+  audit: true,
+  phi: true,
+  maxBodyBytes: 4096,
+  body: z.strictObject({ email: EmailLookup }),
+  handler: async ({ body, clientIp, audit }) => {
+    // The same work whatever the address (a token, the ciphertexts, one statement that always bumps
+    // the source's counter), so neither the answer nor its timing tells anything: the database
+    // decides inside the statement whether a message is queued.
+    const sql = db();
+    const accountKey = emailBlindIndex(body.email);
+    const { token, hash } = newToken();
+    const message = encryptMessage(unlockMessage(body.email, token));
+    const counted = rateLimitHit(sql, sourceKey(sql, 'unlock-request', clientIp), SOURCE_WINDOW_SECONDS);
+    const issued = issueToken(sql, {
+      purpose: 'sign_in_unlock',
+      owner: { userId: sql`(select id from account)` },
+      hash,
+      ttlSeconds: LINK_TTL_SECONDS,
+      minIntervalSeconds: RESEND_INTERVAL_SECONDS,
+    });
+    const [bucket] = await sql<RateLimitBucket[]>`
+      with bucket as (${counted}),
+      account as (
+        select u.id from users u, bucket
+         where u.email_blind_index = ${accountKey} and u.status = 'active' and bucket.count <= ${SOURCE_LIMIT}
+           and ${signInLockedOut(sql, accountKey, clientIp)}),
+      issued as (${issued}),
+      queued as (
+        insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
+        select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
+          from issued)
+      select count, retry_after from bucket`;
+    refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
+    audit.event = 'unlock_requested';
+    deliverNowInDevelopment();
+    return json(REQUEST_ACCEPTED, 202);
+  },
+});
+
+endpoint({
+  name: 'auth-unlock',
+  methods: ['POST'],
+  route: 'auth/unlock',
+  access: 'public',
+  audit: true,
+  maxBodyBytes: 4096,
+  body: z.strictObject({ token: z.string().max(1_000) }),
+  handler: async ({ body, clientIp, audit }) => {
+    const sql = db();
+    refuseOverLimit(await hitRateLimit(sql, sourceKey(sql, 'unlock', clientIp), SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
+    if (!looksLikeToken(body.token)) throw invalidToken('token', 'from the sign-in page');
+    const userId = await sql.begin(async (tx) => {
+      const [account] = await tx<{ id: string; email_blind_index: Buffer }[]>`
+        with redeemed as (${redeemToken(tx, 'sign_in_unlock', body.token)})
+        select u.id, u.email_blind_index from users u join redeemed r on r.user_id = u.id`;
+      if (!account) throw invalidToken('token', 'from the sign-in page');
+      await recordSignInSuccess(tx, account.email_blind_index, clientIp);
+      return account.id;
+    });
+    audit.actingUserId = userId;
+    audit.event = 'sign_in_unlocked';
+    return json({ message: 'This device may sign in again: sign in with your password.' });
+  },
+});
