@@ -58,8 +58,8 @@ test('without ACS in production the run prunes, keeps the queue and fails with t
     insert into outbox_messages (kind, recipient_ciphertext, body_ciphertext)
     values ('registration', 'x', 'x') returning id`;
   await sql`
-    insert into registration_requests (email_ciphertext, email_blind_index, token_hash, expires_at)
-    values ('x', ${randomBytes(32)}, ${randomBytes(32)}, now() - interval '40 days')`;
+    insert into registration_requests (email_ciphertext, email_blind_index, expires_at)
+    values ('x', ${randomBytes(32)}, now() - interval '40 days')`;
 
   const { sendOutbox } = await import('../functions/outbox-sender');
   const logged: string[] = [];

@@ -143,7 +143,8 @@ describe('the device cookie', () => {
     expect((await signIn(newAddress(), student.email, TEST_PASSWORD, { cookie: classmateDevice })).status).toBe(429);
     // …and that classmate's own account is not under attack: their cookie is irrelevant there.
     expect((await signIn(newAddress(), classmate.email, TEST_PASSWORD)).status).toBe(200);
-  });
+    // About 75 sign-ins, each a real Argon2id verification: minutes when the machine is busy.
+  }, 240_000);
 
   test('a trusted device that keeps failing loses its exemption (counted across networks)', async () => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
