@@ -12,7 +12,6 @@
 // LINK_TTL, single use, and only the latest link of an account works.
 import { z } from 'zod';
 import { emailBlindIndex } from '../lib/crypto';
-import { db } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { invalidToken, issueToken, looksLikeToken, newToken, portalLink, redeemToken } from '../lib/one-time-links';
@@ -71,11 +70,12 @@ endpoint({
   phi: true,
   maxBodyBytes: 4096,
   body: z.strictObject({ email: EmailLookup }),
-  handler: async ({ body, clientIp, audit }) => {
+  // Over the limit the request is refused, and its count is kept (the statement's only write then).
+  commitRefusals: true,
+  handler: async ({ sql, body, clientIp, audit, afterCommit }) => {
     // The same work whatever the address (a token, the ciphertexts, one statement that always bumps
     // the source's counter), so neither the answer nor its timing tells anything: the database
     // decides inside the statement whether a message is queued.
-    const sql = db();
     const accountKey = emailBlindIndex(body.email);
     const { token, hash } = newToken();
     const message = encryptMessage(unlockMessage(body.email, token));
@@ -101,7 +101,7 @@ endpoint({
       select count, retry_after from bucket`;
     refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'unlock_requested';
-    deliverNowInDevelopment();
+    afterCommit(deliverNowInDevelopment);
     return json(REQUEST_ACCEPTED, 202);
   },
 });
@@ -114,19 +114,18 @@ endpoint({
   audit: true,
   maxBodyBytes: 4096,
   body: z.strictObject({ token: z.string().max(1_000) }),
-  handler: async ({ body, clientIp, audit }) => {
-    const sql = db();
+  // A wrong token is refused and must still count against its source (the only write before it).
+  commitRefusals: true,
+  handler: async ({ sql, body, clientIp, audit }) => {
     refuseOverLimit(await hitRateLimit(sql, sourceKey(sql, 'unlock', clientIp), SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
     if (!looksLikeToken(body.token)) throw invalidToken('token', 'from the sign-in page');
-    const userId = await sql.begin(async (tx) => {
-      const [account] = await tx<{ id: string; email_blind_index: Buffer }[]>`
-        with redeemed as (${redeemToken(tx, 'sign_in_unlock', body.token)})
-        select u.id, u.email_blind_index from users u join redeemed r on r.user_id = u.id`;
-      if (!account) throw invalidToken('token', 'from the sign-in page');
-      await recordSignInSuccess(tx, account.email_blind_index, clientIp);
-      return account.id;
-    });
-    audit.actingUserId = userId;
+    // The token is used up and the source trusted in the request's transaction, with its audit row.
+    const [account] = await sql<{ id: string; email_blind_index: Buffer }[]>`
+      with redeemed as (${redeemToken(sql, 'sign_in_unlock', body.token)})
+      select u.id, u.email_blind_index from users u join redeemed r on r.user_id = u.id`;
+    if (!account) throw invalidToken('token', 'from the sign-in page');
+    await recordSignInSuccess(sql, account.email_blind_index, clientIp);
+    audit.actingUserId = account.id;
     audit.event = 'sign_in_unlocked';
     return json({ message: 'This device may sign in again: sign in with your password.' });
   },
