@@ -75,9 +75,12 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   registration_requests: {
     email_ciphertext: encrypted('registration_requests.email'),
     email_blind_index: { kind: 'blind-index', of: 'the normalised email' },
-    token_hash: hashed('the emailed token (SHA-256)'),
     status: STATE,
     user_agent: USER_AGENT,
+  },
+  one_time_tokens: {
+    purpose: STATE,
+    token_hash: hashed('the token of an emailed link or a single-use step (SHA-256; lib/one-time-links.ts)'),
   },
   outbox_messages: {
     kind: STATE,

@@ -37,7 +37,7 @@ async function signIn(
   options: { cookie?: string; client?: 'browser' | 'tool' } = {},
 ): Promise<SignIn> {
   const body = { email, password, ...(options.client ? { client: options.client } : {}) };
-  const headers = options.cookie ? { cookie: options.cookie } : {};
+  const headers: Record<string, string> = options.cookie ? { cookie: options.cookie } : {};
   const response = await postFrom(`${app.url}/auth/login`, body, source, 'application/json', headers);
   const setCookies = response.headers.getSetCookie();
   const device = setCookies.find((cookie) => cookie.startsWith(`${DEVICE_COOKIE}=`));
