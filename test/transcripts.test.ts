@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import pdfLib from 'pdf-lib';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { calendarDate, schoolDate } from '../lib/school';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { createEnrollment, createProgram, createTranscript, recordProgress } from './helpers/records';
@@ -51,6 +52,8 @@ const get = (path: string, user: TestUser | null) => send('GET', path, { as: use
 
 interface Transcript {
   id: string;
+  kind: 'official' | 'unofficial';
+  generatedAt: string;
   gpa: number | null;
   studentName: string;
   totalClockHours: number;
@@ -301,5 +304,100 @@ describe('who reaches a transcript', () => {
        where resource_ids ->> 'id' = ${transcriptId} order by id`;
     expect(rows.length).toBeGreaterThanOrEqual(4);
     expect(rows.every((row) => row.phi === true)).toBe(true);
+  });
+});
+
+describe('official or a progress report, issued on a date a person reads', () => {
+  const MONTHS = [
+    'January',
+    'February',
+    'March',
+    'April',
+    'May',
+    'June',
+    'July',
+    'August',
+    'September',
+    'October',
+    'November',
+    'December',
+  ];
+  /** The day an instant fell on in Atlanta, spelt out (worked out here from the time zone's calendar parts). */
+  function dayInAtlanta(iso: string): string {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat('en-US', {
+        timeZone: 'America/New_York',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+      })
+        .formatToParts(new Date(iso))
+        .map((part) => [part.type, part.value]),
+    );
+    return `${Number(parts.day)} ${MONTHS[Number(parts.month) - 1]} ${parts.year}`;
+  }
+
+  async function generate(enrollmentStatus: string) {
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const { programId, moduleIds } = await programWith([10]);
+    const enrollmentId = await createEnrollment(app.db.sql, someone.id, programId, {
+      status: enrollmentStatus,
+      startDate: '2026-01-05',
+    });
+    await app.db.sql`insert into module_progress (enrollment_id, module_id, status, score, progress_pct)
+                     values (${enrollmentId}, ${moduleIds[0] as string}, 'passed', 90, 100)`;
+    const response = await post(registrar, { studentId: someone.id, programId });
+    expect(response.status).toBe(201);
+    const transcript = (await response.json()) as Transcript;
+    const text = await pdfText(await (await get(`/transcripts/${transcript.id}/pdf`, registrar)).arrayBuffer());
+    const read = (await (await get(`/transcripts/${transcript.id}`, someone)).json()) as Transcript;
+    return { transcript, text, read };
+  }
+
+  test('a transcript of an enrollment that is not completed is an unofficial progress report, and says so', async () => {
+    for (const status of ['active', 'on_hold', 'withdrawn']) {
+      const { transcript, text, read } = await generate(status);
+      expect(transcript.kind).toBe('unofficial');
+      expect(read.kind).toBe('unofficial');
+      expect(text).toContain('Unofficial transcript — progress report');
+      expect(text).not.toMatch(/(?<!Un)Official transcript/);
+      expect(text).toContain(`the enrollment is ${status}, not completed`);
+    }
+  });
+
+  test('a transcript of a completed enrollment is official', async () => {
+    const { transcript, text, read } = await generate('completed');
+    expect(transcript.kind).toBe('official');
+    expect(read.kind).toBe('official');
+    expect(text).toContain('Official transcript');
+    expect(text).not.toContain('Unofficial');
+    expect(text).not.toContain('progress report');
+  });
+
+  test('the PDF shows the issue and enrollment dates spelt out, not ISO timestamps', async () => {
+    const { transcript, text } = await generate('active');
+    const issued = dayInAtlanta(transcript.generatedAt);
+    expect(text).toContain(issued);
+    expect(text).toContain(`issued ${issued}`); // the footer of every page
+    expect(text).toContain('started 5 January 2026');
+    expect(text).not.toContain(transcript.generatedAt);
+    expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}/);
+  });
+
+  test('the issue date is the day at the school (America/New_York), whatever the UTC date', () => {
+    expect(schoolDate(new Date('2026-12-01T03:30:00Z'))).toBe('30 November 2026'); // 22:30 in Atlanta
+    expect(schoolDate(new Date('2026-12-01T05:00:00Z'))).toBe('1 December 2026');
+    expect(schoolDate(new Date('2026-07-01T03:30:00Z'))).toBe('30 June 2026'); // daylight saving time: UTC-4
+    expect(schoolDate(new Date('2026-07-01T04:30:00Z'))).toBe('1 July 2026');
+    // A calendar date (PostgreSQL date) is the same day everywhere.
+    expect(calendarDate(new Date('2026-01-05'))).toBe('5 January 2026');
+  });
+
+  test('a transcript generated before kinds were recorded reads with kind null', async () => {
+    const { programId } = await programWith([10]);
+    const someone = await createTestUser(app.db.sql, { roles: ['student'] });
+    const [row] = await app.db.sql<{ id: string }[]>`
+      insert into transcripts (user_id, program_id, gpa) values (${someone.id}, ${programId}, 3.0) returning id`;
+    expect(await (await get(`/transcripts/${row?.id}`, someone)).json()).toMatchObject({ kind: null });
   });
 });
