@@ -13,14 +13,11 @@
 // takes the same filters in its body for clients that must keep them out of URLs and logs.
 import { z } from 'zod';
 import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
-import { decrypt, emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
-import { type AnySql, BYTEA_ARRAY, type TransactionSql } from '../lib/db';
+import type { AnySql, TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
+import { conflict, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { limitSchema, nextLink } from '../lib/pagination';
-import { checkPasswordPolicy } from '../lib/password-policy';
-import { PASSWORD_MAX_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
 import {
   ENROLLMENT_STATUSES,
@@ -32,7 +29,17 @@ import {
   type StudentFilter,
   studentListOrder,
 } from '../lib/students';
-import { EmailAddress, EmailLookup, insertUser, NameSearchInput, PersonName, USER_STATUSES } from '../lib/users';
+import {
+  EmailAddress,
+  EmailLookup,
+  insertUser,
+  NameSearchInput,
+  NewPassword,
+  PersonName,
+  USER_STATUSES,
+  updateAccount,
+  withPasswordPolicy,
+} from '../lib/users';
 
 const ALL: RecordScope = { kind: 'all' };
 
@@ -128,13 +135,15 @@ endpoint({
 // Creating, changing, deactivating
 // ---------------------------------------------------------------------------------------------------
 
-const NewStudent = z.strictObject({
-  email: EmailAddress,
-  firstName: PersonName,
-  lastName: PersonName,
-  /** Optional: without one the account is `pending` until the student activates it. */
-  password: z.string().max(PASSWORD_MAX_LENGTH).optional(),
-});
+const NewStudent = withPasswordPolicy(
+  z.strictObject({
+    email: EmailAddress,
+    firstName: PersonName,
+    lastName: PersonName,
+    /** Optional: without one the account is `pending` until the student activates it. */
+    password: NewPassword.optional(),
+  }),
+);
 
 endpoint({
   name: 'students-create',
@@ -144,10 +153,6 @@ endpoint({
   phi: true,
   body: NewStudent,
   handler: async ({ sql, body, caller, audit }) => {
-    if (body.password !== undefined) {
-      const problem = checkPasswordPolicy(body.password, { email: body.email });
-      if (problem) throw badRequest('Choose another password', [{ field: 'body.password', message: problem }]);
-    }
     // Uniqueness is the blind index's unique constraint: of two concurrent creations, one gets 409.
     const { id } = await insertUser(sql, {
       email: body.email,
@@ -205,32 +210,10 @@ endpoint({
   body: StudentChange,
   handler: async ({ sql, params, body }) => {
     const current = await lockManagedStudent(sql, params.id);
-    // The search tokens cover both names, so changing one needs the other in plaintext.
-    const names =
-      body.firstName !== undefined || body.lastName !== undefined
-        ? {
-            first: body.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
-            last: body.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
-          }
-        : null;
-    const reactivated = body.status === 'active';
     try {
-      await sql`
-        update users set
-          email_ciphertext = coalesce(${body.email ? encrypt(body.email, 'users.email') : null}::text, email_ciphertext),
-          email_blind_index = coalesce(${body.email ? emailBlindIndex(body.email) : null}::bytea, email_blind_index),
-          first_name_ciphertext = coalesce(${body.firstName ? encrypt(body.firstName, 'users.first_name') : null}::text,
-                                           first_name_ciphertext),
-          last_name_ciphertext = coalesce(${body.lastName ? encrypt(body.lastName, 'users.last_name') : null}::text,
-                                          last_name_ciphertext),
-          name_search_tokens = coalesce(${names ? sql.array(nameSearchTokens(names.first, names.last), BYTEA_ARRAY) : null}::bytea[],
-                                        name_search_tokens),
-          status = coalesce(${body.status ?? null}::text, status),
-          deactivated_at = case when ${reactivated} then null else deactivated_at end,
-          deactivated_by = case when ${reactivated} then null else deactivated_by end
-        where id = ${params.id}`;
+      await updateAccount(sql, params.id, current, body);
     } catch (error) {
-      // The same address (same blind index) on this very account is no conflict (old §6 item 27).
+      // The same address (same blind index) on this very account is no conflict.
       if ((error as { code?: string }).code === '23505') {
         throw conflict('An account with this email address already exists');
       }

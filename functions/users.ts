@@ -14,13 +14,11 @@
 // stateless token, accepted so that verifying a token needs no database round trip.
 import { z } from 'zod';
 import { type Caller, ROLES, type Role } from '../lib/access';
-import { decrypt, emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
-import { BYTEA_ARRAY, type TransactionSql } from '../lib/db';
+import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { conflict, notFound } from '../lib/errors';
 import { created, json, noContent } from '../lib/http';
 import { limitSchema, nextLink } from '../lib/pagination';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
 import {
   EmailAddress,
@@ -29,13 +27,16 @@ import {
   insertUser,
   listUsers,
   NameSearchInput,
+  NewPassword,
   PersonName,
   toUserViews,
   USER_ORDER,
   USER_STATUSES,
   type UserRow,
   type UserView,
+  updateAccount,
   userColumns,
+  withPasswordPolicy,
 } from '../lib/users';
 
 const READERS: readonly Role[] = ['admin', 'staff'];
@@ -46,25 +47,25 @@ const ADMINS: readonly Role[] = ['admin'];
 // Input
 // ---------------------------------------------------------------------------------------------------
 
-const Password = z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH);
-
 const RoleName = z.enum(ROLES);
 
 const UserIdParams = z.object({ id: z.uuid() });
 const UserRoleParams = z.object({ id: z.uuid(), role: RoleName });
 
-const NewUserBody = z.strictObject({
-  email: EmailAddress,
-  firstName: PersonName,
-  lastName: PersonName,
-  /** Without a password the account is `pending` until its owner sets one. */
-  password: Password.optional(),
-  roles: z
-    .array(RoleName)
-    .min(1)
-    .max(ROLES.length * 2)
-    .transform((roles) => [...new Set(roles)]),
-});
+const NewUserBody = withPasswordPolicy(
+  z.strictObject({
+    email: EmailAddress,
+    firstName: PersonName,
+    lastName: PersonName,
+    /** Without a password the account is `pending` until its owner sets one. */
+    password: NewPassword.optional(),
+    roles: z
+      .array(RoleName)
+      .min(1)
+      .max(ROLES.length * 2)
+      .transform((roles) => [...new Set(roles)]),
+  }),
+);
 
 /**
  * `status` may be set to `active` (also reactivates a deactivated account) or `locked`. Deactivating
@@ -203,10 +204,8 @@ interface PatchTarget {
 }
 
 /**
- * Applies a patch in one transaction. Names are re-tokenised from both names, so changing one
- * reads the other under a row lock. A new email gets a new blind index; the unique index refuses an
- * address another account holds, while re-sending the account's own address changes nothing (the
- * old system answered "email already in use" to that, original-system.md §6.27).
+ * Applies a patch inside the request's transaction, under a row lock (updateAccount re-tokenises the
+ * names from both). Locking takes the account's sessions; activating needs a password.
  */
 async function patchUser(
   tx: TransactionSql,
@@ -222,25 +221,7 @@ async function patchUser(
   if (patch.status === 'active' && !current.has_password) {
     throw conflict('This account has no password yet; it stays pending until its owner sets one');
   }
-  const namesChange = patch.firstName !== undefined || patch.lastName !== undefined;
-  const tokens = namesChange
-    ? nameSearchTokens(
-        patch.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
-        patch.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
-      )
-    : null;
-  const [row] = await tx<UserRow[]>`
-    update users as u set
-      email_ciphertext = coalesce(${patch.email === undefined ? null : encrypt(patch.email, 'users.email')}, u.email_ciphertext),
-      email_blind_index = coalesce(${patch.email === undefined ? null : emailBlindIndex(patch.email)}::bytea, u.email_blind_index),
-      first_name_ciphertext = coalesce(${patch.firstName === undefined ? null : encrypt(patch.firstName, 'users.first_name')}, u.first_name_ciphertext),
-      last_name_ciphertext = coalesce(${patch.lastName === undefined ? null : encrypt(patch.lastName, 'users.last_name')}, u.last_name_ciphertext),
-      name_search_tokens = coalesce(${tokens ? tx.array(tokens, BYTEA_ARRAY) : null}, u.name_search_tokens),
-      status = coalesce(${patch.status ?? null}, u.status),
-      deactivated_at = case when ${patch.status ?? null}::text = 'active' then null else u.deactivated_at end,
-      deactivated_by = case when ${patch.status ?? null}::text = 'active' then null else u.deactivated_by end
-     where u.id = ${id}
-    returning ${userColumns(tx)}`;
+  const row = await updateAccount(tx, id, current, patch);
   if (patch.status === 'locked') await revokeAllForUser(tx, id, 'admin_revoked');
   return toUserViews(row ? [row] : [])[0] ?? null;
 }

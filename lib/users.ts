@@ -4,6 +4,7 @@ import type postgres from 'postgres';
 import { z } from 'zod';
 import type { Role } from './access';
 import {
+  decrypt,
   decryptRows,
   emailBlindIndex,
   encrypt,
@@ -15,7 +16,8 @@ import {
 import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
 import { conflict } from './errors';
 import { keyset, type Page, pageOf } from './pagination';
-import { hashPassword } from './passwords';
+import { checkPasswordPolicy } from './password-policy';
+import { hashPassword, PASSWORD_MAX_LENGTH } from './passwords';
 import { singleLine } from './text';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
@@ -147,6 +149,71 @@ export async function insertUser(sql: Sql, user: NewUser): Promise<{ id: string 
         from created, unnest(${sql.array([...user.roles], TEXT_ARRAY)}::text[]) as role)
     select id from created`;
   if (!row) throw conflict('An account with this email address already exists');
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Creating and changing an account: one path for the user and the student routes
+// ---------------------------------------------------------------------------------------------------
+
+/** A password chosen for a new account; the full rule needs the address too (withPasswordPolicy). */
+export const NewPassword = z.string().max(PASSWORD_MAX_LENGTH);
+
+/**
+ * The one password rule (lib/password-policy.ts) on a body that creates an account: checked against
+ * its `email`, and named `password` wherever the body came from. An administrator creating a user
+ * meets the same rule as a registrar creating a student or a student registering.
+ */
+export function withPasswordPolicy<S extends z.ZodType<{ email: string; password?: string | undefined }>>(schema: S) {
+  return schema.superRefine((account, ctx) => {
+    if (account.password === undefined) return;
+    const problem = checkPasswordPolicy(account.password, { email: account.email });
+    if (problem) ctx.addIssue({ code: 'custom', path: ['password'], message: problem });
+  });
+}
+
+export interface AccountChange {
+  email?: string | undefined;
+  firstName?: string | undefined;
+  lastName?: string | undefined;
+  status?: UserStatus | undefined;
+}
+
+/**
+ * Applies a change to an account whose row the caller has locked (`current` holds its stored names:
+ * the search tokens cover both names, so changing one needs the other). A new email gets a new blind
+ * index; the unique index refuses an address another account holds, while re-sending the account's
+ * own address changes nothing. Becoming `active` clears a deactivation. One statement.
+ */
+export async function updateAccount(
+  sql: Sql,
+  id: string,
+  current: { first_name_ciphertext: string; last_name_ciphertext: string },
+  change: AccountChange,
+): Promise<UserRow | undefined> {
+  const tokens =
+    change.firstName !== undefined || change.lastName !== undefined
+      ? nameSearchTokens(
+          change.firstName ?? decrypt(current.first_name_ciphertext, 'users.first_name'),
+          change.lastName ?? decrypt(current.last_name_ciphertext, 'users.last_name'),
+        )
+      : null;
+  const sealed = (value: string | undefined, field: 'users.email' | 'users.first_name' | 'users.last_name') =>
+    value === undefined ? null : encrypt(value, field);
+  const reactivated = change.status === 'active';
+  const [row] = await sql<UserRow[]>`
+    update users as u set
+      email_ciphertext = coalesce(${sealed(change.email, 'users.email')}::text, u.email_ciphertext),
+      email_blind_index = coalesce(${change.email === undefined ? null : emailBlindIndex(change.email)}::bytea,
+                                   u.email_blind_index),
+      first_name_ciphertext = coalesce(${sealed(change.firstName, 'users.first_name')}::text, u.first_name_ciphertext),
+      last_name_ciphertext = coalesce(${sealed(change.lastName, 'users.last_name')}::text, u.last_name_ciphertext),
+      name_search_tokens = coalesce(${tokens ? sql.array(tokens, BYTEA_ARRAY) : null}::bytea[], u.name_search_tokens),
+      status = coalesce(${change.status ?? null}::text, u.status),
+      deactivated_at = case when ${reactivated} then null else u.deactivated_at end,
+      deactivated_by = case when ${reactivated} then null else u.deactivated_by end
+     where u.id = ${id}
+    returning ${userColumns(sql)}`;
   return row;
 }
 
