@@ -17,6 +17,37 @@ const commaList = z
       .filter(Boolean),
   );
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+/** Bytes of canonical base64 (what `openssl rand -base64 32` prints), or undefined: Node's decoder skips
+ * characters outside the alphabet, so a mistyped key would otherwise become a shorter, different key. */
+const base64Bytes = (text: string) => {
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length > 0 && bytes.toString('base64') === text ? bytes : undefined;
+};
+/** A secret key: canonical base64 of at least 32 bytes. */
+const base64Key = z
+  .string()
+  .min(1)
+  .refine((text) => (base64Bytes(text)?.length ?? 0) >= 32, 'expected base64 of at least 32 bytes');
+/** `keyId:base64(32 bytes)` pairs, ids unique: the first encrypts, all decrypt. */
+const encryptionKeyList = z
+  .string()
+  .min(1)
+  .superRefine((text, ctx) => {
+    const ids = new Set<string>();
+    for (const entry of text.split(',').map((item) => item.trim())) {
+      const match = /^([A-Za-z0-9_-]{1,32}):(.+)$/.exec(entry);
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: 'expected keyId:base64key[,keyId:base64key…]' });
+        return;
+      }
+      const [, id, base64] = match as unknown as [string, string, string];
+      if (base64Bytes(base64)?.length !== 32) {
+        ctx.addIssue({ code: 'custom', message: `key ${id} is not base64 of exactly 32 bytes (AES-256)` });
+      }
+      if (ids.has(id)) ctx.addIssue({ code: 'custom', message: `key id ${id} appears twice` });
+      ids.add(id);
+    }
+  });
 /** A positive count or duration for the sign-in throttle (tests lower them). */
 const limit = (fallback: number) => integer(1, 31_536_000).default(fallback);
 const flag = z
@@ -67,11 +98,11 @@ const EnvSchema = z.object({
 
   // Secrets (Key Vault references in Azure). Development and tests fall back to demo keys.
   /** `keyId:base64(32 bytes)` pairs, comma separated; the first encrypts, all decrypt. */
-  PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
+  PII_ENCRYPTION_KEYS: encryptionKeyList.optional(),
   /** base64 of at least 32 bytes: keys the HMAC blind indexes (email lookup, name search). */
-  PII_BLIND_INDEX_KEY: z.string().min(1).optional(),
+  PII_BLIND_INDEX_KEY: base64Key.optional(),
   /** base64 of at least 32 bytes: signs access tokens (HS256). */
-  JWT_SIGNING_KEY: z.string().min(1).optional(),
+  JWT_SIGNING_KEY: base64Key.optional(),
 
   /** The student portal; links in emails point at its pages. */
   APP_PUBLIC_URL: z.preprocess(

@@ -60,4 +60,75 @@ describe('configuration', () => {
   test('a budget that cannot give every instance a connection is refused', () => {
     expect(() => parseConfig({ ...base, DB_MAX_CONNECTIONS: '50', MAX_INSTANCES: '100' })).toThrow(/MAX_INSTANCES/);
   });
+  // Keys are checked when the configuration is read, not on the first request that needs them: a
+  // mistyped key must stop the app before it writes a single value nobody can decrypt later.
+  const KEY_32 = Buffer.alloc(32, 7).toString('base64');
+  const refusalOf = (env: Record<string, string>): string => {
+    try {
+      parseConfig({ ...base, ...env });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'started';
+  };
+
+  test.each([
+    ['a 31-byte AES key', `k1:${Buffer.alloc(31, 7).toString('base64')}`, /key k1 is not base64 of exactly 32 bytes/],
+    ['a 33-byte AES key', `k1:${Buffer.alloc(33, 7).toString('base64')}`, /key k1 is not base64 of exactly 32 bytes/],
+    ['a key with characters outside base64', `k1:${KEY_32.slice(0, 10)}!${KEY_32.slice(10)}`, /key k1 is not base64/],
+    ['a key with its padding cut', `k1:${KEY_32.replace(/=+$/, '')}`, /key k1 is not base64/],
+    ['an entry without a key id', KEY_32, /expected keyId:base64key/],
+    ['an empty entry', `k1:${KEY_32},`, /expected keyId:base64key/],
+    ['a key id with a dot', `k.1:${KEY_32}`, /expected keyId:base64key/],
+    ['a key id used twice', `k1:${KEY_32},k1:${Buffer.alloc(32, 8).toString('base64')}`, /key id k1 appears twice/],
+  ])('PII_ENCRYPTION_KEYS with %s is refused by name', (_, value, reason) => {
+    const refusal = refusalOf({ PII_ENCRYPTION_KEYS: value });
+    expect(refusal).toMatch(/PII_ENCRYPTION_KEYS/);
+    expect(refusal).toMatch(reason);
+    expect(refusal).not.toContain(value);
+  });
+
+  test.each(['PII_BLIND_INDEX_KEY', 'JWT_SIGNING_KEY'])('%s must be base64 of at least 32 bytes', (name) => {
+    for (const value of [
+      Buffer.alloc(31, 7).toString('base64'),
+      `${KEY_32.slice(0, 10)}*${KEY_32.slice(10)}`,
+      'a-passphrase-someone-typed-instead-of-a-key',
+      `k1:${KEY_32}`,
+    ]) {
+      const refusal = refusalOf({ [name]: value });
+      expect(refusal, value).toMatch(new RegExp(`${name}: expected base64 of at least 32 bytes`));
+      expect(refusal, value).not.toContain(value);
+    }
+    expect(refusalOf({ [name]: Buffer.alloc(48, 7).toString('base64') })).toBe('started');
+  });
+
+  test('well-formed keys start, rotated key lists included', () => {
+    const other = Buffer.alloc(32, 8).toString('base64');
+    const cfg = parseConfig({
+      ...base,
+      PII_ENCRYPTION_KEYS: `new_2:${KEY_32}, old-1:${other}`,
+      PII_BLIND_INDEX_KEY: KEY_32,
+      JWT_SIGNING_KEY: KEY_32,
+    });
+    expect(cfg.PII_ENCRYPTION_KEYS).toBe(`new_2:${KEY_32}, old-1:${other}`);
+  });
+
+  test('every other malformed setting is refused by name', () => {
+    for (const [name, value] of [
+      ['APP_ENV', 'staging'],
+      ['DB_PORT', '70000'],
+      ['DB_PREPARE_STATEMENTS', 'yes'],
+      ['DB_MAX_CONNECTIONS', '4'],
+      ['DB_STATEMENT_TIMEOUT_MS', '1.5'],
+      ['MAX_REQUEST_BODY_BYTES', '10'],
+      ['LOG_REQUESTS', 'maybe'],
+      ['APP_PUBLIC_URL', 'ftp://portal.example'],
+      ['ACS_EMAIL_ENDPOINT', 'http://acs.example'],
+      ['LOGIN_MAX_FAILURES', '0'],
+      ['SESSION_REVOCATION_POLL_SECONDS', '301'],
+    ] as const) {
+      expect(refusalOf({ [name]: value }), name).toMatch(new RegExp(`Invalid configuration: .*${name}`));
+    }
+    expect(refusalOf({ ACS_EMAIL_ENDPOINT: 'https://acs.example' })).toMatch(/ACS_EMAIL_ENDPOINT and ACS_EMAIL_SENDER/);
+  });
 });
