@@ -20,7 +20,7 @@ import { multiLine, singleLine } from '../lib/text';
 
 const ISSUERS: readonly Role[] = ['registrar', 'admin'];
 /** Who reads every student's credentials (decision 2 of docs/access-policy.md); a student reads their own. */
-const READERS = ISSUERS;
+const ALL_CREDENTIALS_READERS = ISSUERS;
 const SERIAL_ATTEMPTS = 5;
 
 /** Crockford's base32: no I, L, O or U, so a serial read aloud or typed is not misread. */
@@ -163,12 +163,12 @@ endpoint({
   name: 'credentials-list',
   methods: ['GET'],
   route: 'credentials',
-  access: ['student', ...READERS],
+  access: ['student', ...ALL_CREDENTIALS_READERS],
   phi: true,
   query: ListQuery,
   handler: async ({ sql, query, caller, request }) => {
     let studentId = query.studentId;
-    if (!hasAnyRole(caller, READERS)) {
+    if (!hasAnyRole(caller, ALL_CREDENTIALS_READERS)) {
       if (studentId !== undefined && studentId !== caller.userId) {
         throw forbidden('You can list only your own credentials');
       }

@@ -34,7 +34,8 @@ export const LIFE_CYCLE: Readonly<Record<EnrollmentStatus, readonly EnrollmentSt
 /** Statuses held by at most one enrollment per student and programme (the partial unique index). */
 const OPEN_STATUSES: readonly EnrollmentStatus[] = ['pending', 'active', 'on_hold'];
 
-const READERS = [...STUDENT_RECORD_ROLES, 'student'] as const;
+/** Who may call the enrollment reads: staff with student records, and students (their own only). */
+const ENROLLMENT_READERS = [...STUDENT_RECORD_ROLES, 'student'] as const;
 
 const isoDate = z.iso.date();
 const datesInOrder = (dates: { startDate?: string | undefined; expectedEndDate?: string | null | undefined }) =>
@@ -112,7 +113,7 @@ endpoint({
   name: 'enrollments-list',
   methods: ['GET'],
   route: 'enrollments',
-  access: READERS,
+  access: ENROLLMENT_READERS,
   phi: true,
   query: EnrollmentListQuery,
   handler: async ({ sql, query, caller, request }) => {
@@ -129,7 +130,7 @@ endpoint({
   name: 'enrollments-get',
   methods: ['GET'],
   route: 'enrollments/{id}',
-  access: READERS,
+  access: ENROLLMENT_READERS,
   phi: true,
   params: EnrollmentParams,
   handler: async ({ sql, params, caller }) => {
@@ -256,7 +257,7 @@ endpoint({
   name: 'enrollments-history',
   methods: ['GET'],
   route: 'enrollments/{id}/history',
-  access: READERS,
+  access: ENROLLMENT_READERS,
   phi: true,
   params: EnrollmentParams,
   handler: async ({ sql, params, caller }) => {

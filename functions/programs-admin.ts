@@ -31,7 +31,7 @@ const PROGRAM_EDIT_REACH: RecordReach = { all: MANAGERS, taught: true };
  * teach or keep the records of programmes. Finance and admissions use the public catalogue
  * (decision 5 of docs/access-policy.md).
  */
-const STAFF_READERS: readonly Role[] = ['admin', 'staff', 'instructor', 'registrar'];
+const MANAGEMENT_VIEW_READERS: readonly Role[] = ['admin', 'staff', 'instructor', 'registrar'];
 const MAX_MODULES_PER_PROGRAM = 200;
 
 // ---------------------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ endpoint({
   methods: ['GET'],
   // Not `admin/...`: Azure Functions reserves routes that start with "admin" for its own API.
   route: 'manage/programs',
-  access: STAFF_READERS,
+  access: MANAGEMENT_VIEW_READERS,
   cache: 'private',
   query: ListQuery,
   handler: async ({ sql, query, request }) => {
@@ -220,7 +220,7 @@ endpoint({
   name: 'programs-manage-get',
   methods: ['GET'],
   route: 'manage/programs/{id}',
-  access: STAFF_READERS,
+  access: MANAGEMENT_VIEW_READERS,
   cache: 'private',
   params: ProgramParams,
   handler: async ({ sql, params }) => {

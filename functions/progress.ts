@@ -111,8 +111,7 @@ endpoint({
   params: ProgressParams,
   body: ProgressReport,
   handler: async ({ sql, params, body, caller }) => {
-    const me = caller;
-    if (!hasAnyRole(me, GRADERS)) assertStudentMayReport(body);
+    if (!hasAnyRole(caller, GRADERS)) assertStudentMayReport(body);
     // Also refused below for someone who holds a grading role but reports on their own enrollment.
     const grading = body.score !== undefined || (body.status !== undefined && !STUDENT_STATUSES.has(body.status));
     const sections = body.sectionsViewed ?? [];
@@ -128,8 +127,8 @@ endpoint({
       with target as (
         select e.id as enrollment_id, e.status as enrollment_status, m.id as module_id,
                case
-                 when ${progressGradable(sql, progressGradeScope(me))} then 'grader'
-                 when e.user_id = ${me.userId} then 'student'
+                 when ${progressGradable(sql, progressGradeScope(caller))} then 'grader'
+                 when e.user_id = ${caller.userId} then 'student'
                end as acting_as
           from enrollments e
           join modules m on m.program_id = e.program_id and m.id = ${params.moduleId}
@@ -228,7 +227,6 @@ endpoint({
   phi: true,
   params: EnrollmentParams,
   handler: async ({ sql, params, caller }) => {
-    const me = caller;
     // One query: every module of the programme in order, with this enrollment's progress if any.
     const rows = await sql<SummaryRow[]>`
       select e.id as enrollment_id, e.user_id, e.status as enrollment_status,
@@ -241,7 +239,7 @@ endpoint({
         left join modules m on m.program_id = p.id
         left join module_progress mp on mp.enrollment_id = e.id and mp.module_id = m.id
        where e.id = ${params.enrollmentId}
-         and ${progressVisible(sql, progressReadScope(me))}
+         and ${progressVisible(sql, progressReadScope(caller))}
        order by m.position`;
     const first = rows[0];
     if (!first) throw notFound('No such enrollment');

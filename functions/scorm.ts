@@ -103,20 +103,19 @@ endpoint({
   params: ModuleParams,
   body: ScormUpdate,
   handler: async ({ sql, params, body, caller }) => {
-    const me = caller;
     const suspendData = body.suspendData === undefined ? null : encrypt(body.suspendData, 'scorm_records.suspend_data');
     const interactions =
       body.interactions === undefined ? null : encrypt(JSON.stringify(body.interactions), 'scorm_records.interactions');
     const [row] = await sql<ScormRow[]>`
       insert into scorm_records (user_id, module_id, lesson_status, score_scaled, score_raw, session_time,
                                  suspend_data_ciphertext, interactions_ciphertext)
-      select ${me.userId}, m.id, coalesce(${body.lessonStatus ?? null}::text, 'not attempted'),
+      select ${caller.userId}, m.id, coalesce(${body.lessonStatus ?? null}::text, 'not attempted'),
              ${body.scoreScaled ?? null}::numeric, ${body.scoreRaw ?? null}::numeric, ${body.sessionTime ?? null}::text,
              ${suspendData}::text, ${interactions}::text
         from modules m
        where m.id = ${params.moduleId}
          and exists (select 1 from enrollments e
-                      where e.user_id = ${me.userId} and e.program_id = m.program_id and e.status = 'active')
+                      where e.user_id = ${caller.userId} and e.program_id = m.program_id and e.status = 'active')
       on conflict (user_id, module_id) do update set
              lesson_status = coalesce(${body.lessonStatus ?? null}::text, scorm_records.lesson_status),
              score_scaled = coalesce(${body.scoreScaled ?? null}::numeric, scorm_records.score_scaled),
@@ -156,14 +155,13 @@ endpoint({
   phi: true,
   params: LearnerParams,
   handler: async ({ sql, params, caller }) => {
-    const me = caller;
     // lib/scorm.ts decides whose records the caller reaches; anything else is a 404.
     const [row] = await sql<ScormRow[]>`
       select s.*
         from scorm_records s
         join modules m on m.id = s.module_id
        where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
-         and ${scormVisible(sql, scormScope(me))}`;
+         and ${scormVisible(sql, scormScope(caller))}`;
     if (!row) throw notFound('No resume data for this learner and module');
     return json(toRecord(row));
   },

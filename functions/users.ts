@@ -39,7 +39,8 @@ import {
   withPasswordPolicy,
 } from '../lib/users';
 
-const READERS: readonly Role[] = ['admin', 'staff'];
+/** Who may read and look up accounts (any account: these routes have no own-only case). */
+const ACCOUNT_READERS: readonly Role[] = ['admin', 'staff'];
 
 const ADMINS: readonly Role[] = ['admin'];
 
@@ -136,7 +137,7 @@ endpoint({
   name: 'users-list',
   methods: ['GET'],
   route: 'users',
-  access: READERS,
+  access: ACCOUNT_READERS,
   phi: true,
   query: UserListQuery,
   handler: async ({ sql, query, request }) => {
@@ -149,7 +150,7 @@ endpoint({
   name: 'users-search',
   methods: ['POST'],
   route: 'users/search',
-  access: READERS,
+  access: ACCOUNT_READERS,
   phi: true,
   body: UserSearchBody,
   handler: async ({ sql, body }) => json(await listUsers(sql, body, body.cursor, body.limit)),
@@ -163,7 +164,7 @@ endpoint({
   name: 'users-get',
   methods: ['GET'],
   route: 'users/{id}',
-  access: READERS,
+  access: ACCOUNT_READERS,
   phi: true,
   params: UserIdParams,
   handler: async ({ sql, params }) => {
@@ -331,7 +332,7 @@ endpoint({
   methods: ['GET'],
   route: 'roles',
   // Decision 1 of docs/access-policy.md: the catalogue explains the roles on the records readers see.
-  access: READERS,
+  access: ACCOUNT_READERS,
   // The fixed catalogue (eight rows) carries no personal data: cacheable per user.
   cache: 'private',
   handler: async ({ sql }) => {
