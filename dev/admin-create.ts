@@ -4,7 +4,9 @@
 // The password comes from the environment variable ADMIN_PASSWORD or from a hidden prompt, never from
 // the command line: arguments end up in shell history and are visible to every user of the machine
 // in the process list. It is only needed (and only read) when a new account is created.
-// Runs against a migrated database: DATABASE_URL=postgres://… npm run admin:create -- --email …
+// Runs against the migrated database in DATABASE_URL (DATABASE_URL=postgres://… npm run admin:create …);
+// without it, against the database of `npm start` (dev/local-database.ts): the running embedded server
+// if `npm start` is up, else that server started on .data/postgres for the command and stopped after.
 // The grant is written to the audit trail as an `admin_created` or `role_granted` event.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -17,6 +19,7 @@ import { HttpError } from '../lib/errors';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
 import { EmailAddress, insertUser, PersonName } from '../lib/users';
+import { openLocalDatabase } from './local-database';
 
 const USAGE = 'usage: npm run admin:create -- --email ADDRESS [--first NAME --last NAME]';
 const DEFAULT_FIRST_NAME = 'School';
@@ -141,14 +144,15 @@ export async function createOrGrantAdmin(
 
 async function main(): Promise<void> {
   const request = parseCommandLine(process.argv.slice(2));
-  const url = process.env.DATABASE_URL;
-  if (!url) {
-    throw new UsageError(
-      'DATABASE_URL is required: the connection string of the migrated database, e.g.\n' +
-        '  DATABASE_URL=postgres://user@host:5432/aada_lms npm run admin:create -- --email admin@example.org',
-    );
+  // Without DATABASE_URL: npm start's database, through the app's role (it needs no more).
+  const local = process.env.DATABASE_URL ? undefined : await openLocalDatabase({ log: (line) => console.log(line) });
+  // The configuration (read by lib/ on first use) then names the same database.
+  // npm start's database is a development one, with its demo keys (as npm start itself sets).
+  if (local) {
+    process.env.DATABASE_URL = local.appUrl;
+    process.env.APP_ENV ??= 'development';
   }
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
   try {
     const [migrated] = await sql`select to_regclass('public.users') is not null as ok`;
     if (!migrated?.ok) throw new UsageError('This database has no users table: run `npm run migrate` first');
@@ -161,6 +165,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await sql.end({ timeout: 5 });
+    await local?.stop();
   }
 }
 

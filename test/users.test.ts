@@ -3,9 +3,12 @@
 // sessions ended by deactivation and role changes, the last administrator, and hostile input.
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import postgres from 'postgres';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { REPO_ROOT } from '../dev/database';
+import { freePort, REPO_ROOT } from '../dev/database';
+import { openLocalDatabase } from '../dev/local-database';
 import type { Role } from '../lib/access';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
@@ -768,7 +771,7 @@ describe('npm run admin:create', () => {
     expect(after?.password_hash).toBe(before?.password_hash);
   });
 
-  test('refuses a password on the command line, a short password, no terminal, no DATABASE_URL', async () => {
+  test('refuses a password on the command line, a short password, no terminal', async () => {
     const email = uniqueEmail('refused');
     const onArgv = await run(['--email', email, '--password', 'Operator-Chosen-Passphrase-1'], {});
     expect(onArgv.code).toBe(2);
@@ -785,16 +788,46 @@ describe('npm run admin:create', () => {
     expect(noTerminal.code).toBe(2);
     expect(noTerminal.stderr).toContain('ADMIN_PASSWORD');
 
-    const noDatabase = await run(['--email', email], { DATABASE_URL: undefined, ADMIN_PASSWORD: 'Operator-Chosen-1' });
-    expect(noDatabase.code).toBe(2);
-    expect(noDatabase.stderr).toContain('DATABASE_URL is required');
-
     const badEmail = await run(['--email', 'not-an-email'], { ADMIN_PASSWORD: 'Operator-Chosen-1' });
     expect(badEmail.code).toBe(2);
 
     expect((await listPage(`email=${encodeURIComponent(email)}`)).items).toEqual([]);
-    // Six runs of the command, each starting tsx: seconds apiece on a busy machine.
+    // Five runs of the command, each starting tsx: seconds apiece on a busy machine.
   }, 90_000);
+
+  test('without DATABASE_URL it works on the database of a running `npm start`', async () => {
+    // npm start's local database, on its own data folder and port so the developer's stays untouched.
+    const dataDir = path.join(REPO_ROOT, '.data', `test-local-${process.pid}`);
+    const local = await openLocalDatabase({ dataDir, port: await freePort() });
+    try {
+      expect(local.started).toBe(true);
+      const email = uniqueEmail('local.admin');
+      const result = await run(['--email', email], {
+        DATABASE_URL: undefined,
+        EMBEDDED_PG_PORT: String(local.port),
+        ADMIN_PASSWORD: 'Operator-Chosen-Passphrase-1',
+      });
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`Using the embedded PostgreSQL already running on 127.0.0.1:${local.port}`);
+      const id = /Created administrator ([0-9a-f-]{36})/.exec(result.stdout)?.[1];
+      const sql = postgres(local.adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        const [row] = await sql`
+          select u.status, array_agg(r.role_name) as roles
+            from users u join user_roles r on r.user_id = u.id where u.id = ${id as string} group by u.id`;
+        expect(row).toMatchObject({ status: 'active', roles: ['admin'] });
+        // The same database npm start serves: migrated, with its demo data.
+        const [demo] = await sql`select count(*)::int as n from programs`;
+        expect(demo?.n).toBeGreaterThan(0);
+      } finally {
+        await sql.end();
+      }
+    } finally {
+      await local.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 // Runs last in this file: it deactivates every other administrator of the file's database.
