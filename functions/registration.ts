@@ -21,7 +21,7 @@ import {
   portalLink,
   redeemToken,
 } from '../lib/one-time-links';
-import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
+import { deliverNowInDevelopment, type OutboxMessage, queueForIssuedLink } from '../lib/outbox';
 import { checkPasswordPolicy } from '../lib/password-policy';
 import {
   hitRateLimit,
@@ -114,7 +114,7 @@ endpoint({
     // either: the database decides inside the statement.
     const blindIndex = emailBlindIndex(body.email);
     const { token, hash } = newToken();
-    const message = encryptMessage(verificationMessage(body.email, token));
+    const queued = queueForIssuedLink(sql, verificationMessage(body.email, token));
     const userAgent = request.headers.get('user-agent')?.slice(0, USER_AGENT_MAX) ?? null;
     // An address with an account gets nothing (not even an "already registered" notice): a notice
     // would make this public route a way to mail any student or staff member at will, and the
@@ -146,10 +146,7 @@ endpoint({
          where r.updated_at <= now() - make_interval(secs => ${RESEND_INTERVAL_SECONDS})
         returning r.id),
       issued as (${issued}),
-      queued as (
-        insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
-        select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
-          from issued)
+      queued as (${queued})
       select count, retry_after from bucket`;
     refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'registration_requested';

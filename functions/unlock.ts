@@ -15,7 +15,7 @@ import { emailBlindIndex } from '../lib/crypto';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { invalidToken, issueToken, looksLikeToken, newToken, portalLink, redeemToken } from '../lib/one-time-links';
-import { deliverNowInDevelopment, encryptMessage, type OutboxMessage } from '../lib/outbox';
+import { deliverNowInDevelopment, type OutboxMessage, queueForIssuedLink } from '../lib/outbox';
 import {
   hitRateLimit,
   type RateLimitBucket,
@@ -78,7 +78,7 @@ endpoint({
     // decides inside the statement whether a message is queued.
     const accountKey = emailBlindIndex(body.email);
     const { token, hash } = newToken();
-    const message = encryptMessage(unlockMessage(body.email, token));
+    const queued = queueForIssuedLink(sql, unlockMessage(body.email, token));
     const counted = rateLimitHit(sql, sourceKey(sql, 'unlock-request', clientIp), SOURCE_WINDOW_SECONDS);
     const issued = issueToken(sql, {
       purpose: 'sign_in_unlock',
@@ -94,10 +94,7 @@ endpoint({
          where u.email_blind_index = ${accountKey} and u.status = 'active' and bucket.count <= ${SOURCE_LIMIT}
            and ${signInLockedOut(sql, accountKey, clientIp)}),
       issued as (${issued}),
-      queued as (
-        insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
-        select ${message.kind}, ${message.recipient_ciphertext}, ${message.subject}, ${message.body_ciphertext}
-          from issued)
+      queued as (${queued})
       select count, retry_after from bucket`;
     refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'unlock_requested';

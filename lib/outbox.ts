@@ -23,6 +23,19 @@ export function encryptMessage(message: OutboxMessage) {
   };
 }
 
+/**
+ * The insert that queues `message` once per row of the CTE named `issued` (an emailed link just issued),
+ * as a CTE body of the statement that issues it: when no link is issued, nothing is queued, in the same
+ * round trip and with the same work whatever the outcome.
+ */
+export function queueForIssuedLink(sql: Db, message: OutboxMessage) {
+  const row = encryptMessage(message);
+  return sql`
+    insert into outbox_messages (kind, recipient_ciphertext, subject, body_ciphertext)
+    select ${row.kind}, ${row.recipient_ciphertext}, ${row.subject}, ${row.body_ciphertext}
+      from issued`;
+}
+
 /** Queues a message; pass the transaction of the change that causes it. */
 export async function enqueueMessage(sql: Db, message: OutboxMessage): Promise<{ id: string }> {
   const row = encryptMessage(message);

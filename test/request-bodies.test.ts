@@ -15,6 +15,7 @@ import { REPO_ROOT } from '../dev/database';
 import type { Role } from '../lib/access';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
+import { inBatches } from './helpers/routes';
 import { createTestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -119,19 +120,6 @@ function sendBody(
     };
     pump();
   });
-}
-
-async function inBatches<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const index = next++;
-      results[index] = await (tasks[index] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return results;
 }
 
 /** A URL of the route with every parameter filled (a random uuid, or a real role name). */
