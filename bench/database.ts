@@ -30,6 +30,9 @@ export async function startBenchPostgres(opts: { maxConnections?: number; port?:
       dataDir: BENCH_DATA_DIR,
       port,
       persistent: true,
+      // Production durability: with fsync off every commit would be nearly free and the audit
+      // row each protected request commits would cost nothing here while it dominates in Azure.
+      durable: true,
       password: BENCH_SUPERUSER_PASSWORD,
       maxConnections,
     });

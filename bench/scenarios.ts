@@ -82,6 +82,14 @@ export const SCENARIOS: readonly Scenario[] = [
     mainQuery: (sql) => sql`select 1`,
   },
   {
+    key: 'ping-audited',
+    title: 'ceiling: signed in, one indexed read, its audit row',
+    indexSensitive: false,
+    request: (ctx) =>
+      ctx.student ? { path: '/bench/ping-audited', headers: ctx.student.headers } : 'no student token',
+    mainQuery: (sql, ctx) => (ctx.student ? sql`select 1 as ok from users where id = ${ctx.student.id}` : null),
+  },
+  {
     key: 'me',
     title: 'GET auth/me',
     indexSensitive: true,

@@ -1,5 +1,5 @@
 // One instance of the compiled app for the benchmark: plain Node running dist/functions/*.js (what
-// Azure loads) plus the bench-only ping route, on the local host of dev/functions-host.ts. Its
+// Azure loads) plus the bench-only ceiling routes (ping, ping-audited), on the local host of dev/functions-host.ts. Its
 // configuration comes from the environment (bench/run.ts passes production settings). Prints one
 // line `BENCH_SERVE_READY {"port":…,"loadModulesMs":…,"readyMs":…}` when it accepts requests;
 // SIGTERM closes it the way the platform does (in-flight requests finish, then the pool closes).
@@ -18,7 +18,7 @@ function compiledModules(): string[] {
     .filter((file) => file.endsWith('.js'))
     .sort()
     .map((file) => path.join(functionsDir, file));
-  return [...app, path.join(__dirname, 'functions', 'ping.js')];
+  return [...app, ...['ping.js', 'ping-audited.js'].map((file) => path.join(__dirname, 'functions', file))];
 }
 
 async function main() {

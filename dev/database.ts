@@ -57,6 +57,12 @@ export async function startEmbeddedPostgres(opts: {
   dataDir: string;
   port: number;
   persistent: boolean;
+  /**
+   * Whether a commit waits for the disk (fsync and synchronous commit on, as in Azure). The tests turn
+   * it off: their data is thrown away, and a crash only costs a rerun. `npm start` and the bench keep
+   * it on: local data must survive a crash, and the bench must pay what production pays.
+   */
+  durable: boolean;
   password: string;
   /** The server's connection limit; the bench lowers it to show the pool formula at work. */
   maxConnections?: number;
@@ -80,8 +86,7 @@ export async function startEmbeddedPostgres(opts: {
       'listen_addresses=127.0.0.1',
       '-c',
       `max_connections=${opts.maxConnections ?? 200}`,
-      '-c',
-      'fsync=off',
+      ...(opts.durable ? [] : ['-c', 'fsync=off']),
     ],
     onLog: () => {},
     onError: (message: unknown) => opts.log?.(`postgres: ${String(message)}`),

@@ -59,7 +59,14 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   const started = !(await answers(port));
   if (started) {
     log(`Starting the embedded PostgreSQL on 127.0.0.1:${port} (data in ${path.relative(REPO_ROOT, dataDir)})…`);
-    server = await startEmbeddedPostgres({ dataDir, port, persistent: true, password: SUPERUSER_PASSWORD, log });
+    server = await startEmbeddedPostgres({
+      dataDir,
+      port,
+      persistent: true,
+      durable: true,
+      password: SUPERUSER_PASSWORD,
+      log,
+    });
   } else {
     log(`Using the embedded PostgreSQL already running on 127.0.0.1:${port}`);
     server = {

@@ -11,7 +11,7 @@ import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } fro
 import { app } from '@azure/functions';
 import { type ZodType, z } from 'zod';
 import { type Caller, hasAnyRole, type Role } from './access';
-import { type AuditEntry, auditableIds, writeAudit } from './audit';
+import { type AuditEntry, auditableIds, recordAudit, writeAudit } from './audit';
 import { csrfTokenMatches, presentedAccessToken, verifyAccessToken } from './auth';
 import { config } from './config';
 import { closePool, db, type Sql, type TransactionSql } from './db';
@@ -397,7 +397,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   let { reply } = outcome;
   if (audited && !outcome.recorded) {
     try {
-      await writeAudit(db(), auditEntry(reply.status));
+      await recordAudit(auditEntry(reply.status));
     } catch (error) {
       // No audit row, no personal data: the response is withheld rather than sent unrecorded
       // (a 5xx already says nothing and may say more precisely why).

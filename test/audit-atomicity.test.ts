@@ -92,6 +92,41 @@ describe('a mutation whose audit row cannot be written', () => {
   });
 });
 
+describe('reads in flight together share their audit commits', () => {
+  // Each request id the local host gives a response is in its X-Request-Id header.
+  const readMe = (userAgent = 'vitest') => send('GET', '/auth/me', registrar, undefined, userAgent);
+  const requestIdOf = (response: Response) => response.headers.get('x-request-id') ?? '';
+
+  test('every row is committed before its response arrives, in fewer commits than requests', async () => {
+    const requests = 24;
+    const responses = await Promise.all(
+      Array.from({ length: requests }, async () => {
+        const response = await readMe();
+        // Checked the moment this response arrives: its row must already be durable.
+        const [row] = await app.db.sql<{ xmin: string }[]>`
+          select xmin::text from audit_log where request_id = ${requestIdOf(response)}`;
+        return { status: response.status, xmin: row?.xmin };
+      }),
+    );
+    expect(responses.every((r) => r.status === 200 && r.xmin !== undefined)).toBe(true);
+    // Rows written by one insert share its transaction id.
+    expect(new Set(responses.map((r) => r.xmin)).size).toBeLessThan(requests);
+  });
+
+  test('a row that cannot be written fails only its own request, not the others in its batch', async () => {
+    const student = await createTestUser(app.db.sql, { roles: ['student'], lastName: 'Batched' });
+    const agents = Array.from({ length: 12 }, (_, i) => (i === 5 ? MARKED : `vitest-batch-${i}`));
+    const responses = await Promise.all(
+      agents.map((agent) => send('GET', `/students/${student.id}`, registrar, undefined, agent)),
+    );
+    expect(responses.map((r) => r.status)).toEqual(agents.map((agent) => (agent === MARKED ? 503 : 200)));
+    const ids = responses.filter((r) => r.status === 200).map(requestIdOf);
+    const [row] = await app.db.sql<{ n: number }[]>`
+      select count(*)::int as n from audit_log where request_id = any(${ids})`;
+    expect(row?.n).toBe(11);
+  });
+});
+
 describe('a refused mutation', () => {
   test('rolls back and is recorded on its own with its status', async () => {
     const student = newStudent('duplicate');

@@ -26,6 +26,8 @@ export default async function setup(project: TestProject) {
       dataDir,
       port: await freePort(),
       persistent: false,
+      // Throw-away data: commits need not wait for the disk (npm start and the bench keep fsync on).
+      durable: false,
       password: randomBytes(12).toString('hex'),
     });
     adminUrl = server.adminUrl;
