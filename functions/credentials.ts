@@ -54,13 +54,11 @@ interface IssueOutcome {
   credential: CredentialRow | null;
 }
 
-/** The partial unique index that allows one live (unrevoked) credential per student and programme. */
-const ONE_LIVE_CREDENTIAL = 'credentials_one_live_per_program';
-
 /**
  * One statement: the latest enrollment, the modules not complete in it, and the insert, which happens
  * only when the rule holds. A serial that collides inserts nothing (the caller retries with another);
- * a second live credential for the same student and programme violates ONE_LIVE_CREDENTIAL.
+ * a second live credential for the same student and programme violates credentials_one_live_per_program
+ * (declared in lib/credentials.ts, so the wrapper answers 409).
  */
 async function tryIssue(
   sql: TransactionSql,
@@ -127,14 +125,7 @@ endpoint({
   body: NewCredential,
   handler: async ({ sql, body, caller, audit }) => {
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
-      const outcome = await tryIssue(sql, body, caller, newSerial(new Date().getUTCFullYear())).catch(
-        (error: unknown) => {
-          if ((error as { constraint_name?: string })?.constraint_name === ONE_LIVE_CREDENTIAL) {
-            throw conflict('This student already holds a credential for this programme (revoke it to reissue)');
-          }
-          throw error;
-        },
-      );
+      const outcome = await tryIssue(sql, body, caller, newSerial(new Date().getUTCFullYear()));
       if (!outcome) throw notFound('This student has no enrollment in this programme');
       const refused = refusal(outcome);
       if (refused) throw refused;

@@ -10,7 +10,13 @@ import { STUDENT_RECORD_ROLES } from '../lib/access';
 import { decryptRows, encrypt } from '../lib/crypto';
 import { TEXT_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { ENROLLMENT_ORDER, enrollmentPageQuery, findEnrollment, toEnrollmentViews } from '../lib/enrollments';
+import {
+  DATES_OUT_OF_ORDER,
+  ENROLLMENT_ORDER,
+  enrollmentPageQuery,
+  findEnrollment,
+  toEnrollmentViews,
+} from '../lib/enrollments';
 import { badRequest, conflict, HttpError, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
@@ -40,7 +46,6 @@ const ENROLLMENT_READERS = [...STUDENT_RECORD_ROLES, 'student'] as const;
 const isoDate = z.iso.date();
 const datesInOrder = (dates: { startDate?: string | undefined; expectedEndDate?: string | null | undefined }) =>
   !dates.startDate || !dates.expectedEndDate || dates.expectedEndDate >= dates.startDate;
-const DATES_OUT_OF_ORDER = 'expectedEndDate must be on or after startDate';
 
 // ---------------------------------------------------------------------------------------------------
 // Create
@@ -162,10 +167,9 @@ endpoint({
   body: EnrollmentDates,
   handler: async ({ sql, params, body }) => {
     const setEnd = body.expectedEndDate !== undefined;
-    let outcome: { status: EnrollmentStatus; changed: boolean } | undefined;
-    try {
-      // The status test sits on the UPDATE itself, so a concurrent transition is re-checked.
-      [outcome] = await sql<{ status: EnrollmentStatus; changed: boolean }[]>`
+    // The status test sits on the UPDATE itself, so a concurrent transition is re-checked. A date out of
+    // order against the stored other one violates the CHECK declared in lib/enrollments.ts: 400.
+    const [outcome] = await sql<{ status: EnrollmentStatus; changed: boolean }[]>`
         with target as (select id, status from enrollments where id = ${params.id}),
         changed as (
           update enrollments e
@@ -176,14 +180,6 @@ endpoint({
            where e.id = t.id and e.status in ${sql(OPEN_STATUSES)}
           returning e.id)
         select t.status, exists (select 1 from changed) as changed from target t`;
-    } catch (error) {
-      // The CHECK (expected_end_date >= start_date) against the stored other date.
-      if ((error as { code?: string }).code === '23514') {
-        const field = setEnd ? 'body.expectedEndDate' : 'body.startDate';
-        throw badRequest(DATES_OUT_OF_ORDER, [{ field, message: DATES_OUT_OF_ORDER }]);
-      }
-      throw error;
-    }
     if (!outcome) throw notFound('No such enrollment');
     if (!outcome.changed) throw conflict(`The enrollment is ${outcome.status}: its dates are part of a closed record`);
     return json(await findEnrollment(sql, params.id, { kind: 'all' }));

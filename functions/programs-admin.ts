@@ -16,10 +16,16 @@ import { z } from 'zod';
 import { type Caller, type RecordReach, type Role, reachesProgram, scopeOf } from '../lib/access';
 import { type AnySql, type TransactionSql, UUID_ARRAY } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { badRequest, conflict, forbidden, notFound } from '../lib/errors';
+import { badRequest, conflict, constraintProblem, forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { type ManagedProgramRow, managedProgramPageQuery, PROGRAM_ORDER, toManagedProgramView } from '../lib/programs';
+import {
+  type ManagedProgramRow,
+  managedProgramPageQuery,
+  PROGRAM_CODE_TAKEN,
+  PROGRAM_ORDER,
+  toManagedProgramView,
+} from '../lib/programs';
 import { multiLine, singleLine } from '../lib/text';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
@@ -182,15 +188,6 @@ function assertActive(program: ManagedProgramRow): void {
   if (program.status === 'retired') throw conflict('The programme is retired: its module structure is frozen');
 }
 
-/** A unique violation on one of our named constraints becomes a 409 that says which value clashed. */
-function explainUniqueViolation(error: unknown): never {
-  const constraint = (error as { constraint_name?: string })?.constraint_name;
-  if (constraint === 'programs_code_key') throw conflict('A programme with this code already exists');
-  if (constraint === 'modules_program_id_code_key')
-    throw conflict('This programme already has a module with this code');
-  throw error;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Programmes
 // ---------------------------------------------------------------------------------------------------
@@ -261,7 +258,7 @@ endpoint({
         returning *)
       select program.*, coalesce((select json_agg(inserted order by inserted.position) from inserted), '[]') as modules
         from program`;
-    if (!row) throw conflict('A programme with this code already exists');
+    if (!row) throw constraintProblem(PROGRAM_CODE_TAKEN, body);
     audit.resourceIds.programId = row.id;
     return created(
       { ...toManagedProgramView(row), modules: row.modules.map(toModule) },
@@ -353,7 +350,7 @@ endpoint({
   params: ProgramParams,
   body: ModuleCreate,
   handler: async ({ sql, params, body, audit }) => {
-    const result = await addModule(sql, params.id, body).catch(explainUniqueViolation);
+    const result = await addModule(sql, params.id, body);
     audit.resourceIds.moduleId = result.module.id;
     return created(
       { ...toModule(result.module), programTotalClockHours: result.program.total_clock_hours },
@@ -396,7 +393,7 @@ endpoint({
   params: ModuleParams,
   body: ModulePatch,
   handler: async ({ sql, params, body, caller }) => {
-    const result = await changeModule(sql, caller, params, body).catch(explainUniqueViolation);
+    const result = await changeModule(sql, caller, params, body);
     return json({ ...toModule(result.module), programTotalClockHours: result.program.total_clock_hours });
   },
 });

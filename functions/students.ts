@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
 import type { AnySql, TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
-import { conflict, forbidden, notFound } from '../lib/errors';
+import { forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { limitSchema, nextLink } from '../lib/pagination';
 import { revokeAllForUser } from '../lib/sessions';
@@ -210,15 +210,8 @@ endpoint({
   body: StudentChange,
   handler: async ({ sql, params, body }) => {
     const current = await lockManagedStudent(sql, params.id);
-    try {
-      await updateAccount(sql, params.id, current, body);
-    } catch (error) {
-      // The same address (same blind index) on this very account is no conflict.
-      if ((error as { code?: string }).code === '23505') {
-        throw conflict('An account with this email address already exists');
-      }
-      throw error;
-    }
+    // An address another account holds violates its unique blind index: 409 (lib/users.ts EMAIL_TAKEN).
+    await updateAccount(sql, params.id, current, body);
     // A locked or pending account keeps no session.
     if (body.status && body.status !== 'active') await revokeAllForUser(sql, params.id, 'admin_revoked');
     return json(await findStudent(sql, params.id, ALL));

@@ -3,7 +3,17 @@
 
 import { decrypt } from './crypto';
 import type { AnySql } from './db';
+import { declareConstraints } from './errors';
 import { keyset } from './pagination';
+
+declareConstraints({
+  // The partial unique index that allows one live (unrevoked) credential per student and programme.
+  credentials_one_live_per_program: {
+    status: 409,
+    field: 'body.programId',
+    message: 'This student already holds a credential for this programme (revoke it to reissue)',
+  },
+});
 
 export interface CredentialRow {
   id: string;

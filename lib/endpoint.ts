@@ -244,9 +244,14 @@ export function clientIpOf(request: HttpRequest): string | null {
   return z.ipv6().safeParse(last).success ? last : null;
 }
 
-function toHttpError(error: unknown, context: InvocationContext, requestId: string): HttpError {
+/**
+ * The problem an error means to the client. A violated constraint some area declared
+ * (`declareConstraints`, lib/errors.ts) names the field; `body` is the parsed request body, to name
+ * the field the caller sent.
+ */
+function toHttpError(error: unknown, context: InvocationContext, requestId: string, body?: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  const mapped = fromDatabaseError(error);
+  const mapped = fromDatabaseError(error, body);
   if (mapped) {
     if (mapped.status >= 500) context.warn(`request ${requestId}: database unavailable (${describe(error)})`);
     return mapped;
@@ -368,6 +373,8 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   });
   let outcome: Outcome;
   let policy = cache;
+  // The parsed body, once there is one: a declared constraint's problem names the field it sent.
+  let sentBody: unknown;
   try {
     caller = await authenticate(request, isPublic);
     authorize(caller, spec.access);
@@ -375,6 +382,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     const query = parseWith(spec.query, queryObject(request.query), 'query');
     const rawBody = BODY_METHODS.has(request.method) ? await readJsonBody(request, bodyLimitOf(spec)) : undefined;
     const body = parseWith(spec.body, rawBody, 'body');
+    sentBody = body;
     // authenticate() and authorize() guarantee a caller on every route that is not public.
     const checkedCaller = caller as CallerOf<A>;
     const input = { params, query, body, caller: checkedCaller, request, context, requestId, clientIp, audit: notes };
@@ -392,7 +400,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
       outcome = { reply, recorded: false, afterCommit: afterRead };
     }
   } catch (error) {
-    outcome = { reply: problemReply(toHttpError(error, context, requestId), requestId), recorded: false };
+    outcome = { reply: problemReply(toHttpError(error, context, requestId, sentBody), requestId), recorded: false };
   }
   let { reply } = outcome;
   if (audited && !outcome.recorded) {
@@ -456,7 +464,7 @@ async function runMutation<P, Q, B, A extends Access, M extends HttpMethod>(
       try {
         handled = await spec.handler({ ...input, sql: tx as SqlFor<M>, afterCommit: (task) => afterCommit.push(task) });
       } catch (error) {
-        handled = problemReply(toHttpError(error, context, requestId), requestId);
+        handled = problemReply(toHttpError(error, context, requestId, input.body), requestId);
         // Only the handler's own refusals commit: after a failed statement the transaction is void.
         const keep = spec.commitRefusals && error instanceof HttpError && error.status < 500;
         if (!keep) throw new RolledBack(handled);
@@ -482,7 +490,7 @@ async function runMutation<P, Q, B, A extends Access, M extends HttpMethod>(
     }
     // The transaction could not begin or commit (the database is unreachable): the handler's outcome,
     // if it ran, is unknown to the client, so it is told to retry.
-    return { reply: problemReply(toHttpError(error, context, requestId), requestId), recorded: false };
+    return { reply: problemReply(toHttpError(error, context, requestId, input.body), requestId), recorded: false };
   }
 }
 

@@ -3,8 +3,21 @@
 // Who sees which enrollment is lib/students.ts enrollmentVisible, applied inside every query.
 import { decryptRows } from './crypto';
 import type { AnySql } from './db';
+import { declareConstraints } from './errors';
 import { keyset } from './pagination';
 import { type EnrollmentStatus, enrollmentVisible, type RecordScope } from './students';
+
+export const DATES_OUT_OF_ORDER = 'expectedEndDate must be on or after startDate';
+
+declareConstraints({
+  // CHECK (expected_end_date >= start_date): a date sent against the stored other one. The field is the
+  // date the caller sent (the end date when both were).
+  enrollments_dates_in_order: {
+    status: 400,
+    field: ['body.expectedEndDate', 'body.startDate'],
+    message: DATES_OUT_OF_ORDER,
+  },
+});
 
 export interface EnrollmentRow {
   id: string;

@@ -94,12 +94,82 @@ export function fieldErrors(where: 'body' | 'query' | 'params', error: ZodError)
   }));
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Constraint violations: one map from a constraint's name to the problem it means
+// ---------------------------------------------------------------------------------------------------
+
+/** What a violated constraint means to the client: its status, the field it concerns and why. */
+export interface ConstraintProblem {
+  /** 409 for a clash with what is stored (a unique value taken), 400 for a value the request got wrong. */
+  status: 400 | 409;
+  /**
+   * Where the offending value was (`body.code`). A list names the first of them the request's body sent
+   * (a CHECK across two fields is about whichever one the caller changed), else the first.
+   */
+  field: string | readonly string[];
+  message: string;
+}
+
+const constraintProblems = new Map<string, ConstraintProblem>();
+
 /**
- * Database errors a client can cause or a caller should retry, by SQLSTATE. Messages are ours:
- * PostgreSQL's own text can name tables, constraints and values, so it never reaches a client.
+ * Declares what violations of an area's constraints mean, by constraint name (name them explicitly in
+ * the migration). Called once at load by the area's lib module: the wrapper then turns a unique,
+ * foreign-key or check violation of one of them into that problem, so no handler catches database
+ * errors. This module knows no area; each area brings its own names. One name, one meaning.
  */
-export function fromDatabaseError(error: unknown): HttpError | undefined {
-  const code = (error as { code?: unknown })?.code;
+export function declareConstraints(problems: Readonly<Record<string, ConstraintProblem>>): void {
+  for (const [name, problem] of Object.entries(problems)) {
+    const known = constraintProblems.get(name);
+    if (known && JSON.stringify(known) !== JSON.stringify(problem)) {
+      throw new Error(`constraint ${name} is declared twice with different meanings`);
+    }
+    constraintProblems.set(name, problem);
+  }
+}
+
+/** Every declared constraint name (a test checks each exists in the schema: a typo would map nothing). */
+export function declaredConstraintNames(): string[] {
+  return [...constraintProblems.keys()];
+}
+
+function firstSentField(fields: string | readonly string[], body: unknown): string {
+  if (typeof fields === 'string') return fields;
+  const sent = fields.find((field) => {
+    const key = field.startsWith('body.') ? field.slice('body.'.length) : undefined;
+    return key !== undefined && (body as Record<string, unknown> | null | undefined)?.[key] !== undefined;
+  });
+  return sent ?? (fields[0] as string);
+}
+
+/**
+ * The problem a declared constraint means, for code that learns of the clash without a database error
+ * (an `on conflict do nothing` that inserted nothing): the same answer as the violation would give.
+ */
+export function constraintProblem(name: string, body?: unknown): HttpError {
+  const problem = constraintProblems.get(name);
+  if (!problem) throw new Error(`constraint ${name} is not declared (declareConstraints)`);
+  const field = firstSentField(problem.field, body);
+  const errors = [{ field, message: problem.message }];
+  return problem.status === 409
+    ? new HttpError({ status: 409, slug: 'conflict', title: 'Conflict', detail: problem.message, errors })
+    : badRequest(problem.message, errors);
+}
+
+/** Integrity violations whose constraint can be declared: unique, foreign key, check, exclusion. */
+const CONSTRAINT_VIOLATIONS = new Set(['23505', '23503', '23514', '23P01']);
+
+/**
+ * Database errors a client can cause or a caller should retry, by SQLSTATE; a violated constraint that
+ * an area declared becomes its problem (`body` is the request's parsed body, to name the field it sent).
+ * Messages are ours: PostgreSQL's own text can name tables, constraints and values, so it never reaches
+ * a client.
+ */
+export function fromDatabaseError(error: unknown, body?: unknown): HttpError | undefined {
+  const { code, constraint_name: constraint } = (error ?? {}) as { code?: unknown; constraint_name?: unknown };
+  if (typeof code === 'string' && CONSTRAINT_VIOLATIONS.has(code) && typeof constraint === 'string') {
+    if (constraintProblems.has(constraint)) return constraintProblem(constraint, body);
+  }
   switch (code) {
     case '57014': // query_canceled: statement_timeout fired
       return serviceUnavailable('The database took too long to answer; try again');

@@ -2,7 +2,20 @@
 // Shared by functions/programs.ts (the public catalogue), functions/programs-admin.ts and the benchmark.
 
 import type { AnySql } from './db';
+import { declareConstraints } from './errors';
 import { keyset } from './pagination';
+
+/** The unique constraint on programme codes (also what `on conflict (code)` reports). */
+export const PROGRAM_CODE_TAKEN = 'programs_code_key';
+
+declareConstraints({
+  [PROGRAM_CODE_TAKEN]: { status: 409, field: 'body.code', message: 'A programme with this code already exists' },
+  modules_program_id_code_key: {
+    status: 409,
+    field: 'body.code',
+    message: 'This programme already has a module with this code',
+  },
+});
 
 export interface ProgramRow {
   id: string;

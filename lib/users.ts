@@ -14,13 +14,20 @@ import {
   normalizeName,
 } from './crypto';
 import { BYTEA_ARRAY, TEXT_ARRAY } from './db';
-import { conflict } from './errors';
+import { constraintProblem, declareConstraints } from './errors';
 import { keyset, type Page, pageOf } from './pagination';
 import { checkPasswordPolicy } from './password-policy';
 import { hashPassword, PASSWORD_MAX_LENGTH } from './passwords';
 import { singleLine } from './text';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
+
+/** The unique blind index of account emails: one account per address. */
+const EMAIL_TAKEN = 'users_email_blind_index_key';
+
+declareConstraints({
+  [EMAIL_TAKEN]: { status: 409, field: 'body.email', message: 'An account with this email address already exists' },
+});
 
 // ---------------------------------------------------------------------------------------------------
 // What a person's name and email address may be: one rule for every route and command that takes them
@@ -148,7 +155,7 @@ export async function insertUser(sql: Sql, user: NewUser): Promise<{ id: string 
       select created.id, role, ${user.grantedBy ?? null}::uuid
         from created, unnest(${sql.array([...user.roles], TEXT_ARRAY)}::text[]) as role)
     select id from created`;
-  if (!row) throw conflict('An account with this email address already exists');
+  if (!row) throw constraintProblem(EMAIL_TAKEN, user);
   return row;
 }
 
