@@ -10,6 +10,7 @@ import type postgres from 'postgres';
 import { auditPageQuery } from '../lib/audit-trail';
 import { emailBlindIndex } from '../lib/crypto';
 import { enrollmentPageQuery } from '../lib/enrollments';
+import { problemType, ROUTE_NOT_FOUND_SLUG } from '../lib/errors';
 import { cataloguePageQuery } from '../lib/programs';
 import { studentPageQuery } from '../lib/students';
 import { NameSearchInput, userColumns } from '../lib/users';
@@ -268,7 +269,10 @@ export interface ScenarioOutcome {
   itemsRead?: number;
 }
 
-/** One request first: an empty 404 is the host saying no function serves this route (yet). */
+/**
+ * One request first: the app's route-not-found problem (a 404 that is not a missing record) says no
+ * function serves this route (yet); so does an empty 404, the host's own answer before the app had one.
+ */
 async function probe(url: string, shape: RequestShape): Promise<string | null> {
   const response = await fetch(url, {
     method: shape.method ?? 'GET',
@@ -276,7 +280,18 @@ async function probe(url: string, shape: RequestShape): Promise<string | null> {
     body: shape.nextBody ? shape.nextBody() : shape.body,
   });
   const text = await response.text();
-  return response.status === 404 && text === '' ? 'route not available yet (404)' : null;
+  if (response.status !== 404) return null;
+  return text === '' || problemTypeOf(text) === problemType(ROUTE_NOT_FOUND_SLUG)
+    ? 'route not available yet (404)'
+    : null;
+}
+
+function problemTypeOf(text: string): unknown {
+  try {
+    return (JSON.parse(text) as { type?: unknown }).type;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs one scenario against the app at `ctx.api`: a probe, a short warm-up, then the measured run. */

@@ -10,7 +10,8 @@
 // name returns an in-process stand-in that records every function registration and hook. It must run BEFORE
 // any function module calls `app.*`. `startHost()` then routes HTTP requests to the captured handlers the
 // way the Functions host does (route prefix from host.json, ASP.NET Core style route templates, 404 with an
-// empty body when nothing matches, streamed request and response bodies).
+// empty body when nothing matches, streamed request and response bodies). Routes are picked by ASP.NET
+// precedence unless `routeOrder: 'function-name'` asks for Azure's own order (see StartHostOptions).
 //
 // Imports from '@azure/functions' are NAMED imports on purpose: this project compiles to CommonJS, where
 // `import x from '@azure/functions'` becomes `require(...).default`, which is undefined for this bundle (it
@@ -40,7 +41,7 @@ import {
   decodeSegment,
   matchTemplate,
   trimSlashes,
-} from './route-templates';
+} from '../lib/route-templates';
 
 // ---------------------------------------------------------------------------------------------------------
 // Public API
@@ -89,6 +90,24 @@ export interface StartHostOptions {
    * the host's own web stream. Tests use it to run the app under the conditions it meets in Azure. Default false.
    */
   azureStreamProxyBodies?: boolean;
+  /**
+   * How a request picks among the functions whose template and method match. `'precedence'` (the default):
+   * ASP.NET Core's route precedence, literal segments before parameters, whatever the function names.
+   * `'function-name'`: what the Azure Functions host really does — it maps HTTP routes in the order of the
+   * function names (FunctionMetadataManager sorts them with StringComparer.OrdinalIgnoreCase) into an
+   * ordered RouteCollection where the first route whose template and method constraint match wins, with
+   * no precedence. Tests run the app under both to show it answers alike wherever it is hosted.
+   */
+  routeOrder?: RouteOrder;
+}
+
+export type RouteOrder = 'precedence' | 'function-name';
+
+/** String.Compare(a, b, StringComparison.OrdinalIgnoreCase): UTF-16 code units of the upper-cased names. */
+export function compareOrdinalIgnoreCase(a: string, b: string): number {
+  const x = a.toUpperCase();
+  const y = b.toUpperCase();
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export interface StartedHost {
@@ -681,7 +700,7 @@ function findRoute(
     if ((segs[i] as string).toUpperCase() !== (prefix[i] as string).toUpperCase()) return null;
   }
   const rest = segs.slice(prefix.length);
-  // The table is sorted by precedence: the first route whose path and method both match wins.
+  // The table is in the host's route order: the first route whose path and method both match wins.
   for (const entry of ctx.routeTable()) {
     if (!entry.fn.http.methods.includes(method)) continue;
     const params = matchTemplate(entry.fn.http.template, rest);
@@ -719,7 +738,9 @@ async function handleRequest(
 
   const match = findRoute(ctx, method, url.pathname);
   if (!match) {
-    emptyResponse(res, 404); // Azure answers an unknown route or a wrong method with an empty 404 (not 405)
+    // What Azure answers when no function takes the request (the app's fallback function takes every
+    // path below the prefix, so this is only a path outside it): an empty 404.
+    emptyResponse(res, 404);
     return;
   }
   const { entry, params } = match;
@@ -902,6 +923,19 @@ async function handleRequest(
 // The server
 // ---------------------------------------------------------------------------------------------------------
 
+/**
+ * The answer to a request Node could not parse, which never reaches the app (in Azure the front end answers
+ * these itself). Past Node's 16 KB header limit: a request line that long is an over-long URL (414, as the
+ * app answers from 4 KB on); otherwise the headers are too large (431). Anything else is a 400.
+ */
+function clientErrorStatus(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): string {
+  if (err.code !== 'HPE_HEADER_OVERFLOW') return '400 Bad Request';
+  const requestLineEnd = err.rawPacket?.indexOf('\r\n') ?? -1;
+  return requestLineEnd === -1 || requestLineEnd > 8 * 1024
+    ? '414 URI Too Long'
+    : '431 Request Header Fields Too Large';
+}
+
 function printRouteTable(routes: HostRoute[], port: number, prefixPath: string): void {
   const lines = ['', 'Functions:', ''];
   for (const fn of registry().functions.values()) {
@@ -935,14 +969,18 @@ export async function startHost(opts: StartHostOptions = {}): Promise<StartedHos
       for (const fn of reg.functions.values()) {
         if (fn.http) entries.push({ fn: fn as RouteEntry['fn'], order: order++ });
       }
-      // Deterministic: precedence (literal > constrained parameter > parameter > catch-all, segment by
-      // segment), then the template text, then the function name.
-      entries.sort(
-        (a, b) =>
-          comparePrecedence(a.fn.http.template.precedence, b.fn.http.template.precedence) ||
-          a.fn.http.route.toLowerCase().localeCompare(b.fn.http.route.toLowerCase()) ||
-          a.fn.name.localeCompare(b.fn.name),
-      );
+      if (opts.routeOrder === 'function-name') {
+        entries.sort((a, b) => compareOrdinalIgnoreCase(a.fn.name, b.fn.name));
+      } else {
+        // Deterministic: precedence (literal > constrained parameter > parameter > catch-all, segment by
+        // segment), then the template text, then the function name.
+        entries.sort(
+          (a, b) =>
+            comparePrecedence(a.fn.http.template.precedence, b.fn.http.template.precedence) ||
+            a.fn.http.route.toLowerCase().localeCompare(b.fn.http.route.toLowerCase()) ||
+            a.fn.name.localeCompare(b.fn.name),
+        );
+      }
       table = entries;
       cachedVersion = reg.version;
     }
@@ -997,12 +1035,12 @@ export async function startHost(opts: StartHostOptions = {}): Promise<StartedHos
       failed(err);
     }
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    socket.end(`HTTP/1.1 ${clientErrorStatus(err)}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   });
 
   const bindHost = opts.host ?? '127.0.0.1';

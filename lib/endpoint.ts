@@ -21,13 +21,17 @@ import {
   forbidden,
   fromDatabaseError,
   HttpError,
+  methodNotAllowed,
   payloadTooLarge,
+  routeNotFound,
   serviceUnavailable,
   unauthorized,
   unsupportedMediaType,
+  uriTooLong,
 } from './errors';
 import { type CachePolicy, preflightHeaders, problemReply, type Reply, respond } from './http';
 import { isSessionEnded } from './revocations';
+import { type CompiledTemplate, compileTemplate, matchTemplate, trimSlashes } from './route-templates';
 
 /** Who may call a route: `'public'` (anyone, said explicitly) or the roles that may. */
 export type Access = 'public' | readonly Role[];
@@ -70,6 +74,8 @@ export interface AuditNotes {
   event: string | null;
   /** For routes that act for a user before any token exists (sign-in, refresh). */
   actingUserId: string | null;
+  /** The route the row names when it is not the function's own template (the fallback's answers). */
+  route?: string;
 }
 
 export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends HttpMethod = HttpMethod> {
@@ -304,7 +310,7 @@ export function endpoint<
   });
 
   app.http(spec.name, {
-    methods: [...spec.methods, 'OPTIONS'],
+    methods: servedMethods(spec.methods),
     route: spec.route,
     // Function keys are not how this API authenticates: the wrapper checks tokens and roles.
     authLevel: 'anonymous',
@@ -312,7 +318,29 @@ export function endpoint<
   });
 }
 
+/** The order methods are listed in (`Allow`), whatever order the routes were declared in. */
+const METHOD_ORDER: readonly HttpMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** What a function registers: its methods, HEAD wherever GET is served (RFC 9110 §9.3.2), and OPTIONS (CORS). */
+function servedMethods(methods: readonly HttpMethod[]): HttpMethod[] {
+  const served = new Set<HttpMethod>([...methods, ...(methods.includes('GET') ? (['HEAD'] as const) : []), 'OPTIONS']);
+  return METHOD_ORDER.filter((method) => served.has(method));
+}
+
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The longest path and query the app serves: Azure Functions limits an HTTP trigger's URL to 4 KB
+ * (4,096 bytes) before the app sees it, so the app refuses the same URLs locally (414) and nothing
+ * works on a laptop that cannot work in Azure. Past Node's 16 KB header limit the local host answers
+ * the 414 itself, as Azure's front end does.
+ */
+export const MAX_URL_BYTES = 4096;
+
+function checkUrlLength(request: HttpRequest): void {
+  const url = new URL(request.url);
+  if (Buffer.byteLength(url.pathname + url.search) > MAX_URL_BYTES) throw uriTooLong(MAX_URL_BYTES);
+}
 
 /**
  * Establishes the caller. A route that is public ignores a bad token (the caller is anonymous);
@@ -347,9 +375,12 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   const origin = request.headers.get('origin');
   const respondCtx = { policy: cache, requestId, origin, ifNoneMatch: request.headers.get('if-none-match') };
   if (request.method === 'OPTIONS') {
+    // Every method served on the path, whichever function took the preflight: Azure gives it to the first
+    // function by name whose template matches (`students-get` for `students/search`), not the most specific.
+    const methods = methodsServedOnPath(requestSegments(spec.route, request.params));
     return {
       status: 204,
-      headers: { ...preflightHeaders(origin, methodsServedOn(spec.route)), 'Cache-Control': 'no-store' },
+      headers: { ...preflightHeaders(origin, methods), 'Cache-Control': 'no-store' },
     };
   }
   const isPublic = spec.access === 'public';
@@ -362,7 +393,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     caller,
     actingUserId: notes.actingUserId,
     method: request.method,
-    route: spec.route,
+    route: notes.route ?? spec.route,
     resourceIds: notes.resourceIds,
     status,
     durationMs: performance.now() - started,
@@ -376,6 +407,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   // The parsed body, once there is one: a declared constraint's problem names the field it sent.
   let sentBody: unknown;
   try {
+    checkUrlLength(request);
     caller = await authenticate(request, isPublic);
     authorize(caller, spec.access);
     const params = parseWith(spec.params, request.params, 'params');
@@ -417,7 +449,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   }
   for (const task of outcome.afterCommit ?? []) runAfterCommit(task, context, requestId);
   discardUnreadBody(request);
-  return respond(reply, { ...respondCtx, policy });
+  return respond(reply, { ...respondCtx, policy, head: request.method === 'HEAD' });
 }
 
 /** Work after commit never changes the answer: a failure costs a log line. */
@@ -494,6 +526,100 @@ async function runMutation<P, Q, B, A extends Access, M extends HttpMethod>(
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The fallback: unknown routes and wrong methods, answered by the app (problem+json, audited) instead of
+// the host's empty 404, so Azure and the local host answer alike.
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * The fallback function's name. Azure does not order routes by specificity: the host maps HTTP functions
+ * in the order of their names (FunctionMetadataManager sorts them ordinal, ignoring case) and the first
+ * route whose template and method both match wins (WebJobsRouteBuilder adds no precedence). A catch-all
+ * therefore must be named to sort after every other function, which a test checks; the local host, which
+ * orders by ASP.NET precedence, puts a catch-all last anyway.
+ */
+export const FALLBACK_FUNCTION = 'zz-fallback';
+const FALLBACK_ROUTE = '{*path}';
+/** What the audit row of an answer to an unknown route names: a fixed marker, never the path (it may hold PII). */
+export const UNKNOWN_ROUTE_MARKER = '(unknown route)';
+const ALL_METHODS: HttpMethod[] = [...METHOD_ORDER];
+
+const compiledTemplates = new Map<string, CompiledTemplate>();
+function compiledTemplate(route: string): CompiledTemplate {
+  let template = compiledTemplates.get(route);
+  if (!template) {
+    template = compileTemplate(route, route);
+    compiledTemplates.set(route, template);
+  }
+  return template;
+}
+
+/** The declared templates a path (below the route prefix, decoded) matches, whatever the method. */
+export function templatesMatchingPath(path: string): string[] {
+  // The host passes the catch-all's value decoded already.
+  return templatesMatching(segmentsOf(path));
+}
+
+function segmentsOf(path: string): string[] {
+  const trimmed = trimSlashes(path);
+  return trimmed === '' ? [] : trimmed.split('/');
+}
+
+function templatesMatching(segments: string[]): string[] {
+  const routes = new Set(declared.map((route) => route.route));
+  return [...routes].filter((route) => matchTemplate(compiledTemplate(route), segments) !== null);
+}
+
+/** Every method the declared routes serve on a path: the union over every template it matches. */
+function methodsServedOnPath(segments: string[]): string[] {
+  return [...new Set(templatesMatching(segments).flatMap((route) => methodsServedOn(route)))];
+}
+
+/**
+ * The path (segments below the route prefix) a request was for, rebuilt from the template its function
+ * matched and the parameter values the host bound; the fallback's catch-all holds the whole path.
+ */
+function requestSegments(route: string, params: Record<string, string>): string[] {
+  if (route === FALLBACK_ROUTE) return segmentsOf(params.path ?? '');
+  return segmentsOf(route).map((segment) =>
+    segment.replace(/\{\*{0,2}([A-Za-z_]\w*)[^}]*\}/g, (_whole, name: string) => params[name] ?? ''),
+  );
+}
+
+const fallbackSpec: EndpointSpec<undefined, undefined, undefined, 'public', HttpMethod> = {
+  name: FALLBACK_FUNCTION,
+  methods: ALL_METHODS,
+  route: FALLBACK_ROUTE,
+  access: 'public',
+  // Audited like the protected routes' refusals: a probe for routes is worth a row. Volume: an anonymous
+  // client can add rows here as it can with any protected route's 401, one small row per request,
+  // pruned after AUDIT_RETENTION_DAYS; the row names a template or the marker, never the path.
+  audit: true,
+  handler: async ({ request, audit }) => {
+    audit.resourceIds = {};
+    const segments = requestSegments(FALLBACK_ROUTE, request.params);
+    const templates = templatesMatching(segments);
+    if (templates.length === 0) {
+      audit.route = UNKNOWN_ROUTE_MARKER;
+      audit.event = 'unknown_route';
+      throw routeNotFound();
+    }
+    audit.route = templates.join(' | ');
+    audit.event = 'method_not_allowed';
+    throw methodNotAllowed(servedMethods(methodsServedOnPath(segments) as HttpMethod[]));
+  },
+};
+
+/** Registers the fallback: every method, every path below the route prefix no other function takes. */
+function registerFallback(): void {
+  app.http(FALLBACK_FUNCTION, {
+    methods: ALL_METHODS,
+    route: FALLBACK_ROUTE,
+    authLevel: 'anonymous',
+    handler: (request, context) => handle(fallbackSpec, 'no-store', request, context),
+  });
+}
+
 let terminateHookRegistered = false;
 
 /** Runs once per instance: HTTP streaming on, and the pool closed when the host stops the app. */
@@ -502,5 +628,6 @@ function setUpApp(): void {
   terminateHookRegistered = true;
   app.setup({ enableHttpStream: true });
   app.hook.appTerminate(() => closePool());
+  registerFallback();
 }
 setUpApp();

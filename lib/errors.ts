@@ -18,6 +18,9 @@ export interface ProblemInit {
   headers?: Record<string, string> | undefined;
 }
 
+/** The `type` of a problem document: `urn:aada:problem:<slug>`. */
+export const problemType = (slug: string): string => `urn:aada:problem:${slug}`;
+
 export class HttpError extends Error {
   readonly status: number;
   readonly slug: string;
@@ -50,6 +53,19 @@ export const forbidden = (detail = 'You are not allowed to do this') =>
 export const notFound = (detail = 'No such resource') =>
   new HttpError({ status: 404, slug: 'not-found', title: 'Not found', detail });
 
+/**
+ * No function serves the path (the app's fallback answers it). Its own type, not `not-found`, so a client
+ * (the bench driver, a portal) can tell a route that does not exist from a record that does not.
+ */
+export const ROUTE_NOT_FOUND_SLUG = 'route-not-found';
+export const routeNotFound = () =>
+  new HttpError({
+    status: 404,
+    slug: ROUTE_NOT_FOUND_SLUG,
+    title: 'No such route',
+    detail: 'No operation is served at this path; GET /api/openapi.json lists them',
+  });
+
 export const conflict = (detail: string) => new HttpError({ status: 409, slug: 'conflict', title: 'Conflict', detail });
 
 export const payloadTooLarge = (limit: number) =>
@@ -66,6 +82,23 @@ export const unsupportedMediaType = (expected: string) =>
     slug: 'unsupported-media-type',
     title: 'Unsupported media type',
     detail: `Send the body as ${expected}`,
+  });
+
+export const methodNotAllowed = (allowed: readonly string[]) =>
+  new HttpError({
+    status: 405,
+    slug: 'method-not-allowed',
+    title: 'Method not allowed',
+    detail: `This route answers ${allowed.join(', ')}`,
+    headers: { Allow: allowed.join(', ') },
+  });
+
+export const uriTooLong = (limit: number) =>
+  new HttpError({
+    status: 414,
+    slug: 'uri-too-long',
+    title: 'URL too long',
+    detail: `The path and query may be at most ${limit} bytes`,
   });
 
 export const tooManyRequests = (retryAfterSeconds: number) =>

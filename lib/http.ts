@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { HttpResponseInit } from '@azure/functions';
 import { config } from './config';
-import type { HttpError } from './errors';
+import { type HttpError, problemType } from './errors';
 
 /**
  * Cache policies of DESIGN.md. `no-store` is the default: anything with PII/PHI, tokens or signing
@@ -69,8 +69,6 @@ async function* asBytes(chunks: AsyncIterable<string | Uint8Array>): AsyncIterab
   for await (const chunk of chunks) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
 }
 
-const PROBLEM_TYPE_PREFIX = 'urn:aada:problem:';
-
 /** Security headers for an API that serves JSON to browsers and is never framed or rendered. */
 function securityHeaders(): Record<string, string> {
   return {
@@ -109,7 +107,7 @@ export function corsHeaders(origin: string | null): Record<string, string> {
 
 export function preflightHeaders(origin: string | null, methods: readonly string[]): Record<string, string> {
   const cors = corsHeaders(origin);
-  if (!cors['Access-Control-Allow-Origin']) return {};
+  if (!cors['Access-Control-Allow-Origin'] || methods.length === 0) return {};
   return {
     ...cors,
     'Access-Control-Allow-Methods': methods.join(', '),
@@ -143,10 +141,20 @@ export interface RespondContext {
   requestId: string;
   origin: string | null;
   ifNoneMatch: string | null;
+  /** A HEAD request: the GET's status and headers (Content-Length included), no body. */
+  head?: boolean;
 }
 
 /** Builds the wire response for a handler's reply under the route's cache policy. */
 export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
+  const response = responseFor(reply, ctx);
+  if (!ctx.head) return response;
+  // A streamed body the handler prepared is closed unread (it may hold a cursor).
+  if (reply.kind === 'stream') void (response.body as ReadableStream | undefined)?.cancel().catch(() => undefined);
+  return { status: response.status, headers: response.headers };
+}
+
+function responseFor(reply: Reply, ctx: RespondContext): HttpResponseInit {
   const success = reply.status < 300;
   const policy: CachePolicy = success ? ctx.policy : 'no-store';
   const headers = new Headers({
@@ -166,6 +174,8 @@ export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
       return { status: reply.status, headers };
     case 'bytes':
       headers.set('Content-Type', reply.contentType);
+      // Said explicitly, so a HEAD answers the same Content-Length as the GET.
+      headers.set('Content-Length', String(reply.body.byteLength));
       return { status: reply.status, headers, body: reply.body };
     case 'stream':
       headers.set('Content-Type', reply.contentType);
@@ -182,6 +192,7 @@ export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
         if (ifNoneMatchHits(ctx.ifNoneMatch, etag)) return { status: 304, headers };
       }
       headers.set('Content-Type', reply.contentType ?? 'application/json; charset=utf-8');
+      headers.set('Content-Length', String(Buffer.byteLength(payload)));
       return { status: reply.status, headers, body: payload };
     }
   }
@@ -195,7 +206,7 @@ export function problemReply(error: HttpError, requestId: string): Reply {
     contentType: 'application/problem+json; charset=utf-8',
     headers: error.headers,
     body: {
-      type: `${PROBLEM_TYPE_PREFIX}${error.slug}`,
+      type: problemType(error.slug),
       title: error.title,
       status: error.status,
       ...(error.detail ? { detail: error.detail } : {}),

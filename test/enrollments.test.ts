@@ -318,7 +318,10 @@ describe('dates', () => {
         })
       ).status,
     ).toBe(404);
-    expect((await send('DELETE', `/enrollments/${enrollment.id}`, { as: admin })).status).toBe(404);
+    // An enrollment is withdrawn, never deleted: DELETE is no method of the route.
+    const deleted = await send('DELETE', `/enrollments/${enrollment.id}`, { as: admin });
+    expect(deleted.status).toBe(405);
+    expect(deleted.headers.get('allow')).toBe('GET, HEAD, PATCH, OPTIONS');
     const [row] = await sql()`select status from enrollments where id = ${enrollment.id}`;
     expect(row?.status).toBe('withdrawn');
   });

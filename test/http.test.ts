@@ -167,18 +167,19 @@ describe('problem+json for every error class', () => {
     expect(await response.json()).toEqual({ received: { name, count: 3 } });
   });
 
-  test('404 problem from a handler; unknown routes and wrong methods get the host’s empty 404', async () => {
+  test('404 problem from a handler and for an unknown route; 405 with Allow for a wrong method', async () => {
     const missing = await app.api('/programs/7d9f6a3e-0000-4000-8000-000000000000');
     expect(missing.status).toBe(404);
     await problemOf(missing);
 
     const unknown = await app.api('/no/such/route');
     expect(unknown.status).toBe(404);
-    expect(await unknown.text()).toBe('');
+    await problemOf(unknown);
 
     const wrongMethod = await app.api('/fixture/echo', { method: 'GET' });
-    expect(wrongMethod.status).toBe(404);
-    expect(await wrongMethod.text()).toBe('');
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST, OPTIONS');
+    await problemOf(wrongMethod);
   });
 
   test('413 for a body over the route limit, by declared length and by streamed length', async () => {

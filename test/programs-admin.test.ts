@@ -398,7 +398,10 @@ describe('retiring', () => {
       },
     });
     expect(add.status).toBe(409);
-    expect((await send('DELETE', `/programs/${program.id}`, { as: admin })).status).toBe(404);
+    // A programme is retired, never deleted: DELETE is no method of the route.
+    const deleted = await send('DELETE', `/programs/${program.id}`, { as: admin });
+    expect(deleted.status).toBe(405);
+    expect(deleted.headers.get('allow')).toBe('GET, HEAD, PATCH, OPTIONS');
     const [still] = await app.db.sql`select count(*)::int as n from programs where id = ${program.id}`;
     expect(still?.n).toBe(1);
   });

@@ -529,7 +529,10 @@ describe('changing and deactivating a student', () => {
     expect(row?.deactivated_by).toBe(registrar.id);
     const second = (await (await deactivate()).json()) as Student;
     expect(second.deactivatedAt).toBe(student.deactivatedAt);
-    expect((await app.api(`/students/${id}`, { method: 'DELETE', headers: admin.headers })).status).toBe(404);
+    // Students are deactivated, never deleted: DELETE is no method of the route (405 naming what it serves).
+    const deleted = await app.api(`/students/${id}`, { method: 'DELETE', headers: admin.headers });
+    expect(deleted.status).toBe(405);
+    expect(deleted.headers.get('allow')).toBe('GET, HEAD, PATCH, OPTIONS');
     expect((await get<Student>(`/students/${id}`, admin)).status).toBe('inactive');
     // Reactivation clears the deactivation.
     const back = (await (await patch(id as string, { status: 'active' })).json()) as Student;

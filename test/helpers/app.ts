@@ -6,7 +6,12 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { REPO_ROOT } from '../../dev/database';
-import { installFunctionsCoreStandIn, loadFunctionModules, startHost } from '../../dev/functions-host';
+import {
+  installFunctionsCoreStandIn,
+  loadFunctionModules,
+  type StartedHost,
+  startHost,
+} from '../../dev/functions-host';
 import { resetConfigForTests } from '../../lib/config';
 import { createMigratedDatabase, type TestDatabase } from './database';
 
@@ -94,5 +99,37 @@ async function boot(options: TestAppOptions): Promise<TestApp> {
       await host.close();
       await database.drop();
     },
+  };
+}
+
+/** A host of the same app as Azure routes it. */
+export interface HostUnderTest {
+  url: string;
+  api(pathAndQuery: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * A second local host over this file's app (same functions, same database) that routes as the Azure
+ * Functions host does: the first function by name whose template and method match, no precedence
+ * (`routeOrder: 'function-name'` in dev/functions-host.ts). Call after useTestApp(); tests that sweep
+ * host-level answers run them on both hosts.
+ */
+export function useAzureOrderedHost(): HostUnderTest {
+  let host: StartedHost | undefined;
+  beforeAll(async () => {
+    host = await startHost({ port: 0, routeOrder: 'function-name' });
+  });
+  afterAll(async () => {
+    await host?.close();
+  });
+  const started = () => {
+    if (!host) throw new Error('the Azure-ordered host is not running (use it inside tests)');
+    return host;
+  };
+  return {
+    get url() {
+      return started().url;
+    },
+    api: (pathAndQuery, init) => fetch(`${started().url}${pathAndQuery}`, init),
   };
 }

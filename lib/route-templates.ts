@@ -1,6 +1,7 @@
 // Route templates of the Azure Functions host (the subset of ASP.NET Core route templates it accepts):
 // literals, `{p}`, `{p?}`, `{p=default}`, `{*rest}`, multi-part segments and constraints, with ASP.NET's
-// precedence. Used by the local host in dev/functions-host.ts.
+// precedence. Used by the local host in dev/functions-host.ts to route, and by the app's fallback
+// function (lib/endpoint.ts) to tell a wrong method on a known route (405) from an unknown route (404).
 // ---------------------------------------------------------------------------------------------------------
 // Route templates (the subset of ASP.NET Core route templates the Functions host accepts)
 // ---------------------------------------------------------------------------------------------------------
