@@ -76,6 +76,9 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   }
   try {
     const prepared = await prepareDatabase(server.adminUrl, DATABASE, (line) => log(`  ${line}`));
+    // The seed encrypts through config(), which needs a database to be configured: this one, unless
+    // the caller named another.
+    process.env.DATABASE_URL ??= prepared.appUrl;
     const admin = postgres(prepared.adminUrl, { max: 1, onnotice: () => {} });
     try {
       if (await seedDemoData(admin)) log('  demo data loaded');
