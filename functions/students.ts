@@ -13,10 +13,12 @@
 // takes the same filters in its body for clients that must keep them out of URLs and logs.
 import { z } from 'zod';
 import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
+import { inviteAccount } from '../lib/account-links';
 import type { AnySql, TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { forbidden, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
+import { deliverNowInDevelopment } from '../lib/outbox';
 import { limitSchema, nextLink } from '../lib/pagination';
 import { revokeAllForUser } from '../lib/sessions';
 import {
@@ -152,7 +154,7 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   body: NewStudent,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async ({ sql, body, caller, audit, afterCommit }) => {
     // Uniqueness is the blind index's unique constraint: of two concurrent creations, one gets 409.
     const { id } = await insertUser(sql, {
       email: body.email,
@@ -163,6 +165,11 @@ endpoint({
       status: body.password === undefined ? 'pending' : 'active',
       grantedBy: caller.userId,
     });
+    // Without a password the account is pending until its owner chooses one through the invitation.
+    if (body.password === undefined) {
+      await inviteAccount(sql, { id, email: body.email });
+      afterCommit(deliverNowInDevelopment);
+    }
     audit.resourceIds.id = id;
     return created(await findStudent(sql, id, ALL), `/api/students/${id}`);
   },

@@ -3,7 +3,7 @@
 //   1. POST auth/unlock/request { email } → always 202, whether or not the address has an account and
 //      whether or not it is locked; a link goes out (through the outbox) only when the account is
 //      active and sign-in is refused to this source because of failed attempts (the account ceiling
-//      or this source's own lockout), at most one per account per RESEND_INTERVAL.
+//      or this source's own lockout), at most one per account per minute (lib/account-links.ts).
 //   2. POST auth/unlock { token } → the source of this request counts as known for the account (its
 //      failures are forgotten and the account ceiling no longer applies to it), as after a successful
 //      sign-in. It signs nobody in: the password is still needed, so the link alone is worth nothing
@@ -11,30 +11,16 @@
 // The token is a one-time token (lib/one-time-links.ts): random, stored only as its hash, valid
 // LINK_TTL, single use, and only the latest link of an account works.
 import { z } from 'zod';
-import { emailBlindIndex } from '../lib/crypto';
+import { LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS, requestLinkByEmail } from '../lib/account-links';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
-import { invalidToken, issueToken, looksLikeToken, newToken, portalLink, redeemToken } from '../lib/one-time-links';
-import { deliverNowInDevelopment, type OutboxMessage, queueForIssuedLink } from '../lib/outbox';
-import {
-  hitRateLimit,
-  type RateLimitBucket,
-  rateLimitDecision,
-  rateLimitHit,
-  recordSignInSuccess,
-  refuseOverLimit,
-  signInLockedOut,
-  sourceKey,
-} from '../lib/throttle';
+import { invalidToken, looksLikeToken, portalLink, redeemToken } from '../lib/one-time-links';
+import { deliverNowInDevelopment, type OutboxMessage } from '../lib/outbox';
+import { hitRateLimit, recordSignInSuccess, refuseOverLimit, signInLockedOut, sourceKey } from '../lib/throttle';
 import { EmailLookup } from '../lib/users';
 
 /** The emailed link is valid this long. */
 const LINK_TTL_SECONDS = 30 * 60;
-/** At most one email per account per this interval, whoever asks. */
-const RESEND_INTERVAL_SECONDS = 60;
-/** Requests per source address and step per window. */
-const SOURCE_LIMIT = 10;
-const SOURCE_WINDOW_SECONDS = 60;
 
 function unlockMessage(email: string, token: string): OutboxMessage {
   return {
@@ -73,30 +59,17 @@ endpoint({
   // Over the limit the request is refused, and its count is kept (the statement's only write then).
   commitRefusals: true,
   handler: async ({ sql, body, clientIp, audit, afterCommit }) => {
-    // The same work whatever the address (a token, the ciphertexts, one statement that always bumps
-    // the source's counter), so neither the answer nor its timing tells anything: the database
-    // decides inside the statement whether a message is queued.
-    const accountKey = emailBlindIndex(body.email);
-    const { token, hash } = newToken();
-    const queued = queueForIssuedLink(sql, unlockMessage(body.email, token));
-    const counted = rateLimitHit(sql, sourceKey(sql, 'unlock-request', clientIp), SOURCE_WINDOW_SECONDS);
-    const issued = issueToken(sql, {
+    // The same work whatever the address: the database decides inside one statement whether a
+    // message is queued, so neither the answer nor its timing tells anything.
+    await requestLinkByEmail(sql, {
       purpose: 'sign_in_unlock',
-      owner: { userId: sql`(select id from account)` },
-      hash,
+      scope: 'unlock-request',
+      email: body.email,
+      clientIp,
       ttlSeconds: LINK_TTL_SECONDS,
-      minIntervalSeconds: RESEND_INTERVAL_SECONDS,
+      eligible: (q, accountKey) => q`u.status = 'active' and ${signInLockedOut(q, accountKey, clientIp)}`,
+      message: (token) => unlockMessage(body.email, token),
     });
-    const [bucket] = await sql<RateLimitBucket[]>`
-      with bucket as (${counted}),
-      account as (
-        select u.id from users u, bucket
-         where u.email_blind_index = ${accountKey} and u.status = 'active' and bucket.count <= ${SOURCE_LIMIT}
-           and ${signInLockedOut(sql, accountKey, clientIp)}),
-      issued as (${issued}),
-      queued as (${queued})
-      select count, retry_after from bucket`;
-    refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
     audit.event = 'unlock_requested';
     afterCommit(deliverNowInDevelopment);
     return json(REQUEST_ACCEPTED, 202);
@@ -114,7 +87,9 @@ endpoint({
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
   handler: async ({ sql, body, clientIp, audit }) => {
-    refuseOverLimit(await hitRateLimit(sql, sourceKey(sql, 'unlock', clientIp), SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
+    refuseOverLimit(
+      await hitRateLimit(sql, sourceKey(sql, 'unlock', clientIp), LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS),
+    );
     if (!looksLikeToken(body.token)) throw invalidToken('token', 'from the sign-in page');
     // The token is used up and the source trusted in the request's transaction, with its audit row.
     const [account] = await sql<{ id: string; email_blind_index: Buffer }[]>`

@@ -14,10 +14,12 @@
 // stateless token, accepted so that verifying a token needs no database round trip.
 import { z } from 'zod';
 import { type Caller, ROLES, type Role } from '../lib/access';
+import { inviteAccount } from '../lib/account-links';
 import type { TransactionSql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
 import { conflict, notFound } from '../lib/errors';
 import { created, json, noContent } from '../lib/http';
+import { deliverNowInDevelopment } from '../lib/outbox';
 import { limitSchema, nextLink } from '../lib/pagination';
 import { revokeAllForUser } from '../lib/sessions';
 import {
@@ -175,7 +177,7 @@ endpoint({
   access: ADMINS,
   phi: true,
   body: NewUserBody,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async ({ sql, body, caller, audit, afterCommit }) => {
     const { id } = await insertUser(sql, {
       email: body.email,
       firstName: body.firstName,
@@ -185,6 +187,11 @@ endpoint({
       status: body.password === undefined ? 'pending' : 'active',
       grantedBy: caller?.userId ?? null,
     });
+    // Without a password the account is pending until its owner chooses one through the invitation.
+    if (body.password === undefined) {
+      await inviteAccount(sql, { id, email: body.email });
+      afterCommit(deliverNowInDevelopment);
+    }
     audit.resourceIds.id = id;
     audit.event = 'user_created';
     const user = await findUserById(sql, id);

@@ -1,7 +1,7 @@
 // One-time tokens: the one mechanism behind every emailed link and every single-use token of the
-// API (the registration link and the registration token after it, the sign-in unlock link; later
-// invitations and password resets). A token is 32 random bytes (base64url, 43 characters); the
-// database keeps only its SHA-256 in `one_time_tokens`, with its purpose, its owner (a user or a
+// API (the registration link and the registration token after it, the sign-in unlock link, the
+// invitation of an account created by staff and the password reset link; lib/account-links.ts).
+// A token is 32 random bytes (base64url, 43 characters); the database keeps only its SHA-256 in `one_time_tokens`, with its purpose, its owner (a user or a
 // registration request), when it expires and when it was used. Redeeming is one UPDATE that only
 // matches an unused, unexpired token of the given purpose, so a token works once, in its own flow,
 // and never after its time; a new token for the same purpose and owner replaces the previous one,
@@ -19,7 +19,12 @@ import { badRequest, type HttpError } from './errors';
 type Db = Sql | TransactionSql;
 
 /** What a token is for; each flow redeems only its own. */
-export type TokenPurpose = 'registration_verify' | 'registration_complete' | 'sign_in_unlock';
+export type TokenPurpose =
+  | 'registration_verify'
+  | 'registration_complete'
+  | 'sign_in_unlock'
+  | 'account_invitation'
+  | 'password_reset';
 
 /** Whose a token is: a user, or a registration request (a person without an account yet). */
 export type TokenOwner = { userId: string | postgres.Fragment } | { registrationRequestId: string | postgres.Fragment };

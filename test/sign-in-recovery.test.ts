@@ -5,10 +5,11 @@
 // a device that keeps failing losing its exemption, and the emailed unlock link (lib/one-time-links.ts)
 // letting the source it is opened from sign in, once.
 import { beforeAll, describe, expect, test } from 'vitest';
-import { decrypt, emailBlindIndex } from '../lib/crypto';
+import { emailBlindIndex } from '../lib/crypto';
 import { DEVICE_COOKIE } from '../lib/throttle';
 import { useTestApp } from './helpers/app';
 import { postFrom } from './helpers/http';
+import { linkTokenIn, messagesTo } from './helpers/outbox';
 import { createTestUser, TEST_PASSWORD, type TestUser } from './helpers/users';
 
 // The defaults of lib/config.ts, said out loud: the finding is about these numbers.
@@ -63,15 +64,8 @@ async function attack(user: TestUser, failures = 50): Promise<void> {
 const post = (path: string, body: unknown, source: string) => postFrom(`${app.url}${path}`, body, source);
 
 /** The decrypted sign-in unlock messages queued for `email`. */
-async function unlockMessagesTo(email: string): Promise<string[]> {
-  const rows = await app.db.sql<{ recipient_ciphertext: string; body_ciphertext: string }[]>`
-    select recipient_ciphertext, body_ciphertext from outbox_messages where kind = 'sign_in_unlock' order by created_at`;
-  return rows
-    .filter((row) => decrypt(row.recipient_ciphertext, 'outbox.recipient') === email)
-    .map((row) => decrypt(row.body_ciphertext, 'outbox.body'));
-}
-
-const tokenIn = (message: string) => /sign-in\/unlock\?token=([A-Za-z0-9_-]{43})/.exec(message)?.[1] as string;
+const unlockMessagesTo = (email: string) => messagesTo(app.db.sql, 'sign_in_unlock', email);
+const tokenIn = (message: string | undefined) => linkTokenIn(message, 'sign-in/unlock');
 
 let student: TestUser;
 let classmate: TestUser;
