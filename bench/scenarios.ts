@@ -7,7 +7,7 @@
 // function module (the sign-in lookup), since importing a function module would register its routes.
 // Such a copy must follow the route: it names the function it mirrors.
 import type postgres from 'postgres';
-import { auditPageQuery } from '../lib/audit-trail';
+import { auditPageQuery, auditSummaryQuery } from '../lib/audit-trail';
 import { emailBlindIndex } from '../lib/crypto';
 import { enrollmentPageQuery } from '../lib/enrollments';
 import { problemType, ROUTE_NOT_FOUND_SLUG } from '../lib/errors';
@@ -202,6 +202,16 @@ export const SCENARIOS: readonly Scenario[] = [
     },
     mainQuery: (sql, ctx) =>
       ctx.auditDeep ? auditPage(sql, decodeCursor<[string, string]>(ctx.auditDeep.cursor)) : null,
+  },
+  {
+    key: 'audit-summary',
+    title: 'GET audit/summary?days=366 (closed days rolled up)',
+    indexSensitive: false,
+    request: (ctx) => {
+      const admin = needsAdmin(ctx);
+      return typeof admin === 'string' ? admin : { path: '/audit/summary?days=366', headers: admin };
+    },
+    mainQuery: (sql) => auditSummaryQuery(sql, 366),
   },
   {
     key: 'login',

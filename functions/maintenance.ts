@@ -9,9 +9,14 @@
 // carries on. The app role holds DELETE on these tables (migrations/0001). Nothing here is regulated
 // data: the audit trail has its own retention (functions/audit-retention.ts), the outbox and the
 // registration requests theirs (functions/outbox-sender.ts).
+//
+// The same run rolls up closed days of the audit trail for GET audit/summary (lib/audit-trail.ts),
+// at most ROLLUP_DAYS_PER_RUN a run: a new deployment catches up on its last year within half a day,
+// and the summary is exact meanwhile (it reads audit_log for days not rolled up yet).
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import type postgres from 'postgres';
+import { rollUpClosedAuditDays } from '../lib/audit-trail';
 import { type Sql, timerDb } from '../lib/db';
 import { SPENT_TOKEN_RETENTION_DAYS } from '../lib/one-time-links';
 import { longestRateLimitWindowSeconds } from '../lib/throttle';
@@ -21,6 +26,7 @@ export const EXPIRED_REFRESH_TOKEN_RETENTION_DAYS = 30;
 /** A bucket is deleted this long after its window surely ended. */
 const ENDED_BUCKET_RETENTION_SECONDS = 24 * 60 * 60;
 const BATCH = 5_000;
+const ROLLUP_DAYS_PER_RUN = 31;
 const MAX_BATCHES = 100;
 
 export interface PruneOptions {
@@ -113,6 +119,8 @@ export async function maintenance(_timer: Timer | null, context: InvocationConte
     `maintenance: removed ${report.loginAttempts} login attempts, ${report.rateLimitBuckets} rate-limit buckets, ` +
       `${report.refreshTokens} expired refresh tokens, ${report.oneTimeTokens} expired one-time tokens`,
   );
+  const rolled = await rollUpClosedAuditDays(timerDb(), ROLLUP_DAYS_PER_RUN);
+  context.log(`maintenance: rolled up ${rolled} closed days of the audit trail`);
 }
 
 // Every hour at minute 15 (NCRONTAB with seconds), away from the outbox's and the audit's runs.

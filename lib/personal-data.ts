@@ -131,6 +131,10 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     user_agent: USER_AGENT,
     event: STATE,
   },
+  audit_daily_routes: {
+    method: STATE,
+    route: none('the route template (students/{id}), as in audit_log'),
+  },
   schema_migrations: {
     version: none('a migration file'),
     name: none('a migration file'),
