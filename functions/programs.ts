@@ -5,7 +5,7 @@ import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { cataloguePageQuery, PROGRAM_ORDER, type ProgramRow, toProgramView } from '../lib/programs';
+import { cataloguePageQuery, catalogueVersion, PROGRAM_ORDER, type ProgramRow, toProgramView } from '../lib/programs';
 
 const CatalogueQuery = z.object({
   limit: limitSchema,
@@ -18,6 +18,7 @@ endpoint({
   route: 'programs',
   access: 'public',
   cache: 'public',
+  version: catalogueVersion,
   query: CatalogueQuery,
   handler: async ({ sql, query, request }) => {
     const rows = await cataloguePageQuery(sql, query.cursor, query.limit);
@@ -47,6 +48,7 @@ endpoint({
   route: 'programs/{id}',
   access: 'public',
   cache: 'public',
+  version: catalogueVersion,
   params: ProgramParams,
   handler: async ({ sql, params }) => {
     // One round trip: the programme and its ordered modules aggregated by the database.

@@ -29,7 +29,17 @@ import {
   unsupportedMediaType,
   uriTooLong,
 } from './errors';
-import { type CachePolicy, preflightHeaders, problemReply, type Reply, respond } from './http';
+import {
+  type CachePolicy,
+  ifNoneMatchHits,
+  notModified,
+  preflightHeaders,
+  problemReply,
+  type Reply,
+  respond,
+  versionTag,
+  withETag,
+} from './http';
 import { isSessionEnded } from './revocations';
 import { type CompiledTemplate, compileTemplate, matchTemplate, trimSlashes } from './route-templates';
 
@@ -107,6 +117,13 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends Http
    * survive a refusal goes inside `sql.savepoint(...)`. A 5xx or unexpected error still rolls back.
    */
   commitRefusals?: boolean;
+  /**
+   * Public cacheable reads only: a value that changes whenever anything the route serves changes (the
+   * catalogue's version, kept by a trigger). The ETag is derived from it and the URL, so a matching
+   * If-None-Match is answered 304 after one tiny read, before the handler runs; without it the ETag
+   * is a hash of the body, and a 304 costs what a 200 does.
+   */
+  version?: (sql: Sql) => Promise<string>;
   handler: (input: HandlerInput<P, Q, B, A, M>) => Promise<Reply>;
 }
 
@@ -297,6 +314,8 @@ export function endpoint<
 >(spec: EndpointSpec<P, Q, B, A, M>): void {
   const cache = spec.cache ?? 'no-store';
   if (spec.phi && cache !== 'no-store') throw new Error(`${spec.name}: a PHI route must be no-store`);
+  // The version-derived ETag names no caller: it is only right for what every caller sees alike.
+  if (spec.version && cache !== 'public') throw new Error(`${spec.name}: a version key needs the public cache`);
   declared.push({
     name: spec.name,
     audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
@@ -424,11 +443,14 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
       policy = 'no-store';
     } else {
       const afterRead: (() => void)[] = [];
-      const reply = await spec.handler({
-        ...input,
-        sql: db() as SqlFor<M>,
-        afterCommit: (task) => afterRead.push(task),
-      });
+      const tag = spec.version ? versionTag(await spec.version(db()), request.url) : null;
+      const reply =
+        tag && ifNoneMatchHits(respondCtx.ifNoneMatch, tag)
+          ? notModified(tag)
+          : withETag(
+              await spec.handler({ ...input, sql: db() as SqlFor<M>, afterCommit: (task) => afterRead.push(task) }),
+              tag,
+            );
       outcome = { reply, recorded: false, afterCommit: afterRead };
     }
   } catch (error) {

@@ -120,7 +120,25 @@ function etagOf(payload: string): string {
   return `"${createHash('sha256').update(payload).digest('base64url').slice(0, 32)}"`;
 }
 
-function ifNoneMatchHits(header: string | null, etag: string): boolean {
+/**
+ * The ETag of a route with a version key (lib/endpoint.ts `version`): the version and the URL's path and
+ * query, hashed, so each page of a list has its own tag and every tag changes with the version.
+ */
+export function versionTag(version: string, requestUrl: string): string {
+  const url = new URL(requestUrl);
+  return `"v${createHash('sha256').update(`${version}\n${url.pathname}${url.search}`).digest('base64url').slice(0, 31)}"`;
+}
+
+/** 304 for a matching version tag, before the route's query runs. */
+export const notModified = (etag: string): Reply => ({ kind: 'empty', status: 304, headers: { ETag: etag } });
+
+/** The reply with its version tag as ETag (instead of a hash of the body), when the route has one. */
+export function withETag(reply: Reply, etag: string | null): Reply {
+  if (!etag || reply.status >= 300) return reply;
+  return { ...reply, headers: { ...reply.headers, ETag: etag } } as Reply;
+}
+
+export function ifNoneMatchHits(header: string | null, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === '*') return true;
   // Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
@@ -155,7 +173,8 @@ export function respond(reply: Reply, ctx: RespondContext): HttpResponseInit {
 }
 
 function responseFor(reply: Reply, ctx: RespondContext): HttpResponseInit {
-  const success = reply.status < 300;
+  // A 304 keeps the caching headers of the 200 it stands for (RFC 9110 §15.4.5).
+  const success = reply.status < 300 || reply.status === 304;
   const policy: CachePolicy = success ? ctx.policy : 'no-store';
   const headers = new Headers({
     ...securityHeaders(),
@@ -187,7 +206,7 @@ function responseFor(reply: Reply, ctx: RespondContext): HttpResponseInit {
     case 'json': {
       const payload = JSON.stringify(reply.body);
       if (policy === 'public' || policy === 'private') {
-        const etag = etagOf(payload);
+        const etag = headers.get('ETag') ?? etagOf(payload);
         headers.set('ETag', etag);
         if (ifNoneMatchHits(ctx.ifNoneMatch, etag)) return { status: 304, headers };
       }

@@ -53,6 +53,12 @@ export const toManagedProgramView = (row: ManagedProgramRow) => ({
 /** Both programme lists are in code order (codes are unique: programs_code_key). */
 export const PROGRAM_ORDER = keyset([['p.code', 'text']], 'asc');
 
+/** The catalogue's version (migration 0012): changes whenever a programme or module does. */
+export async function catalogueVersion(sql: AnySql): Promise<string> {
+  const [row] = await sql<{ version: string }[]>`select version::text from catalogue_version`;
+  return row?.version ?? '0';
+}
+
 /** A page of the public catalogue: active programmes only (`limit + 1` rows, see pageOf). */
 export function cataloguePageQuery(sql: AnySql, after: readonly [string] | undefined, limit: number) {
   return sql<(ProgramRow & { page_key: string[] })[]>`

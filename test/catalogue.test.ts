@@ -2,8 +2,11 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { seedDemoData } from '../dev/seed';
 import { useTestApp } from './helpers/app';
+import { useStatementCounter } from './helpers/statements';
 
 const app = useTestApp();
+// Statements are counted on the wire, between the app's pool and the server (helpers/statements.ts).
+const counter = useStatementCounter();
 
 beforeAll(async () => {
   await seedDemoData(app.db.sql);
@@ -69,6 +72,43 @@ describe('the public catalogue', () => {
       headers: { 'If-None-Match': response.headers.get('etag') as string },
     });
     expect(again.status).toBe(304);
+  });
+
+  test('a revalidation reads only the catalogue version; any change to a programme or module ends it', async () => {
+    const first = await app.api('/programs');
+    const tag = first.headers.get('etag') as string;
+    expect(tag).toMatch(/^"v[\w-]+"$/);
+    const page = (await first.json()) as { items: Program[] };
+    const revalidate = (path: string, etag: string) => app.api(path, { headers: { 'If-None-Match': etag } });
+
+    // The 304 comes without reading the programmes at all: with them unreadable, it still comes.
+    await app.db.sql`revoke select on programs from aada_app`;
+    try {
+      const before = counter.count;
+      const unchanged = await revalidate('/programs', tag);
+      expect(unchanged.status).toBe(304);
+      expect(unchanged.headers.get('etag')).toBe(tag);
+      expect(unchanged.headers.get('cache-control')).toBe('public, max-age=300');
+      expect(counter.count - before).toBe(1);
+      expect((await app.api('/programs')).status).toBe(500);
+    } finally {
+      await app.db.sql`grant select on programs to aada_app`;
+    }
+    // Each page of the list has its own tag.
+    expect((await revalidate('/programs?limit=1', tag)).status).toBe(200);
+
+    const da = page.items.find((program) => program.code === 'DA-20W') as Program;
+    const single = await app.api(`/programs/${da.id}`);
+    const singleTag = single.headers.get('etag') as string;
+    await app.db
+      .sql`update modules set title = 'Infection Control, revised' where program_id = ${da.id} and code = 'DA102'`;
+    const changed = await revalidate(`/programs/${da.id}`, singleTag);
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get('etag')).not.toBe(singleTag);
+    const body = (await changed.json()) as { modules: { code: string; title: string }[] };
+    expect(body.modules.find((module) => module.code === 'DA102')?.title).toBe('Infection Control, revised');
+    // The list's tag changed with it, though its own rows did not: one version for the catalogue.
+    expect((await revalidate('/programs', tag)).status).toBe(200);
   });
 
   test('an unknown or malformed id', async () => {
