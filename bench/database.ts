@@ -92,10 +92,16 @@ export function productionEnv(appUrl: string, extra: Record<string, string> = {}
 
 const INDEX_MIGRATION = '0002';
 
+/**
+ * Indexes of 0002 on tables a later migration rebuilt with indexes of its own (0012: the ledger,
+ * withdrawals and refunds): their columns are gone, so they are left out of the toggle.
+ */
+const SUPERSEDED_INDEXES = /\bidx_(ledger_entries|withdrawals|refunds)_/;
+
 function indexMigrationStatements(direction: 'up' | 'down'): string[] {
   const migration = loadMigrations().find((file) => file.version === INDEX_MIGRATION);
   if (!migration) throw new Error(`migration ${INDEX_MIGRATION} is not in migrations/`);
-  return splitStatements(migration[direction]);
+  return splitStatements(migration[direction]).filter((statement) => !SUPERSEDED_INDEXES.test(statement));
 }
 
 /** Drops (`down`) or builds (`up`, idempotent) the indexes of 0002, then refreshes planner statistics. */

@@ -218,6 +218,8 @@ export async function generate(sql: postgres.Sql, options: GenerateOptions): Pro
     })(),
     load(audit),
   ]);
+  // The receipt counter continues after the generated payments' numbers (gap-free from there).
+  await sql`update receipt_counter set last_issued = coalesce((select max(receipt_number) from ledger_entries), 0)`;
   await timed('build indexes', () => setSeedIndexes(sql, 'up').then(() => {}));
   // What autovacuum would have done on a live system: statistics and the visibility map.
   await timed('vacuum analyze', () => sql.unsafe('vacuum analyze').then(() => {}));

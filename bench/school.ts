@@ -208,7 +208,7 @@ function planEnrollment(random: Random, program: number, start: Date, now: Date,
     status,
     start,
     modulesTouched,
-    payments: status === 'pending' || status === 'cancelled' ? 0 : random.int(1, 4),
+    payments: status === 'pending' || status === 'cancelled' ? 0 : random.int(1, 6),
   };
 }
 
@@ -490,34 +490,69 @@ function attendanceLoad(plan: Plan, seed: number): TableLoad {
   };
 }
 
+/** The registration fee charged with each enrollment's tuition. */
+const REGISTRATION_FEE_CENTS = 15_000;
+const PAYMENT_METHODS = [
+  ['card', 40],
+  ['bank', 20],
+  ['financial_aid', 20],
+  ['check', 10],
+  ['cash', 5],
+  ['sponsor', 5],
+] as const;
+
 function ledgerLoad(plan: Plan, seed: number): TableLoad {
   const random = prng(seed, 'ledger_entries');
   return {
     table: 'ledger_entries',
-    columns: 'id, user_id, program_id, enrollment_id, entry_type, amount_cents, description, created_at, created_by',
-    // One tuition charge per enrollment that was billed, then its payments.
-    count: countEnrollments(plan, (e) => (e.payments > 0 ? 1 + e.payments : 0)),
+    columns:
+      'id, user_id, program_id, enrollment_id, kind, category, direction, amount_cents, reference, receipt_number, posted_at, posted_by',
+    // A tuition and a fee charge per enrollment that was billed, then its payments.
+    count: countEnrollments(plan, (e) => (e.payments > 0 ? 2 + e.payments : 0)),
     *rows() {
       const finance = plan.staff.finance.id;
+      let receipt = 0;
       for (const { student, enrollment: e } of enrollmentsOf(plan)) {
         if (e.payments === 0) continue;
         const program = plan.programs[e.program] as Plan['programs'][number];
         const billed = new Date(e.start.getTime() - 7 * DAY_MS);
-        yield [
+        const charge = (category: string, cents: number) => [
           random.uuid(),
           student.id,
           program.id,
           e.id,
-          'tuition',
-          program.spec.tuitionCents,
-          'Tuition',
+          'charge',
+          category,
+          'debit',
+          cents,
+          null,
+          null,
           billed,
           finance,
         ];
-        const share = Math.max(1, Math.floor(program.spec.tuitionCents / (e.payments + random.int(0, 2))));
+        yield charge('tuition', program.spec.tuitionCents);
+        yield charge('fee', REGISTRATION_FEE_CENTS);
+        const owed = program.spec.tuitionCents + REGISTRATION_FEE_CENTS;
+        const share = Math.max(1, Math.floor(owed / (e.payments + random.int(0, 2))));
         for (let k = 0; k < e.payments; k++) {
           const paid = new Date(Math.min(plan.now.getTime(), billed.getTime() + (k + 1) * random.int(10, 40) * DAY_MS));
-          yield [random.uuid(), student.id, program.id, e.id, 'payment', share, 'Payment received', paid, finance];
+          const method = random.weighted(PAYMENT_METHODS);
+          const reference = method === 'cash' ? null : `${method === 'check' ? 'CHK' : 'PRC'}-${random.hex(4)}`;
+          receipt += 1;
+          yield [
+            random.uuid(),
+            student.id,
+            program.id,
+            e.id,
+            'payment',
+            method,
+            'credit',
+            share,
+            reference,
+            receipt,
+            paid,
+            finance,
+          ];
         }
       }
     },
@@ -538,7 +573,7 @@ const AUDITED_ROUTES = [
   ['POST', 'auth/login', 'student', false, 10],
   ['POST', 'auth/refresh', 'student', false, 6],
   ['GET', 'audit/logs', 'admin', false, 2],
-  ['GET', 'ledger', 'finance', true, 2],
+  ['GET', 'students/{id}/ledger', 'finance', true, 2],
 ] as const;
 const STATUSES = [
   [200, 820],

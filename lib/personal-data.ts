@@ -171,14 +171,40 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     resolution_notes_ciphertext: encrypted('complaints.resolution_notes'),
     appeal_notes_ciphertext: encrypted('complaints.appeal_notes'),
   },
-  withdrawals: { reason_ciphertext: encrypted('withdrawals.reason') },
-  ledger_entries: {
-    entry_type: STATE,
-    description: FREE_TEXT_LATER,
-    idempotency_key: none("a client's random retry key"),
-    void_reason: FREE_TEXT_LATER,
+  withdrawals: {
+    initiated_by: STATE,
+    last_date_source: STATE,
+    reason_ciphertext: encrypted('withdrawals.reason'),
   },
-  refunds: { policy_basis: none('the name of the refund rule applied') },
+  ledger_entries: {
+    kind: STATE,
+    category: STATE,
+    direction: STATE,
+    reference: none("a check number or a payment processor's reference: a code (CHECK constraint), never free text"),
+    memo_ciphertext: encrypted('ledger_entries.memo'),
+  },
+  idempotency_keys: {
+    scope: STATE,
+    key: none("a client's random retry key"),
+    request_hash: hashed('the SHA-256 of a request body'),
+    response_ciphertext: encrypted('idempotency_keys.response'),
+  },
+  refund_rules: {
+    id: none('the name of a published refund rule'),
+    jurisdiction: STATE,
+    source: none('the citation of a published refund rule'),
+    rule: none("a published refund rule's parameters, the same for every student"),
+  },
+  refunds: {
+    rule_id: none('the name of a published refund rule'),
+    inputs: none(
+      "amounts, dates and hours keyed by the row's user_id, no names or free text (lib/refund-rules.ts builds it)",
+    ),
+    basis: STATE,
+    explanation: none('a sentence built from the rule and the amounts (lib/refund-rules.ts), no names'),
+    status: STATE,
+    remittance_reference: none("a check number or a payment processor's reference (CHECK constraint)"),
+  },
   xapi_statements: {
     verb_id: none('the IRI of an xAPI verb'),
     actor: notWrittenYet("the learner's xAPI agent (name, mbox): encrypt or reduce to an id when first written"),

@@ -68,7 +68,10 @@ async function insertProgram(sql: postgres.Sql): Promise<string> {
 describe('migration files', () => {
   it('are numbered, parse, and 0002 runs outside a transaction', () => {
     expect(VERSIONS.slice(0, 2)).toEqual(['0001', '0002']);
-    expect(VERSIONS).toEqual(VERSIONS.map((_, i) => String(i + 1).padStart(4, '0')));
+    // Numbers are reserved per engineer, so a later one may land before an earlier one: ascending, unique.
+    expect(
+      VERSIONS.every((version, i) => /^\d{4}$/.test(version) && (i === 0 || version > (VERSIONS[i - 1] as string))),
+    ).toBe(true);
     const [core, indexes] = MIGRATIONS;
     expect(core?.transactional).toBe(true);
     expect(indexes?.transactional).toBe(false);
@@ -334,9 +337,13 @@ describe('the schema', () => {
       'document_events',
       'document_signatures',
       'enrollment_status_changes',
-      'ledger_entries', // column-level: only the void columns
+      'idempotency_keys',
+      'ledger_entries', // append-only
+      'refund_rules', // a rule change is a new row
+      'refunds', // column-level: status, approval and remittance only
       'roles',
       'schema_migrations',
+      'withdrawals',
     ]);
   });
 
@@ -344,7 +351,8 @@ describe('the schema', () => {
     const userId = await insertUser(sql);
     const programId = await insertProgram(sql);
     await expect(
-      sql`insert into ledger_entries (user_id, entry_type, amount_cents) values (${userId}, 'payment', -100)`,
+      sql`insert into ledger_entries (user_id, kind, category, direction, amount_cents, posted_by)
+          values (${userId}, 'charge', 'tuition', 'debit', -100, ${userId})`,
     ).rejects.toMatchObject({ code: '23514' });
     await expect(
       sql`insert into enrollments (user_id, program_id, start_date, status)
@@ -352,21 +360,24 @@ describe('the schema', () => {
     ).rejects.toMatchObject({ code: '23514' });
   });
 
-  it('lets a ledger entry be voided but never edited', async () => {
+  it('keeps ledger entries append-only: the app role can neither update nor delete one, nor can the owner', async () => {
     const userId = await insertUser(sql);
     const [entry] = await sql<{ id: string }[]>`
-      insert into ledger_entries (user_id, entry_type, amount_cents) values (${userId}, 'payment', 5000) returning id`;
+      insert into ledger_entries (user_id, kind, category, direction, amount_cents, posted_by)
+      values (${userId}, 'charge', 'tuition', 'debit', 5000, ${userId}) returning id`;
     const id = entry?.id as string;
     await asApp(async (app) => {
       await expect(app`update ledger_entries set amount_cents = 1 where id = ${id}`).rejects.toMatchObject({
         code: '42501',
       });
-      await app`update ledger_entries set voided_at = now(), voided_by = ${userId}, void_reason = 'duplicate'
-                 where id = ${id}`;
+      await expect(app`delete from ledger_entries where id = ${id}`).rejects.toMatchObject({ code: '42501' });
+      await expect(app`truncate ledger_entries`).rejects.toMatchObject({ code: '42501' });
     });
-    await expect(sql`update ledger_entries set amount_cents = 1 where id = ${id}`).rejects.toMatchObject({
-      code: '23514',
-    });
+    await expect(sql`update ledger_entries set amount_cents = 1 where id = ${id}`).rejects.toThrow(/never changed/);
+    await expect(sql`delete from ledger_entries where id = ${id}`).rejects.toThrow(/never changed/);
+    await expect(sql`truncate ledger_entries cascade`).rejects.toThrow(/never changed/);
+    const [kept] = await sql<{ amount_cents: string }[]>`select amount_cents from ledger_entries where id = ${id}`;
+    expect(kept?.amount_cents).toBe('5000');
   });
 
   it('refuses to delete a user with enrollments, and cascades only ephemera', async () => {
