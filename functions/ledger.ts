@@ -8,6 +8,7 @@ import { conflict, notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import {
   ALL_LEDGER_READERS,
+  AmountCents,
   BALANCE_ORDER,
   balancePageQuery,
   CATEGORIES,
@@ -15,27 +16,16 @@ import {
   LEDGER_ORDER,
   LEDGER_POSTERS,
   ledgerPageQuery,
-  MAX_AMOUNT_CENTS,
+  Memo,
   postEntry,
+  Reference,
   reverseEntry,
   studentBalance,
   toBalanceViews,
   toEntryView,
 } from '../lib/ledger';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { multiLine, singleLine } from '../lib/text';
-
-/** Positive whole cents, at most MAX_AMOUNT_CENTS: no zero, negative, fractional or huge amounts. */
-export const AmountCents = z
-  .int({ error: 'Write the amount as a whole number of cents' })
-  .min(1, 'Must be at least 1 cent')
-  .max(MAX_AMOUNT_CENTS, `At most ${MAX_AMOUNT_CENTS} cents`);
-
-/** A check number or an external processor's reference: a short code, never free text. */
-export const Reference = singleLine(64, {
-  pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9 ._:/#-]*$/, message: 'Letters, digits, spaces and . _ : / # - only' },
-});
-export const Memo = multiLine(500);
+import { multiLine } from '../lib/text';
 
 const StudentParams = z.object({ id: z.uuid() });
 

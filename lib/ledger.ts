@@ -7,11 +7,13 @@
 // Who reads a ledger: finance and admin every student's, a student their own (the student's row is
 // found through ledgerOwnerVisible, so anyone else's ledger is a 404, whatever the route).
 import type postgres from 'postgres';
+import { z } from 'zod';
 import { type Caller, type RecordReach, type Role, recordVisibleSql, scopeOf } from './access';
 import { decrypt, decryptRows, encrypt } from './crypto';
 import type { AnySql } from './db';
 import { badRequest, notFound } from './errors';
 import { keyset } from './pagination';
+import { multiLine, singleLine } from './text';
 
 /** Finance posts money; administrators and finance read every ledger (a student their own). */
 export const LEDGER_POSTERS: readonly Role[] = ['finance'];
@@ -47,11 +49,37 @@ export const signedCents = (entry: { direction: Direction; amountCents: number }
 // Access
 // ---------------------------------------------------------------------------------------------------
 
-/** "This student's ledger is the caller's to read": the condition on a users row aliased `u`. */
+/**
+ * "This account's ledger is the caller's to read": the condition on a users row aliased `u`. Any
+ * account may have a ledger (only students are posted to, but a student may become staff).
+ */
 export function ledgerOwnerVisible(sql: AnySql, caller: Caller): postgres.Fragment {
-  const scope = scopeOf(caller, LEDGER_REACH);
-  return sql`exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')
-             and ${recordVisibleSql(sql, scope, { owner: sql`u.id`, program: sql`null::uuid` })}`;
+  return recordVisibleSql(sql, scopeOf(caller, LEDGER_REACH), { owner: sql`u.id`, program: sql`null::uuid` });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Request values
+// ---------------------------------------------------------------------------------------------------
+
+/** Positive whole cents, at most MAX_AMOUNT_CENTS: no zero, negative, fractional or huge amounts. */
+export const AmountCents = z
+  .int({ error: 'Write the amount as a whole number of cents' })
+  .min(1, 'Must be at least 1 cent')
+  .max(MAX_AMOUNT_CENTS, `At most ${MAX_AMOUNT_CENTS} cents`);
+
+/** A check number or an external processor's reference: a short code, never free text. */
+export const Reference = singleLine(64, {
+  pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9 ._:/#-]*$/, message: 'Letters, digits, spaces and . _ : / # - only' },
+});
+
+/** Free text about the entry (stored encrypted). */
+export const Memo = multiLine(500);
+
+/** Dollars as people read them: `$1,234.56`, `-$5.00`; computed in integers, never in floating point. */
+export function formatCents(cents: number): string {
+  const whole = Math.trunc(Math.abs(cents) / 100).toLocaleString('en-US');
+  const rest = String(Math.abs(cents) % 100).padStart(2, '0');
+  return `${cents < 0 ? '-' : ''}$${whole}.${rest}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -101,15 +129,25 @@ const ENTRY_COLUMNS = [
   'direction',
   'amount_cents',
   'reference',
-  'memo_ciphertext',
   'reverses_entry_id',
   'receipt_number',
   'posted_at',
   'posted_by',
 ];
-/** The entry's columns, of the table or of an alias (`le.id, le.entry_number…`). */
-export const entryColumns = (sql: AnySql, alias?: string) =>
-  sql(ENTRY_COLUMNS.map((column) => (alias ? `${alias}.${column}` : column)));
+/**
+ * An entry's columns as an EntryRow, from `ledger_entries <alias>` joined with its memo (memoJoin).
+ */
+export const entryColumns = (sql: AnySql, alias: string) =>
+  sql`${sql(ENTRY_COLUMNS.map((column) => `${alias}.${column}`))}, ${sql(`${alias}_memo.memo_ciphertext`)}`;
+
+/** The memo of `ledger_entries <alias>`, for entryColumns. */
+export const memoJoin = (sql: AnySql, alias: string) =>
+  sql`left join ledger_entry_memos ${sql(`${alias}_memo`)} on ${sql(`${alias}_memo.entry_id`)} = ${sql(`${alias}.id`)}`;
+
+/** Inserts the memo of the entry (or entries) a CTE named `posted` returns, when there is one. */
+const withMemo = (sql: AnySql, memo: string | null) => sql`
+  memo as (insert into ledger_entry_memos (entry_id, memo_ciphertext)
+           select id, ${memo}::text from posted where ${memo}::text is not null)`;
 
 /**
  * Posts one entry for a student (and the enrollment, which must be theirs), in one statement.
@@ -117,7 +155,7 @@ export const entryColumns = (sql: AnySql, alias?: string) =>
  */
 export async function postEntry(sql: AnySql, entry: NewEntry): Promise<EntryRow> {
   const enrollmentId = entry.enrollmentId ?? null;
-  const memo = entry.memo ? encrypt(entry.memo, 'ledger_entries.memo') : null;
+  const memo = entry.memo ? encrypt(entry.memo, 'ledger_entry_memos.memo') : null;
   const receipt = entry.withReceipt ? sql`(select last_issued from issued)` : sql`null::bigint`;
   const issue = entry.withReceipt
     ? sql`issued as (update receipt_counter set last_issued = last_issued + 1 returning last_issued),`
@@ -130,13 +168,16 @@ export async function postEntry(sql: AnySql, entry: NewEntry): Promise<EntryRow>
         left join enrollments e on e.id = ${enrollmentId} and e.user_id = u.id
        where u.id = ${entry.studentId}
          and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')
-         and (${enrollmentId}::uuid is null or e.id is not null))
-    insert into ledger_entries (user_id, program_id, enrollment_id, kind, category, direction, amount_cents,
-                                reference, memo_ciphertext, receipt_number, posted_by)
-    select user_id, program_id, enrollment_id, ${entry.kind}, ${entry.category}, ${directionOf(entry.kind)},
-           ${entry.amountCents}, ${entry.reference ?? null}, ${memo}, ${receipt}, ${entry.postedBy}
-      from target
-    returning ${entryColumns(sql)}`;
+         and (${enrollmentId}::uuid is null or e.id is not null)),
+    posted as (
+      insert into ledger_entries (user_id, program_id, enrollment_id, kind, category, direction, amount_cents,
+                                  reference, receipt_number, posted_by)
+      select user_id, program_id, enrollment_id, ${entry.kind}, ${entry.category}, ${directionOf(entry.kind)},
+             ${entry.amountCents}, ${entry.reference ?? null}, ${receipt}, ${entry.postedBy}
+        from target
+      returning *),
+    ${withMemo(sql, memo)}
+    select ${sql(ENTRY_COLUMNS)}, ${memo}::text as memo_ciphertext from posted`;
   if (row) return row;
   throw await whyNotPosted(sql, entry.studentId, enrollmentId);
 }
@@ -163,16 +204,19 @@ export type ReversalOutcome =
  * reversal is never reversed (post the original again instead).
  */
 export async function reverseEntry(sql: AnySql, entryId: string, reason: string, postedBy: string) {
+  const memo = encrypt(reason, 'ledger_entry_memos.memo');
   const [row] = await sql<EntryRow[]>`
-    insert into ledger_entries (user_id, program_id, enrollment_id, kind, category, direction, amount_cents,
-                                memo_ciphertext, reverses_entry_id, posted_by)
-    select user_id, program_id, enrollment_id, 'reversal', kind,
-           case direction when 'debit' then 'credit' else 'debit' end, amount_cents,
-           ${encrypt(reason, 'ledger_entries.memo')}, id, ${postedBy}
-      from ledger_entries
-     where id = ${entryId} and kind <> 'reversal'
-    on conflict (reverses_entry_id) do nothing
-    returning ${entryColumns(sql)}`;
+    with posted as (
+      insert into ledger_entries (user_id, program_id, enrollment_id, kind, category, direction, amount_cents,
+                                  reverses_entry_id, posted_by)
+      select user_id, program_id, enrollment_id, 'reversal', kind,
+             case direction when 'debit' then 'credit' else 'debit' end, amount_cents, id, ${postedBy}
+        from ledger_entries
+       where id = ${entryId} and kind <> 'reversal'
+      on conflict (reverses_entry_id) do nothing
+      returning *),
+    ${withMemo(sql, memo)}
+    select ${sql(ENTRY_COLUMNS)}, ${memo}::text as memo_ciphertext from posted`;
   if (row) return { kind: 'reversed', entry: row } satisfies ReversalOutcome;
   const [original] = await sql<{ kind: EntryKind; reversed_by: string | null }[]>`
     select o.kind, r.id as reversed_by
@@ -208,6 +252,7 @@ export function ledgerPageQuery(
       left join lateral (
         select ${entryColumns(sql, 'le')}, rev.id as reversed_by_entry_id, ${LEDGER_ORDER.key(sql)}
           from ledger_entries le
+          ${memoJoin(sql, 'le')}
           left join ledger_entries rev on rev.reverses_entry_id = le.id
          where le.user_id = u.id and ${LEDGER_ORDER.after(sql, page.cursor)}
          ${LEDGER_ORDER.orderBy(sql)}
@@ -230,7 +275,7 @@ export function toEntryView(row: EntryRow) {
     amountCents,
     balanceEffectCents: signedCents({ direction: row.direction, amountCents }),
     reference: row.reference,
-    memo: row.memo_ciphertext === null ? null : decrypt(row.memo_ciphertext, 'ledger_entries.memo'),
+    memo: row.memo_ciphertext === null ? null : decrypt(row.memo_ciphertext, 'ledger_entry_memos.memo'),
     reversesEntryId: row.reverses_entry_id,
     reversedByEntryId: row.reversed_by_entry_id ?? null,
     receiptNumber: row.receipt_number === null ? null : Number(row.receipt_number),

@@ -181,8 +181,8 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     category: STATE,
     direction: STATE,
     reference: none("a check number or a payment processor's reference: a code (CHECK constraint), never free text"),
-    memo_ciphertext: encrypted('ledger_entries.memo'),
   },
+  ledger_entry_memos: { memo_ciphertext: encrypted('ledger_entry_memos.memo') },
   idempotency_keys: {
     scope: STATE,
     key: none("a client's random retry key"),

@@ -53,7 +53,6 @@ CREATE TABLE ledger_entries (
   -- A check number or an external processor's reference: a code, never free text.
   reference          text CONSTRAINT ledger_entries_reference_check
                        CHECK (reference ~ '^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{0,63}$'),
-  memo_ciphertext    text,
   reverses_entry_id  uuid CONSTRAINT ledger_entries_reverses_key UNIQUE REFERENCES ledger_entries (id) ON DELETE RESTRICT,
   receipt_number     bigint CONSTRAINT ledger_entries_receipt_number_key UNIQUE,
   posted_at          timestamptz NOT NULL DEFAULT now(),
@@ -92,6 +91,13 @@ CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entr
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
 
+-- An entry's memo (free text about a student: encrypted) lives beside it, so the entry itself holds no
+-- ciphertext and stays untouchable even by key rotation, which re-encrypts memos here.
+CREATE TABLE ledger_entry_memos (
+  entry_id         uuid PRIMARY KEY REFERENCES ledger_entries (id) ON DELETE RESTRICT,
+  memo_ciphertext  text NOT NULL
+);
+
 -- A reversal mirrors what it reverses: same student, enrollment and amount, the other direction, and
 -- never a reversal itself (post the original again instead).
 CREATE FUNCTION ledger_entries_check_reversal() RETURNS trigger
@@ -126,6 +132,7 @@ INSERT INTO receipt_counter DEFAULT VALUES;
 
 -- Idempotency keys (lib/idempotency.ts), per caller and scope: the request's hash and the first answer.
 CREATE TABLE idempotency_keys (
+  id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   caller_id            uuid NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
   scope                text NOT NULL CHECK (scope ~ '^[a-z_]{1,64}$'),
   key                  text NOT NULL CHECK (key ~ '^[\x21-\x7e]{1,255}$'),
@@ -133,7 +140,7 @@ CREATE TABLE idempotency_keys (
   response_status      integer NOT NULL CHECK (response_status BETWEEN 200 AND 299),
   response_ciphertext  text NOT NULL,
   created_at           timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (caller_id, scope, key)
+  CONSTRAINT idempotency_keys_caller_scope_key_key UNIQUE (caller_id, scope, key)
 );
 
 CREATE TABLE withdrawals (
@@ -142,13 +149,18 @@ CREATE TABLE withdrawals (
                              REFERENCES enrollments (id) ON DELETE RESTRICT,
   user_id                  uuid NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
   initiated_by             text NOT NULL CHECK (initiated_by IN ('student', 'school')),
-  last_date_of_attendance  date NOT NULL,
+  -- NULL: the student never attended (e.g. a withdrawal before the start date).
+  last_date_of_attendance  date,
   -- Where the last date came from: the attendance records, or the request (before attendance existed).
-  last_date_source         text NOT NULL CHECK (last_date_source IN ('attendance', 'stated')),
+  last_date_source         text NOT NULL CHECK (last_date_source IN ('attendance', 'stated', 'never_attended')),
   reason_ciphertext        text,  -- students often give medical or family reasons
+  -- When the student gave notice (the cancellation window is measured to it); at most recorded_at.
+  notified_at              timestamptz NOT NULL,
   -- The date of determination: refunds are due a fixed number of days after it.
   recorded_at              timestamptz NOT NULL DEFAULT now(),
-  recorded_by              uuid NOT NULL REFERENCES users (id) ON DELETE RESTRICT
+  recorded_by              uuid NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+  CHECK ((last_date_of_attendance IS NULL) = (last_date_source = 'never_attended')),
+  CHECK (notified_at <= recorded_at)
 );
 
 -- Refund rules in force, by jurisdiction and effective dates. Rows are never changed (no UPDATE
@@ -225,7 +237,7 @@ $$;
 CREATE TRIGGER refunds_fixed_calculation BEFORE UPDATE ON refunds
   FOR EACH ROW EXECUTE FUNCTION refunds_fixed_calculation();
 
-GRANT SELECT, INSERT ON ledger_entries, idempotency_keys, withdrawals TO aada_app;
+GRANT SELECT, INSERT ON ledger_entries, ledger_entry_memos, idempotency_keys, withdrawals TO aada_app;
 GRANT SELECT ON refund_rules TO aada_app;
 GRANT SELECT, UPDATE ON receipt_counter TO aada_app;
 GRANT SELECT, INSERT ON refunds TO aada_app;
@@ -235,7 +247,7 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO aada_app;
 
 -- migrate:down
 
-DROP TABLE refunds, refund_rules, withdrawals, idempotency_keys, receipt_counter, ledger_entries;
+DROP TABLE refunds, refund_rules, withdrawals, idempotency_keys, receipt_counter, ledger_entry_memos, ledger_entries;
 DROP FUNCTION refunds_fixed_calculation();
 DROP FUNCTION ledger_entries_check_reversal();
 DROP FUNCTION ledger_entries_append_only();

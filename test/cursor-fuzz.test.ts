@@ -100,6 +100,11 @@ beforeAll(async () => {
         values (${student.id}, ${programId}, 'certificate', ${`FUZZ-${code}-${student.id}`}, ${admin.id})`;
     }
   }
+  // Two entries on the admin's own ledger: the ledger history is listed for the path's account.
+  for (const cents of [100, 200]) {
+    await sql`insert into ledger_entries (user_id, kind, category, direction, amount_cents, posted_by)
+              values (${admin.id}, 'charge', 'fee', 'debit', ${cents}, ${admin.id})`;
+  }
   const tokens = new Map<Role, TestUser>([['admin', admin]]);
   const headersFor = async (role: Role | null) => {
     if (role === null) return {};

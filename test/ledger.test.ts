@@ -66,9 +66,9 @@ describe('posting', () => {
       postedBy: roles.finance.id,
     });
     const [stored] = await app.db.sql<{ memo_ciphertext: string }[]>`
-      select memo_ciphertext from ledger_entries where id = ${entry.id as string}`;
+      select memo_ciphertext from ledger_entry_memos where entry_id = ${entry.id as string}`;
     expect(stored?.memo_ciphertext).not.toContain('Tuition');
-    expect(decrypt(stored?.memo_ciphertext as string, 'ledger_entries.memo')).toBe('Tuition, spring cohort');
+    expect(decrypt(stored?.memo_ciphertext as string, 'ledger_entry_memos.memo')).toBe('Tuition, spring cohort');
 
     await post(fresh.id, {
       kind: 'adjustment',
