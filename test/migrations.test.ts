@@ -339,6 +339,7 @@ describe('the schema', () => {
       'enrollment_status_changes',
       'idempotency_keys',
       'ledger_entries', // append-only
+      'ledger_entry_memos', // append-only (key rotation runs as the owner)
       'refund_rules', // a rule change is a new row
       'refunds', // column-level: status, approval and remittance only
       'roles',
