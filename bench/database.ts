@@ -93,7 +93,7 @@ export function productionEnv(appUrl: string, extra: Record<string, string> = {}
 const INDEX_MIGRATION = '0002';
 
 /**
- * Indexes of 0002 on tables a later migration rebuilt with indexes of its own (0012: the ledger,
+ * Indexes of 0002 on tables a later migration rebuilt with indexes of its own (0017: the ledger,
  * withdrawals and refunds): their columns are gone, so they are left out of the toggle.
  */
 const SUPERSEDED_INDEXES = /\bidx_(ledger_entries|withdrawals|refunds)_/;

@@ -1,6 +1,6 @@
 // The student ledger: append-only entries of positive integer cents with a direction (a debit raises
 // what the student owes, a credit lowers it), their queries (post, reverse, history, balances) and
-// views. The database refuses to change or remove an entry (migration 0012); a mistake is undone by a
+// views. The database refuses to change or remove an entry (migration 0017); a mistake is undone by a
 // reversal pointing at the entry it reverses. Payments are posted by lib/ledger-payments.ts, refund
 // entries by lib/refunds.ts; both go through postEntry below.
 //

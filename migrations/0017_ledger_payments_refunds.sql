@@ -1,4 +1,4 @@
--- 0012 the student ledger, idempotent payments, withdrawals and refunds by versioned rules.
+-- 0017 the student ledger, idempotent payments, withdrawals and refunds by versioned rules.
 --
 -- ledger_entries becomes append-only: no entry is ever updated or deleted, by anyone (a trigger refuses
 -- UPDATE, DELETE and TRUNCATE even for the owner; the app role has neither privilege). A mistake is
@@ -24,7 +24,7 @@
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM ledger_entries) OR EXISTS (SELECT 1 FROM withdrawals) OR EXISTS (SELECT 1 FROM refunds) THEN
-    RAISE EXCEPTION '0012: ledger_entries, withdrawals or refunds hold rows no release wrote; move them aside first';
+    RAISE EXCEPTION '0017: ledger_entries, withdrawals or refunds hold rows no release wrote; move them aside first';
   END IF;
 END
 $$;
