@@ -7,6 +7,8 @@
 //      (the owner, because the app role may not update append-only tables such as document_signatures);
 //   3. when it reports "complete", remove `old` from PII_ENCRYPTION_KEYS.
 // The blind-index key (PII_BLIND_INDEX_KEY) is not rotated by this command.
+// Files (lib/files.ts rotateFileKeys): every stored file whose object is under an older key is streamed
+// into a new object under the current key and its row switched to it (BLOB_ENDPOINT as for the app).
 //
 // Which columns: those lib/personal-data.ts declares `encrypted`, each with the "field" name it is
 // encrypted under (AES-GCM associated data, which must stay the same); text columns hold the text
@@ -35,6 +37,7 @@ import {
   type PiiField,
 } from '../lib/crypto';
 import { BYTEA_ARRAY, TEXT_ARRAY } from '../lib/db';
+import { rotateFileKeys } from '../lib/files';
 import { encryptedColumns } from '../lib/personal-data';
 
 type AnySql = postgres.Sql | postgres.TransactionSql;
@@ -282,7 +285,11 @@ async function main(): Promise<void> {
   const sql = postgres(url, { max: 2, onnotice: () => {} });
   try {
     const result = await rotateKeys(sql, { log: (line) => console.log(line) });
-    process.exitCode = result.complete ? 0 : 1;
+    const files = await rotateFileKeys(sql);
+    console.log(
+      `Files: ${files.rotated} re-encrypted, ${files.unreadable.length} unreadable ${files.unreadable.join(' ')}`,
+    );
+    process.exitCode = result.complete && files.unreadable.length === 0 ? 0 : 1;
   } finally {
     await sql.end({ timeout: 5 });
   }

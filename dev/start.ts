@@ -2,9 +2,11 @@
 // Without DATABASE_URL it runs the local database of dev/local-database.ts (an embedded PostgreSQL
 // with its data in .data/postgres, migrated, demo data loaded once) and runs the app through a role
 // that owns nothing. With DATABASE_URL it uses that server as it is (migrate it first with
-// `npm run migrate`).
+// `npm run migrate`). Without BLOB_ENDPOINT it runs the blob store too: Azurite (dev/azurite.ts) with its
+// data in .data/azurite.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { startAzurite } from './azurite';
 import { REPO_ROOT } from './database';
 import { installFunctionsCoreStandIn, loadFunctionModules, startHost } from './functions-host';
 import { openLocalDatabase } from './local-database';
@@ -32,6 +34,12 @@ async function main() {
     local = await openLocalDatabase({ log });
     process.env.DATABASE_URL = local.appUrl;
   }
+  let blobs: Awaited<ReturnType<typeof startAzurite>> | undefined;
+  if (!process.env.BLOB_ENDPOINT) {
+    const port = Number(process.env.AZURITE_BLOB_PORT ?? 10000);
+    blobs = await startAzurite({ port, location: path.join(REPO_ROOT, '.data', 'azurite'), log });
+    process.env.BLOB_ENDPOINT = blobs.endpoint;
+  }
 
   installFunctionsCoreStandIn();
   await loadFunctionModules(functionModules());
@@ -51,6 +59,10 @@ async function main() {
     stopping = true;
     log(`\n${signal}: stopping the API…`);
     await host.close();
+    if (blobs?.started) {
+      log('stopping the blob store (Azurite)…');
+      await blobs.stop();
+    }
     if (local?.started) {
       log('stopping the embedded PostgreSQL…');
       await local.stop();

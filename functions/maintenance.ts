@@ -8,7 +8,8 @@
 // long locks or bloats one transaction; a run stops after MAX_BATCHES per table and the next hour's run
 // carries on. The app role holds DELETE on these tables (migrations/0001). Nothing here is regulated
 // data: the audit trail has its own retention (functions/audit-retention.ts), the outbox and the
-// registration requests theirs (functions/outbox-sender.ts).
+// registration requests theirs (functions/outbox-sender.ts). Each run also sweeps orphan objects from
+// the files store (lib/files.ts sweepOrphanFiles).
 //
 // The same run rolls up closed days of the audit trail for GET audit/summary (lib/audit-trail.ts),
 // at most ROLLUP_DAYS_PER_RUN a run: a new deployment catches up on its last year within half a day,
@@ -18,6 +19,7 @@ import { app } from '@azure/functions';
 import type postgres from 'postgres';
 import { rollUpClosedAuditDays } from '../lib/audit-trail';
 import { type Sql, timerDb } from '../lib/db';
+import { sweepOrphanFiles } from '../lib/files';
 import { SPENT_TOKEN_RETENTION_DAYS } from '../lib/one-time-links';
 import { longestRateLimitWindowSeconds } from '../lib/throttle';
 
@@ -121,6 +123,9 @@ export async function maintenance(_timer: Timer | null, context: InvocationConte
   );
   const rolled = await rollUpClosedAuditDays(timerDb(), ROLLUP_DAYS_PER_RUN);
   context.log(`maintenance: rolled up ${rolled} closed days of the audit trail`);
+  // Objects of the files store no row names (a request failed after its upload): lib/files.ts.
+  const files = await sweepOrphanFiles(timerDb());
+  context.log(`maintenance: removed ${files.deleted} orphan files (${files.kept} under retention kept)`);
 }
 
 // Every hour at minute 15 (NCRONTAB with seconds), away from the outbox's and the audit's runs.

@@ -133,6 +133,12 @@ param keyVaultSecretsOfficerPrincipalId string = ''
 @allowed(['User', 'Group', 'ServicePrincipal'])
 param keyVaultSecretsOfficerPrincipalType string = 'Group'
 
+// Files store
+
+@description('Days a sealed enrollment agreement is kept unchangeable in the files store (five years).')
+@minValue(1)
+param agreementRetentionDays int = 1826
+
 // Monitoring
 
 @minValue(30)
@@ -179,6 +185,8 @@ var postgresServerName = 'psql-${baseName}-${resourceToken}'
 var databaseName = 'aada_lms'
 var keyVaultName = 'kv-aada-${environmentName}-${take(resourceToken, 8)}'
 var storageAccountName = 'staada${environmentName}${resourceToken}'
+// The app's documents (lib/files.ts), apart from the host's storage.
+var filesAccountName = 'stdocs${environmentName}${take(resourceToken, 10)}'
 var workspaceName = 'log-${baseName}'
 var appInsightsName = 'appi-${baseName}'
 var emailServiceName = 'ecs-${baseName}'
@@ -327,6 +335,17 @@ module email 'modules/email.bicep' = {
   }
 }
 
+module files 'modules/files.bicep' = {
+  name: 'files'
+  params: {
+    name: filesAccountName
+    location: location
+    tags: allTags
+    identityPrincipalId: appIdentity.properties.principalId
+    retainedDays: agreementRetentionDays
+  }
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   params: {
@@ -386,6 +405,8 @@ var appSettings = {
   // The outbox timer sends through Azure Communication Services with the app's identity (modules/email.bicep).
   ACS_EMAIL_ENDPOINT: email.outputs.endpoint
   ACS_EMAIL_SENDER: empty(emailSenderAddress) ? email.outputs.senderAddress : emailSenderAddress
+  // The files store (lib/files.ts), reached with the app's identity (modules/files.bicep).
+  BLOB_ENDPOINT: files.outputs.blobEndpoint
 
   // Secrets: Key Vault references, resolved by the platform with the app's identity.
   JWT_SIGNING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=jwt-signing-key)'
@@ -429,6 +450,7 @@ output databaseUser string = appIdentity.name
 @description('Object id of the app\'s managed identity: binds the role to it (display names are not unique in a tenant).')
 output databaseUserObjectId string = appIdentity.properties.principalId
 output keyVaultName string = keyVault.outputs.name
+output filesAccountName string = files.outputs.name
 output communicationServiceName string = email.outputs.communicationServiceName
 output emailSenderAddress string = empty(emailSenderAddress) ? email.outputs.senderAddress : emailSenderAddress
 @description('Pool size each instance derives; the app computes the same from its settings.')

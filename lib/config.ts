@@ -114,6 +114,14 @@ const EnvSchema = z.object({
   /** A sender address of a domain verified on that resource: `DoNotReply@mail.aada.edu`. */
   ACS_EMAIL_SENDER: optional(z.email()),
 
+  /** The blob service of lib/files.ts: the storage account's (https, managed identity) or Azurite's. */
+  BLOB_ENDPOINT: optional(z.url({ protocol: /^https?$/ })),
+  /** Put before each container name (files, retained): the tests give every test file its own. */
+  BLOB_CONTAINER_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9]{0,20}$/, 'lowercase letters and digits, at most 20')
+    .default(''),
+
   // Sign-in throttling (lib/throttle.ts says what each limit means).
   LOGIN_SOURCE_LIMIT: limit(30),
   LOGIN_SOURCE_WINDOW_SECONDS: limit(60),
@@ -145,6 +153,7 @@ export const REQUIRED_IN_PRODUCTION = [
   'PII_BLIND_INDEX_KEY',
   'JWT_SIGNING_KEY',
   'APP_PUBLIC_URL',
+  'BLOB_ENDPOINT',
 ] as const;
 
 /** The most connections one instance ever needs: one Node event loop cannot keep more busy. */
@@ -207,6 +216,11 @@ export function parseConfig(env: NodeJS.ProcessEnv, scope: 'app' | 'database' = 
       throw new ConfigError(`Invalid configuration: ${missing.join(', ')} required in production`);
     if (!parsed.APP_PUBLIC_URL.startsWith('https://')) {
       throw new ConfigError('Invalid configuration: APP_PUBLIC_URL must be the portal’s https URL in production');
+    }
+    if (!parsed.BLOB_ENDPOINT?.startsWith('https://')) {
+      throw new ConfigError(
+        'Invalid configuration: BLOB_ENDPOINT must be the storage account’s https URL in production',
+      );
     }
   }
   const DB_SSL = parsed.DB_SSL ?? (parsed.APP_ENV === 'production' ? 'verify-full' : 'prefer');

@@ -2,6 +2,7 @@
 // inside the ciphertext so keys can rotate, the column as associated data so a value cannot be
 // moved to another column), and keyed HMAC blind indexes so lookups never decrypt a table.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { type Config, ConfigError, config } from './config';
 
 const FORMAT_VERSION = 'v1';
@@ -218,4 +219,101 @@ export function nameSearchToken(prefix: string): Buffer | null {
   const chars = [...normalizeName(prefix).split(' ')[0]!];
   if (chars.length < NAME_PREFIX_MIN) return null;
   return hmac('name', chars.slice(0, NAME_PREFIX_MAX).join('')).subarray(0, NAME_TOKEN_BYTES);
+}
+
+// Files (lib/files.ts) are encrypted as a stream of segments, so neither side ever holds a whole file
+// and every byte handed on has been authenticated: `v1.<keyId>.` ‖ 7-byte nonce prefix, then segments
+// of up to FILE_SEGMENT_BYTES plaintext, each AES-256-GCM sealed as ciphertext ‖ tag. A segment's nonce
+// is the prefix ‖ its index (4 bytes) ‖ 1 for the last segment, else 0 (the STREAM construction), so
+// segments cannot be reordered, dropped or cut off at a segment boundary without the tag failing.
+export const FILE_SEGMENT_BYTES = 64 * 1024;
+const FILE_NONCE_PREFIX_BYTES = 7;
+
+function segmentNonce(prefix: Buffer, index: number, last: boolean): Buffer {
+  const nonce = Buffer.alloc(NONCE_BYTES);
+  prefix.copy(nonce, 0);
+  nonce.writeUInt32BE(index, FILE_NONCE_PREFIX_BYTES);
+  nonce[NONCE_BYTES - 1] = last ? 1 : 0;
+  return nonce;
+}
+
+/** A Transform that encrypts a file with the current key, for the `field` (associated data) given. */
+export function encryptingStream(field: PiiField): Transform {
+  const { id, key } = keys().current;
+  const prefix = randomBytes(FILE_NONCE_PREFIX_BYTES);
+  let pending = Buffer.alloc(0);
+  let index = 0;
+  const segment = (plaintext: Buffer, last: boolean) => {
+    const cipher = createCipheriv('aes-256-gcm', key, segmentNonce(prefix, index++, last));
+    cipher.setAAD(Buffer.from(field));
+    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  };
+  return new Transform({
+    construct(callback) {
+      this.push(Buffer.concat([Buffer.from(ciphertextPrefix(id), 'ascii'), prefix]));
+      callback();
+    },
+    transform(chunk: Buffer, _encoding, callback) {
+      pending = Buffer.concat([pending, chunk]);
+      // A full segment is sealed only once more follows: the last one must carry the last flag.
+      while (pending.length > FILE_SEGMENT_BYTES) {
+        this.push(segment(pending.subarray(0, FILE_SEGMENT_BYTES), false));
+        pending = pending.subarray(FILE_SEGMENT_BYTES);
+      }
+      callback();
+    },
+    flush(callback) {
+      callback(null, segment(pending, true));
+    },
+  });
+}
+
+/** A Transform that decrypts what encryptingStream wrote; it fails (an error event) on any change. */
+export function decryptingStream(field: PiiField): Transform {
+  let pending = Buffer.alloc(0);
+  let state: { key: Buffer; prefix: Buffer } | undefined;
+  let index = 0;
+  const sealedSegment = FILE_SEGMENT_BYTES + TAG_BYTES;
+  const open = (sealed: Buffer, last: boolean) => {
+    const { key, prefix } = state as { key: Buffer; prefix: Buffer };
+    if (sealed.length < TAG_BYTES) throw new Error('file ciphertext cut short');
+    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(prefix, index++, last));
+    decipher.setAAD(Buffer.from(field));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+  };
+  // The header is short and variable (the key id): wait for its longest form unless the file ends first.
+  const readHeader = (ended: boolean) => {
+    if (!ended && pending.length < HEADER_MAX + FILE_NONCE_PREFIX_BYTES) return;
+    const { keyId, end } = headerOfBytes(pending);
+    if (pending.length < end + FILE_NONCE_PREFIX_BYTES) return;
+    const key = keys().byId.get(keyId);
+    if (!key) throw new Error(`no key ${keyId} configured to decrypt this file`);
+    state = { key, prefix: Buffer.from(pending.subarray(end, end + FILE_NONCE_PREFIX_BYTES)) };
+    pending = pending.subarray(end + FILE_NONCE_PREFIX_BYTES);
+  };
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        pending = Buffer.concat([pending, chunk]);
+        if (!state) readHeader(false);
+        while (state && pending.length > sealedSegment) {
+          this.push(open(pending.subarray(0, sealedSegment), false));
+          pending = pending.subarray(sealedSegment);
+        }
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+    flush(callback) {
+      try {
+        if (!state) readHeader(true);
+        if (!state) throw new Error('not a file ciphertext of this application');
+        callback(null, open(pending, true));
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+  });
 }

@@ -213,6 +213,14 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     context: notWrittenYet('an xAPI context, possibly naming people: decide when first written'),
     statement: notWrittenYet('the whole xAPI statement (actor included): encrypt it when first written'),
   },
+  stored_files: {
+    purpose: none('what a file is, from the code that stores it (agreement-sealed)'),
+    shelf: STATE,
+    object_name: none('the purpose, a random id and a key id'),
+    key_id: none('the id of the key that encrypted the object'),
+    sha256: SHA256,
+    content_type: STATE,
+  },
   document_templates: {
     name: TEMPLATE,
     version: TEMPLATE,

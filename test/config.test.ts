@@ -21,6 +21,12 @@ describe('configuration', () => {
     expect(() => parseConfig({ ...base, APP_ENV: 'production' })).toThrow(/PII_ENCRYPTION_KEYS/);
   });
 
+  test('production wants the files store over https: without BLOB_ENDPOINT, or with http, it refuses', () => {
+    expect(() => parseConfig({ ...base, APP_ENV: 'production' })).toThrow(/BLOB_ENDPOINT/);
+    expect(() => parseConfig({ ...base, BLOB_ENDPOINT: 'ftp://files.example' })).toThrow(/BLOB_ENDPOINT/);
+    expect(() => parseConfig({ ...base, BLOB_CONTAINER_PREFIX: 'Upper_Case' })).toThrow(/BLOB_CONTAINER_PREFIX/);
+  });
+
   test('without APP_ENV it is production: no demo keys, and the refusal names what is missing', () => {
     const { APP_ENV: _, ...unset } = base;
     const refusal = (() => {

@@ -18,6 +18,7 @@ const STAND_IN_TOKEN = 'stand-in-for-the-entra-id-token';
 const PRODUCTION = {
   APP_ENV: 'production',
   APP_PUBLIC_URL: 'https://portal.example.test',
+  BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
   DB_HOST: 'psql-aada-lms-prod.postgres.database.azure.com',
   DB_NAME: 'aada_lms',
   DB_USER: 'id-aada-lms-prod',

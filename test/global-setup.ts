@@ -1,10 +1,12 @@
 // Starts one PostgreSQL for the whole run (embedded unless DATABASE_URL names a server), builds the
-// migrated template database that each test file clones, and stops everything at the end.
+// migrated template database that each test file clones, starts the blob store (Azurite), and stops
+// everything at the end.
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
+import { startAzurite } from '../dev/azurite';
 import { freePort, prepareDatabase, REPO_ROOT, startEmbeddedPostgres } from '../dev/database';
 
 export const TEMPLATE_DATABASE = 'aada_test_template';
@@ -13,6 +15,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     adminUrl: string;
     templateDatabase: string;
+    blobEndpoint: string;
   }
 }
 
@@ -41,8 +44,12 @@ export default async function setup(project: TestProject) {
 
   project.provide('adminUrl', adminUrl);
   project.provide('templateDatabase', TEMPLATE_DATABASE);
+  // The files store: Azurite in memory, each test file on containers of its own (test/helpers/app.ts).
+  const azurite = await startAzurite({ port: await freePort() });
+  project.provide('blobEndpoint', azurite.endpoint);
 
   return async () => {
+    await azurite.stop();
     if (stopServer) await stopServer();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   };

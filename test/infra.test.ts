@@ -648,6 +648,18 @@ describe('infra resources', () => {
     }
   });
 
+  it('keeps documents in their own account: identity only, the app a blob contributor, agreements under WORM', () => {
+    const files = modules['files.bicep'] ?? '';
+    expect(resourceBlock(files, 'account')).toMatch(/allowSharedKeyAccess: false/);
+    expect(resourceBlock(files, 'account')).toMatch(/allowBlobPublicAccess: false/);
+    expect(files).toMatch(/blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'/);
+    expect(resourceBlock(files, 'appBlobAccess')).toMatch(/principalId: identityPrincipalId/);
+    expect(resourceBlock(files, 'retainedImmutability')).toMatch(/immutabilityPeriodSinceCreationInDays: retainedDays/);
+    expect(main).toMatch(/param agreementRetentionDays int = 1826/);
+    expect(main).toMatch(/retainedDays: agreementRetentionDays/);
+    expect(main).toMatch(/BLOB_ENDPOINT: files\.outputs\.blobEndpoint/);
+  });
+
   it('keeps secrets in an RBAC Key Vault with purge protection, readable by the app', () => {
     const vault = resourceBlock(keyVault, 'vault');
     expect(vault).toMatch(/enableRbacAuthorization: true/);

@@ -720,6 +720,7 @@ describe('production', () => {
   const PRODUCTION = {
     APP_ENV: 'production',
     APP_PUBLIC_URL: 'https://portal.example.test',
+    BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
     DB_HOST: 'unused.example.test',
     DB_NAME: 'unused',
     DB_USER: 'unused',

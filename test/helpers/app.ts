@@ -4,7 +4,7 @@
 // which app to call).
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { REPO_ROOT } from '../../dev/database';
 import {
   installFunctionsCoreStandIn,
@@ -85,7 +85,9 @@ export function registeredFunction(
 
 async function boot(options: TestAppOptions): Promise<TestApp> {
   const database = await createMigratedDatabase();
-  Object.assign(process.env, { APP_ENV: 'test', DATABASE_URL: database.appUrl, ...options.env });
+  // Blob containers of this file's own: `t` and the database's random suffix.
+  const blobs = { BLOB_ENDPOINT: inject('blobEndpoint'), BLOB_CONTAINER_PREFIX: `t${database.name.slice(-12)}` };
+  Object.assign(process.env, { APP_ENV: 'test', DATABASE_URL: database.appUrl, ...blobs, ...options.env });
   resetConfigForTests();
   installFunctionsCoreStandIn();
   const fixtures = (options.fixtures ?? []).map((name) => path.join(REPO_ROOT, 'test', 'fixtures', name));
