@@ -31,14 +31,14 @@ function answers(port: number): Promise<boolean> {
 }
 
 async function waitUntilListening(child: ChildProcess, port: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`Azurite exited with code ${child.exitCode} before listening`);
     if (await answers(port)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   child.kill('SIGKILL');
-  throw new Error(`Azurite did not listen on 127.0.0.1:${port} within 30 s`);
+  throw new Error(`Azurite did not listen on 127.0.0.1:${port} within 120 s`);
 }
 
 /**

@@ -344,6 +344,7 @@ describe('the schema', () => {
       'refunds', // column-level: status, approval and remittance only
       'roles',
       'schema_migrations',
+      'stored_files', // keys:rotate, run as the owner, moves a row to its re-encrypted object
       'withdrawals',
     ]);
   });
