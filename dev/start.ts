@@ -4,8 +4,9 @@
 // that owns nothing. With DATABASE_URL it uses that server as it is (migrate it first with
 // `npm run migrate`). Without BLOB_ENDPOINT it runs the blob store too: Azurite (dev/azurite.ts) with its
 // data in .data/azurite.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { developmentSealCertificate } from '../lib/pdf-seal';
 import { startAzurite } from './azurite';
 import { REPO_ROOT } from './database';
 import { installFunctionsCoreStandIn, loadFunctionModules, startHost } from './functions-host';
@@ -41,6 +42,13 @@ async function main() {
     process.env.BLOB_ENDPOINT = blobs.endpoint;
   }
 
+  // The development certificate that seals agreements, made on the first start and kept, so PDFs sealed
+  // yesterday still verify today.
+  if (!process.env.PDF_SEAL_CERTIFICATE) {
+    const file = path.join(REPO_ROOT, '.data', 'pdf-seal-development.p12');
+    if (!existsSync(file)) writeFileSync(file, developmentSealCertificate(), { mode: 0o600 });
+    process.env.PDF_SEAL_CERTIFICATE = readFileSync(file).toString('base64');
+  }
   installFunctionsCoreStandIn();
   await loadFunctionModules(functionModules());
   const host = await startHost({ port: API_PORT, host: '127.0.0.1', printRoutes: true });

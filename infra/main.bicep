@@ -412,6 +412,8 @@ var appSettings = {
   JWT_SIGNING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=jwt-signing-key)'
   PII_ENCRYPTION_KEYS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pii-encryption-keys)'
   PII_BLIND_INDEX_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pii-blind-index-key)'
+  // The school's certificate that seals agreements (a Key Vault certificate: its secret is the PKCS#12).
+  PDF_SEAL_CERTIFICATE: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pdf-seal-certificate)'
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -104,6 +104,9 @@ const EnvSchema = z.object({
   /** base64 of at least 32 bytes: signs access tokens (HS256). */
   JWT_SIGNING_KEY: base64Key.optional(),
 
+  /** base64 PKCS#12 (no passphrase) of the certificate that seals PDFs (lib/pdf-seal.ts); Key Vault in Azure. */
+  PDF_SEAL_CERTIFICATE: optional(z.base64()),
+
   /** The student portal; links in emails point at its pages. */
   APP_PUBLIC_URL: z.preprocess(
     (v) => (v === '' ? undefined : v),
@@ -121,6 +124,14 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[a-z0-9]{0,20}$/, 'lowercase letters and digits, at most 20')
     .default(''),
+
+  // Enrollment agreements (lib/agreements.ts).
+  /** Days an emailed signing link works. */
+  AGREEMENT_LINK_DAYS: integer(1, 90).default(14),
+  /** Days the signer may still read the status and their copy with the link after signing. */
+  AGREEMENT_READABLE_DAYS: integer(1, 365).default(30),
+  /** Years a completed agreement is kept from its completion (no route deletes one). */
+  AGREEMENT_RETENTION_YEARS: integer(5, 50).default(5),
 
   // Sign-in throttling (lib/throttle.ts says what each limit means).
   LOGIN_SOURCE_LIMIT: limit(30),
@@ -154,6 +165,7 @@ export const REQUIRED_IN_PRODUCTION = [
   'JWT_SIGNING_KEY',
   'APP_PUBLIC_URL',
   'BLOB_ENDPOINT',
+  'PDF_SEAL_CERTIFICATE',
 ] as const;
 
 /** The most connections one instance ever needs: one Node event loop cannot keep more busy. */

@@ -24,10 +24,21 @@ export type TokenPurpose =
   | 'registration_complete'
   | 'sign_in_unlock'
   | 'account_invitation'
-  | 'password_reset';
+  | 'password_reset'
+  | 'agreement_signing';
 
-/** Whose a token is: a user, or a registration request (a person without an account yet). */
-export type TokenOwner = { userId: string | postgres.Fragment } | { registrationRequestId: string | postgres.Fragment };
+/** Whose a token is: a user, a registration request (a person without an account yet) or an agreement. */
+export type TokenOwner =
+  | { userId: string | postgres.Fragment }
+  | { registrationRequestId: string | postgres.Fragment }
+  | { signedDocumentId: string | postgres.Fragment };
+
+function ownerOf(owner: TokenOwner): { column: string; value: string | postgres.Fragment } {
+  if ('userId' in owner) return { column: 'user_id', value: owner.userId };
+  if ('registrationRequestId' in owner)
+    return { column: 'registration_request_id', value: owner.registrationRequestId };
+  return { column: 'signed_document_id', value: owner.signedDocumentId };
+}
 
 export interface NewToken {
   /** What the link carries; never stored. */
@@ -81,9 +92,8 @@ export interface IssueOptions {
  */
 export function issueToken(sql: Db, options: IssueOptions): postgres.PendingQuery<{ id: string; expires_at: Date }[]> {
   const { purpose, owner, hash, ttlSeconds, minIntervalSeconds = 0 } = options;
-  const byUser = 'userId' in owner;
-  const ownerValue = byUser ? owner.userId : owner.registrationRequestId;
-  const ownerColumn = sql(byUser ? 'user_id' : 'registration_request_id');
+  const { column, value: ownerValue } = ownerOf(owner);
+  const ownerColumn = sql(column);
   const ownerExpression = typeof ownerValue === 'string' ? sql`${ownerValue}::uuid` : ownerValue;
   return sql<{ id: string; expires_at: Date }[]>`
     insert into one_time_tokens as t (purpose, token_hash, ${ownerColumn}, issued_at, expires_at)
@@ -100,17 +110,43 @@ export function issueToken(sql: Db, options: IssueOptions): postgres.PendingQuer
 export interface RedeemedToken {
   user_id: string | null;
   registration_request_id: string | null;
+  signed_document_id: string | null;
 }
 
 /**
  * Uses a token: marks an unused, unexpired token of `purpose` with this hash as used and returns its
  * owner; no row for anything else. Inside a transaction, a rollback gives the token back.
  */
-export function redeemToken(sql: Db, purpose: TokenPurpose, token: string): postgres.PendingQuery<RedeemedToken[]> {
+export function redeemToken(
+  sql: Db,
+  purpose: TokenPurpose,
+  token: string,
+  options: { readableForSeconds?: number } = {},
+): postgres.PendingQuery<RedeemedToken[]> {
+  // A token that stays readable after use (an agreement's status and copy) gets a new expiry for that.
+  const expires = options.readableForSeconds
+    ? sql`now() + make_interval(secs => ${options.readableForSeconds})`
+    : sql`expires_at`;
   return sql<RedeemedToken[]>`
-    update one_time_tokens set used_at = now()
+    update one_time_tokens set used_at = now(), expires_at = ${expires}
      where token_hash = ${hashToken(token)} and purpose = ${purpose} and used_at is null and expires_at > now()
-    returning user_id, registration_request_id`;
+    returning user_id, registration_request_id, signed_document_id`;
+}
+
+/**
+ * The owner of an unexpired token without using it (the steps before a token's single use, and reads
+ * after it when `used` is allowed); no row for anything else.
+ */
+export function findToken(
+  sql: Db,
+  purpose: TokenPurpose,
+  token: string,
+  options: { used: 'refused' | 'allowed' },
+): postgres.PendingQuery<(RedeemedToken & { used_at: Date | null })[]> {
+  return sql<(RedeemedToken & { used_at: Date | null })[]>`
+    select user_id, registration_request_id, signed_document_id, used_at from one_time_tokens
+     where token_hash = ${hashToken(token)} and purpose = ${purpose} and expires_at > now()
+       ${options.used === 'refused' ? sql`and used_at is null` : sql``}`;
 }
 
 /** Used and expired tokens are kept this long (for the audit trail's sake), then deleted. */

@@ -1,7 +1,8 @@
 // The school's PDF documents (transcripts now; statements, receipts and agreements next): a document is
 // a list of blocks — headings, paragraphs, label/value rows, tables — laid out top to bottom on US
 // Letter pages, breaking pages where needed (a table repeats its header), with a footer and
-// "Page n of m" on every page. It knows nothing of any area: callers say what to print.
+// "Page n of m" on every page. It knows nothing of any area: callers say what to print. A document
+// can be sealed with the school's certificate (lib/pdf-seal.ts), and a sealed file verified.
 //
 // Text never breaks a document: each string is drawn in Helvetica when it can be (built into every
 // reader, nothing embedded), else in DejaVu Sans (Latin with Vietnamese, Greek, Cyrillic), embedded as
@@ -12,7 +13,10 @@
 // load, which no other request of the app should pay on a cold start.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { PDFDocument, PDFFont, PDFPage } from 'pdf-lib';
+import type { PDFDocument, PDFFont, PDFImage, PDFPage } from 'pdf-lib';
+import { addSealPlaceholder, seal } from './pdf-seal';
+
+export { type SealCheck, sealIdentity, verifySeal } from './pdf-seal';
 
 export type Block =
   /** Level 1: the document's title line (16 pt bold); level 2: a section heading (12 pt bold). */
@@ -23,6 +27,8 @@ export type Block =
   | { kind: 'fields'; rows: readonly (readonly [label: string, value: string])[] }
   /** Cells are cut to their column's width with an ellipsis; the header repeats on each new page. */
   | { kind: 'table'; columns: readonly TableColumn[]; rows: readonly (readonly string[])[] }
+  /** A PNG (a drawn signature), scaled to fit `maxWidth` × `maxHeight` points, keeping its proportions. */
+  | { kind: 'image'; png: Uint8Array; maxWidth: number; maxHeight: number }
   | { kind: 'space'; points: number }
   | { kind: 'page-break' };
 
@@ -43,6 +49,8 @@ export interface DocumentSpec {
   footer?: string;
   /** Printed at the end when a character could not be drawn and was replaced by "?". */
   missingGlyphsNote?: string;
+  /** Seal the file with the school's certificate (lib/pdf-seal.ts): any later change shows in a reader. */
+  seal?: { reason: string; at: Date };
 }
 
 const PAGE = { width: 612, height: 792, margin: 54 }; // US Letter, 3/4 inch margins
@@ -213,6 +221,13 @@ class Layout {
     this.newPage();
   }
 
+  image(image: PDFImage, maxWidth: number, maxHeight: number): void {
+    const scale = Math.min(maxWidth / image.width, maxHeight / image.height, 1);
+    const [width, height] = [image.width * scale, image.height * scale];
+    this.advance(height + 4);
+    this.page.drawImage(image, { x: PAGE.margin, y: this.y, width, height });
+  }
+
   text(value: string, options: { size?: number; weight?: Weight; x?: number; width?: number } = {}): void {
     const size = options.size ?? BODY_SIZE;
     const { text, font } = this.type.set(value, options.weight ?? 'regular');
@@ -316,6 +331,9 @@ export async function renderPdf(spec: DocumentSpec): Promise<Uint8Array> {
       case 'table':
         layout.table(block.columns, block.rows);
         break;
+      case 'image':
+        layout.image(await doc.embedPng(block.png), block.maxWidth, block.maxHeight);
+        break;
       case 'space':
         layout.space(block.points);
         break;
@@ -329,5 +347,20 @@ export async function renderPdf(spec: DocumentSpec): Promise<Uint8Array> {
     layout.text(spec.missingGlyphsNote, { size: SMALL_SIZE });
   }
   drawFooters(doc, type, spec.footer);
-  return doc.save();
+  if (!spec.seal) return doc.save();
+  addSealPlaceholder(doc, spec.seal.reason);
+  return seal(await doc.save({ useObjectStreams: false }), spec.seal.at);
+}
+
+/** Whether a PNG decodes as the renderer would draw it (a signature is checked before it is stored). */
+export async function pngDecodes(png: Uint8Array): Promise<boolean> {
+  pdfLib ??= requireHere('pdf-lib') as PdfLib;
+  try {
+    const doc = await pdfLib.PDFDocument.create();
+    const image = await doc.embedPng(png);
+    await image.embed();
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -227,6 +227,7 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     description: TEMPLATE,
     content: TEMPLATE,
     storage_ref: TEMPLATE,
+    schema: TEMPLATE,
     content_type: STATE,
     sha256: SHA256,
   },
@@ -239,17 +240,12 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     status: STATE,
   },
   signed_documents: {
-    signing_token_hash: hashed('the emailed signing token (SHA-256)'),
     status: STATE,
     course_type: STATE,
     form_data_ciphertext: encrypted('signed_documents.form_data'),
-    void_reason: FREE_TEXT_LATER,
-  },
-  signed_document_files: {
-    kind: STATE,
-    content: notWrittenYet('a filled-in agreement PDF: encrypt it (lib/crypto.ts encryptBytes) when first written'),
-    content_type: STATE,
-    sha256: SHA256,
+    void_reason: encrypted('signed_documents.void_reason'),
+    consent_version: none('the version of the ESIGN disclosure the signer accepted'),
+    content_sha256: SHA256,
   },
   document_signatures: {
     signature_type: STATE,
@@ -259,7 +255,9 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   },
   document_events: {
     event_type: STATE,
-    details: notWrittenYet('event details, meant to hold ids only: check that when first written'),
+    details: none(
+      'ids and versions only (lib/agreements.ts recordEvent): a file id, a template id, a disclosure version',
+    ),
     user_agent: USER_AGENT,
   },
 };

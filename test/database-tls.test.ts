@@ -19,6 +19,7 @@ const PRODUCTION = {
   APP_ENV: 'production',
   APP_PUBLIC_URL: 'https://portal.example.test',
   BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
+  PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
   DB_HOST: 'psql-aada-lms-prod.postgres.database.azure.com',
   DB_NAME: 'aada_lms',
   DB_USER: 'id-aada-lms-prod',
