@@ -297,7 +297,7 @@ export async function recordSignerSignature(sql: AnySql, row: AgreementRow, form
 
 export async function voidAgreement(sql: AnySql, id: string, by: string, reason: string): Promise<void> {
   await sql`update signed_documents set status = 'voided', voided_at = now(), voided_by = ${by},
-                   void_reason = ${encrypt(reason, 'signed_documents.void_reason')}
+                   void_reason_ciphertext = ${encrypt(reason, 'signed_documents.void_reason')}
              where id = ${id}`;
 }
 

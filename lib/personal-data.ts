@@ -243,7 +243,7 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     status: STATE,
     course_type: STATE,
     form_data_ciphertext: encrypted('signed_documents.form_data'),
-    void_reason: encrypted('signed_documents.void_reason'),
+    void_reason_ciphertext: encrypted('signed_documents.void_reason'),
     consent_version: none('the version of the ESIGN disclosure the signer accepted'),
     content_sha256: SHA256,
   },

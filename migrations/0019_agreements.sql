@@ -16,6 +16,8 @@ ALTER TABLE document_templates
   DROP CONSTRAINT document_templates_check,
   ADD CONSTRAINT document_templates_one_body CHECK (num_nonnulls(content, storage_ref, schema) = 1);
 
+-- The reason a sent agreement was voided is free text about a person: encrypted.
+ALTER TABLE signed_documents RENAME COLUMN void_reason TO void_reason_ciphertext;
 ALTER TABLE signed_documents
   DROP COLUMN signing_token_hash,
   DROP COLUMN token_expires_at,
@@ -81,6 +83,7 @@ ALTER TABLE signed_documents
   DROP COLUMN consent_version,
   ADD COLUMN signing_token_hash bytea UNIQUE,
   ADD COLUMN token_expires_at timestamptz;
+ALTER TABLE signed_documents RENAME COLUMN void_reason_ciphertext TO void_reason;
 
 ALTER TABLE document_templates
   DROP CONSTRAINT document_templates_one_body,

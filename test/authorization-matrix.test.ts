@@ -18,6 +18,7 @@ import { keyOf, mayCall, type PolicyRow, readPolicy } from '../dev/access-policy
 import { ROLES, type Role } from '../lib/access';
 import { AUDIENCE, ISSUER } from '../lib/auth';
 import type { DeclaredRoute } from '../lib/endpoint';
+import { insertCompletedAgreement } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { assignInstructor, createEnrollment, createProgram } from './helpers/records';
@@ -75,6 +76,7 @@ interface RecordsOf {
   moduleId: string;
   transcriptId: string;
   credentialId: string;
+  agreementId: string;
 }
 
 /** Parameters a random uuid cannot stand for; everything else meets the route's own 400/404. */
@@ -88,6 +90,7 @@ const idsOf =
     if (name === 'enrollmentId' || (name === 'id' && segmentBefore === 'enrollments')) return records.enrollmentId;
     if (name === 'transcriptId' || (name === 'id' && segmentBefore === 'transcripts')) return records.transcriptId;
     if (name === 'id' && segmentBefore === 'credentials') return records.credentialId;
+    if (name === 'id' && segmentBefore === 'agreements') return records.agreementId;
     if (name === 'id' && segmentBefore === 'programs') return records.programId;
     if (name === 'moduleId') return records.moduleId;
     return records.userId;
@@ -285,6 +288,7 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
       moduleId,
       transcriptId: transcript.id,
       credentialId: credential.id,
+      agreementId: await insertCompletedAgreement(app.db.sql, user.id),
     };
   };
   // The instructor grades in P; an admin grades in Q, which nobody here teaches.
@@ -324,7 +328,9 @@ function listProbes(targetsOfRule: RouteUnderTest[], caller: Caller, other: Reco
 /** An answer that shows none of `other`'s records: refused, or a success that never names them. */
 const showsNothingOf = (other: RecordsOf) => (o: Outcome) =>
   o.status < 300
-    ? ![other.userId, other.enrollmentId, other.transcriptId, other.credentialId].some((id) => o.body.includes(id))
+    ? ![other.userId, other.enrollmentId, other.transcriptId, other.credentialId, other.agreementId].some((id) =>
+        o.body.includes(id),
+      )
     : o.status >= 400 && o.status < 500 && o.status !== 401;
 
 describe('"own": a student reaches their own records only', () => {

@@ -97,3 +97,27 @@ export async function signingTokenFor(sql: postgres.Sql, email: string): Promise
   if (!token) throw new Error(`no signing email to ${email}`);
   return token;
 }
+
+/** A completed agreement of `userId` with a stored (unsealed) PDF, straight in the database (route probes). */
+export async function insertCompletedAgreement(sql: postgres.Sql, userId: string): Promise<string> {
+  const { storeFile } = await import('../../lib/files');
+  const { encrypt } = await import('../../lib/crypto');
+  const file = await storeFile(sql, {
+    purpose: 'agreement-sealed',
+    shelf: 'retained',
+    contentType: 'application/pdf',
+    maxBytes: 1024,
+    source: Buffer.from('%PDF-1.7\n%%EOF\n'),
+  });
+  const [template] = await sql<{ id: string }[]>`
+    insert into document_templates (name, version, schema, sha256, is_active)
+    values ('Probe Agreement', ${file.id}, ${sql.json({ title: 'Probe', sections: [] })}, ${file.sha256}, false)
+    returning id`;
+  const [row] = await sql<{ id: string }[]>`
+    insert into signed_documents (template_id, user_id, status, form_data_ciphertext, retention_until, sent_at,
+                                  consent_version, consented_at, student_signed_at, completed_at, sealed_file_id)
+    values (${template!.id}, ${userId}, 'completed', ${encrypt('{}', 'signed_documents.form_data')},
+            now() + interval '5 years', now(), '2026-12-01', now(), now(), now(), ${file.id})
+    returning id`;
+  return row!.id;
+}
