@@ -397,10 +397,14 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     // Every method served on the path, whichever function took the preflight: Azure gives it to the first
     // function by name whose template matches (`students-get` for `students/search`), not the most specific.
     const methods = methodsServedOnPath(requestSegments(spec.route, request.params));
-    return {
-      status: 204,
-      headers: { ...preflightHeaders(origin, methods), 'Cache-Control': 'no-store' },
-    };
+    // Through the one response helper, like every answer: security headers and a request id on it too.
+    return respond(
+      { kind: 'empty', status: 204, headers: preflightHeaders(origin, methods) },
+      {
+        ...respondCtx,
+        policy: 'no-store',
+      },
+    );
   }
   const isPublic = spec.access === 'public';
   const audited = !isPublic || spec.phi === true || spec.audit === true;
@@ -594,7 +598,8 @@ function templatesMatching(segments: string[]): string[] {
 
 /** Every method the declared routes serve on a path: the union over every template it matches. */
 function methodsServedOnPath(segments: string[]): string[] {
-  return [...new Set(templatesMatching(segments).flatMap((route) => methodsServedOn(route)))];
+  const served = new Set(templatesMatching(segments).flatMap((route) => methodsServedOn(route)));
+  return METHOD_ORDER.filter((method) => served.has(method));
 }
 
 /**
