@@ -76,6 +76,8 @@ function ciphertextColumnsInMigrations(): string[] {
       const opened = /\b(?:CREATE TABLE|ALTER TABLE(?: ONLY)?)\s+(?:IF NOT EXISTS\s+)?(?:public\.)?(\w+)/i.exec(line);
       if (opened) table = opened[1] as string;
       for (const match of line.matchAll(/\b(\w+_ciphertext)\s+(?:text|bytea)\b/gi)) found.add(`${table}.${match[1]}`);
+      for (const match of line.matchAll(/\bRENAME COLUMN \w+ TO (\w+_ciphertext)\b/gi))
+        found.add(`${table}.${match[1]}`);
     }
   }
   return [...found].sort();
