@@ -1,5 +1,6 @@
 // The synthetic school the benchmark runs on: programmes shaped like dev/seed.ts, one account per
-// staff role, N students with 1–2 enrollments, their module progress, attendance, ledger lines and
+// staff role, N students with 1–2 enrollments, their module progress, attendance and other compliance
+// records (bench/compliance-school.ts), ledger lines and
 // audit trail. Every choice comes from a seeded PRNG (ids included) and dates count back from a fixed
 // day, so a seed always yields the same school; only ciphertexts differ (AES-GCM draws a nonce).
 // The plan is decided up front, so every table knows its row count before it is written; the rows
@@ -8,6 +9,7 @@
 // When a later issue adds a resource, its rows belong here: a new TableLoad, listed in tableLoads().
 import { DEMO_PROGRAMS, DEMO_STAFF } from '../dev/seed';
 import { emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
+import { complianceLoads } from './compliance-school';
 
 export const BENCH_DOMAIN = 'bench.aada.test';
 export const BENCH_PASSWORD = 'Bench-Password-2026';
@@ -66,7 +68,7 @@ export function prng(seed: number, stream: string) {
     },
   };
 }
-type Random = ReturnType<typeof prng>;
+export type Random = ReturnType<typeof prng>;
 
 // ---------------------------------------------------------------------------------------------------
 // The school: programmes shaped like dev/seed.ts (two of its programmes plus two short courses)
@@ -141,7 +143,7 @@ export const BENCH_NAME_PREFIX = 'gar';
 type EnrollmentStatus = 'pending' | 'active' | 'on_hold' | 'completed' | 'withdrawn' | 'cancelled';
 const OPEN_STATUSES: readonly EnrollmentStatus[] = ['pending', 'active', 'on_hold'];
 
-interface PlannedEnrollment {
+export interface PlannedEnrollment {
   id: string;
   program: number;
   status: EnrollmentStatus;
@@ -170,7 +172,7 @@ export interface Plan {
   auditRows: number;
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 const TWO_YEARS_MS = 730 * DAY_MS;
 export const startOfUtcDay = (date: Date) => new Date(Math.floor(date.getTime() / DAY_MS) * DAY_MS);
 const isoDate = (date: Date) => date.toISOString().slice(0, 10);
@@ -367,7 +369,7 @@ function programsLoads(plan: Plan): TableLoad[] {
   ];
 }
 
-function* enrollmentsOf(plan: Plan) {
+export function* enrollmentsOf(plan: Plan) {
   for (const student of plan.students) for (const enrollment of student.enrollments) yield { student, enrollment };
 }
 const countEnrollments = (plan: Plan, per: (e: PlannedEnrollment) => number) =>
@@ -442,47 +444,6 @@ function progressLoad(plan: Plan, seed: number): TableLoad {
             accessed,
             new Date(e.start.getTime() + m * 9 * DAY_MS),
             accessed,
-          ];
-        }
-      }
-    },
-  };
-}
-
-function attendanceLoad(plan: Plan, seed: number): TableLoad {
-  const random = prng(seed, 'attendance_records');
-  return {
-    table: 'attendance_records',
-    columns: 'id, user_id, module_id, session_type, session_ref, started_at, ended_at, recorded_by',
-    count: plan.students.reduce((sum, s) => sum + s.attendance, 0),
-    *rows() {
-      for (const s of plan.students) {
-        const enrollment = s.enrollments[0];
-        if (!enrollment) continue;
-        const program = plan.programs[enrollment.program] as Plan['programs'][number];
-        const inPerson = program.spec.modules.flatMap(([, , , , needsRoom], index) => (needsRoom ? [index] : []));
-        for (let k = 0; k < s.attendance; k++) {
-          const module = random.pick(inPerson.length > 0 ? inPerson : [0]);
-          const started = new Date(
-            Math.min(
-              plan.now.getTime() - DAY_MS,
-              enrollment.start.getTime() + random.int(1, 120) * DAY_MS + 9 * 3_600_000,
-            ),
-          );
-          const type = random.weighted([
-            ['lab', 60],
-            ['live', 30],
-            ['externship', 10],
-          ] as const);
-          yield [
-            random.uuid(),
-            s.id,
-            program.moduleIds[module] as string,
-            type,
-            `${type}-${random.hex(3)}`,
-            started,
-            new Date(started.getTime() + random.int(1, 4) * 3_600_000),
-            plan.staff.instructor.id,
           ];
         }
       }
@@ -667,7 +628,7 @@ export function tableLoads(
       ...programsLoads(plan),
       enrollmentsLoad(plan),
       progressLoad(plan, seed),
-      attendanceLoad(plan, seed),
+      ...complianceLoads(plan, seed),
       ledgerLoad(plan, seed),
     ],
     audit: auditLoad(plan, seed),

@@ -143,6 +143,12 @@ const EnvSchema = z.object({
   LOGIN_KNOWN_SOURCE_DAYS: limit(30),
   /** How stale an instance's list of ended sessions may be: the longest a logged-out token still works. */
   SESSION_REVOCATION_POLL_SECONDS: integer(0, 300).default(5),
+
+  // Attendance (lib/attendance.ts; the README says why 50).
+  /** Minutes of instruction in one clock hour: 50 to 60 (a 50-to-60-minute class in a 60-minute period). */
+  ATTENDANCE_CLOCK_HOUR_MINUTES: integer(50, 60).default(50),
+  /** Below this percentage of the scheduled minutes attended, a student is listed as below the threshold. */
+  ATTENDANCE_THRESHOLD_PERCENT: integer(1, 100).default(80),
 });
 
 type SslMode = NonNullable<z.infer<typeof EnvSchema>['DB_SSL']>;

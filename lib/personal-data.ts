@@ -142,17 +142,19 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   },
 
   // Compliance, finance and agreements: tables created ahead of the areas that will use them.
+  attendance_sessions: { session_type: STATE, session_ref: none('a meeting id or lab code') },
   attendance_records: {
-    session_type: STATE,
-    session_ref: none('a meeting id or lab code'),
-    void_reason: FREE_TEXT_LATER,
+    status: STATE,
+    // Why a line was corrected: free text staff write about a student.
+    reason_ciphertext: encrypted('attendance_records.reason'),
   },
   skills_checkoffs: {
     skill_code: CATALOGUE,
     status: STATE,
-    evaluator_name: notWrittenYet("an evaluator's name: encrypt it when it is first written"),
-    evaluator_license: notWrittenYet("an evaluator's licence number: encrypt it when it is first written"),
-    evidence_url: notWrittenYet("a link to a student's evidence: decide its protection when it is first written"),
+    evaluator_name_ciphertext: encrypted('skills_checkoffs.evaluator_name'),
+    evaluator_license_ciphertext: encrypted('skills_checkoffs.evaluator_license'),
+    // A reference to a student's evidence (a file name, a link) may name them.
+    evidence_ref_ciphertext: encrypted('skills_checkoffs.evidence_ref'),
   },
   externships: {
     site_name: none('the name of a dental practice (a business)'),
@@ -160,16 +162,26 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     supervisor_name_ciphertext: encrypted('externships.supervisor_name'),
     supervisor_email_ciphertext: encrypted('externships.supervisor_email'),
     supervisor_phone_ciphertext: encrypted('externships.supervisor_phone'),
-    verification_doc_url: notWrittenYet(
-      "a link to a student's document: decide its protection when it is first written",
-    ),
+    verification_doc_ref_ciphertext: encrypted('externships.verification_doc_ref'),
+  },
+  externship_hours: {
+    note_ciphertext: encrypted('externship_hours.note'),
+    approval: STATE,
+    supervisor_confirmation_ref_ciphertext: encrypted('externship_hours.supervisor_confirmation_ref'),
   },
   complaints: {
-    category: none('a category of the complaints procedure'),
+    complainant_name_ciphertext: encrypted('complaints.complainant_name'),
+    complainant_contact_ciphertext: encrypted('complaints.complainant_contact'),
+    category: STATE,
     details_ciphertext: encrypted('complaints.details'),
     status: STATE,
     resolution_notes_ciphertext: encrypted('complaints.resolution_notes'),
     appeal_notes_ciphertext: encrypted('complaints.appeal_notes'),
+  },
+  complaint_transitions: {
+    from_status: STATE,
+    to_status: STATE,
+    notes_ciphertext: encrypted('complaint_transitions.notes'),
   },
   withdrawals: {
     initiated_by: STATE,

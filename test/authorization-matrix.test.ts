@@ -77,6 +77,11 @@ interface RecordsOf {
   transcriptId: string;
   credentialId: string;
   agreementId: string;
+  /** A class session the student was recorded in, and the student's line of it. */
+  sessionId: string;
+  attendanceRecordId: string;
+  externshipId: string;
+  complaintId: string;
 }
 
 /** Parameters a random uuid cannot stand for; everything else meets the route's own 400/404. */
@@ -93,11 +98,25 @@ const idsOf =
     if (name === 'id' && segmentBefore === 'agreements') return records.agreementId;
     if (name === 'id' && segmentBefore === 'programs') return records.programId;
     if (name === 'moduleId') return records.moduleId;
+    if (name === 'sessionId') return records.sessionId;
+    if (name === 'recordId') return records.attendanceRecordId;
+    if (name === 'externshipId') return records.externshipId;
+    if (name === 'complaintId') return records.complaintId;
     return records.userId;
   };
 
 /** Parameters that name a person's record: the routes the "own" and "taught" rules speak of. */
-const RECORD_PARAMS = new Set(['id', 'userId', 'studentId', 'enrollmentId', 'transcriptId']);
+const RECORD_PARAMS = new Set([
+  'id',
+  'userId',
+  'studentId',
+  'enrollmentId',
+  'transcriptId',
+  'sessionId',
+  'recordId',
+  'externshipId',
+  'complaintId',
+]);
 const namesRecord = (target: RouteUnderTest) => paramNames(target.route).some((name) => RECORD_PARAMS.has(name));
 
 const describeCall = (outcome: Outcome) =>
@@ -276,6 +295,28 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
     };
     await made('PUT', `/scorm/${moduleId}`, self, { lessonStatus: 'incomplete', suspendData: 'resume here' });
     await made('PUT', `/enrollments/${enrollmentId}/progress/${moduleId}`, grader, { status: 'passed', score: 90 });
+    // An absence: the student has attendance lines and is below the attendance threshold.
+    const hourAgo = Date.now() - 3_600_000;
+    const session = (await made('POST', '/attendance/sessions', grader, {
+      moduleId,
+      sessionType: 'live',
+      startsAt: new Date(hourAgo).toISOString(),
+      endsAt: new Date(hourAgo + 1_800_000).toISOString(),
+      lines: [{ studentId: user.id, status: 'absent' }],
+    })) as { id: string; lines: { id: string }[] };
+    await made('POST', '/skills/checkoffs', grader, {
+      studentId: user.id,
+      moduleId,
+      skillCode: 'PPE',
+      status: 'pending',
+    });
+    const externship = await made('POST', '/externships', as('staff'), {
+      enrollmentId,
+      siteName: 'Matrix Dental',
+      supervisor: { name: 'Dr. Matrix' },
+      startDate: '2026-01-05',
+    });
+    const complaint = await made('POST', '/complaints', self, { category: 'other', details: 'Matrix complaint' });
     const registrar = as('registrar');
     const body = { studentId: user.id, programId: program.programId };
     const transcript = await made('POST', '/transcripts', registrar, body);
@@ -289,6 +330,10 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
       transcriptId: transcript.id,
       credentialId: credential.id,
       agreementId: await insertCompletedAgreement(app.db.sql, user.id),
+      sessionId: session.id,
+      attendanceRecordId: session.lines[0]?.id as string,
+      externshipId: externship.id,
+      complaintId: complaint.id,
     };
   };
   // The instructor grades in P; an admin grades in Q, which nobody here teaches.

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { Role } from '../lib/access';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
-import { createEnrollment, createProgram } from './helpers/records';
+import { createComplianceRecords, createEnrollment, createProgram, recordAttendance } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -92,13 +92,22 @@ beforeAll(async () => {
   const students: TestUser[] = [];
   for (let i = 0; i < 2; i++) students.push(await createTestUser(sql, { roles: ['student'] }));
   for (const [i, code] of ['FUZZ-A', 'FUZZ-B'].entries()) {
-    const { programId } = await createProgram(sql, { code, hours: [10], modulePrefix: `FZ${i}-` });
+    const { programId, moduleIds } = await createProgram(sql, { code, hours: [10], modulePrefix: `FZ${i}-` });
+    const absences = [];
     for (const student of students) {
-      await createEnrollment(sql, student.id, programId);
+      const enrollmentId = await createEnrollment(sql, student.id, programId);
+      absences.push({ userId: student.id, enrollmentId, status: 'absent' });
+      await createComplianceRecords(sql, {
+        userId: student.id,
+        enrollmentId,
+        moduleId: moduleIds[0] as string,
+        by: admin.id,
+      });
       await sql`
         insert into credentials (user_id, program_id, credential_type, cert_serial, issued_by)
         values (${student.id}, ${programId}, 'certificate', ${`FUZZ-${code}-${student.id}`}, ${admin.id})`;
     }
+    await recordAttendance(sql, { moduleId: moduleIds[0] as string, recordedBy: admin.id, lines: absences });
   }
   // Two entries on the admin's own ledger: the ledger history is listed for the path's account.
   for (const cents of [100, 200]) {

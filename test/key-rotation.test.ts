@@ -151,16 +151,28 @@ beforeAll(async () => {
       phone_ciphertext: '+1 404 555 0100',
     },
   );
+  const placement = await createProgram(app.db.sql, { code: 'ROT-X' });
+  const placementEnrollment = await createEnrollment(app.db.sql, student.id, placement.programId);
   await insertEncrypted(
     'complaints',
-    { user_id: student.id },
+    { user_id: student.id, filed_by: student.id, category: 'academic' },
     { details_ciphertext: 'Anxiety attack during the practical exam' },
   );
-  await insertEncrypted('complaints', {}, { details_ciphertext: 'Anonymous complaint about parking' });
+  await insertEncrypted(
+    'complaints',
+    { filed_by: admin.id, category: 'facilities' },
+    { details_ciphertext: 'Complaint about parking', complainant_name_ciphertext: 'A. Visitor' },
+  );
   // Supervisor email and phone left NULL: NULLs stay NULL.
   await insertEncrypted(
     'externships',
-    { user_id: student.id, site_name: 'Bright Smiles' },
+    {
+      user_id: student.id,
+      enrollment_id: placementEnrollment,
+      site_name: 'Bright Smiles',
+      start_date: '2026-01-05',
+      created_by: admin.id,
+    },
     { supervisor_name_ciphertext: 'Dr. Ruth Molar' },
   );
   const [template] = await app.db.sql<{ id: string }[]>`

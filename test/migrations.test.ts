@@ -332,11 +332,16 @@ describe('the schema', () => {
       'user_roles',
     ]);
     expect(rows.filter((row) => !row.update).map((row) => row.name)).toEqual([
+      'attendance_records',
+      'attendance_sessions',
       'audit_daily_routes', // a closed day's counts never change
       'audit_log',
+      'complaint_transitions',
       'document_events',
       'document_signatures',
       'enrollment_status_changes',
+      'externship_hours', // column-level: only the approval columns
+      'externships', // column-level: only the verification columns and the end date
       'idempotency_keys',
       'ledger_entries', // append-only
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
@@ -344,6 +349,7 @@ describe('the schema', () => {
       'refunds', // column-level: status, approval and remittance only
       'roles',
       'schema_migrations',
+      'skills_checkoffs',
       'stored_files', // keys:rotate, run as the owner, moves a row to its re-encrypted object
       'withdrawals',
     ]);

@@ -150,3 +150,54 @@ export async function insertStudents(sql: postgres.Sql, students: Person[], stat
     select id from created`;
   return rows.map((row) => row.id);
 }
+
+/**
+ * One attendance session of `moduleId` (an hour, a week ago unless told) with a line per student, as
+ * the API stores them: lines repeat the session's module and times. Returns the session id.
+ */
+export async function recordAttendance(
+  sql: postgres.Sql,
+  options: {
+    moduleId: string;
+    recordedBy: string;
+    startsAt?: string;
+    minutes?: number;
+    lines: { userId: string; enrollmentId: string; status: string; minutesAttended?: number }[];
+  },
+): Promise<string> {
+  const startsAt = options.startsAt ?? new Date(Date.now() - 7 * 86_400_000).toISOString();
+  const minutes = options.minutes ?? 60;
+  const [session] = await sql<{ id: string; starts_at: Date; ends_at: Date }[]>`
+    insert into attendance_sessions (module_id, session_type, starts_at, ends_at, recorded_by)
+    values (${options.moduleId}, 'live', ${startsAt}, ${startsAt}::timestamptz + ${minutes} * interval '1 minute',
+            ${options.recordedBy})
+    returning id, starts_at, ends_at`;
+  const { id, starts_at, ends_at } = session as { id: string; starts_at: Date; ends_at: Date };
+  for (const line of options.lines) {
+    const attended = line.minutesAttended ?? (line.status === 'absent' ? 0 : minutes);
+    await sql`
+      insert into attendance_records (session_id, module_id, started_at, ended_at, user_id, enrollment_id, status,
+                                      minutes_attended, recorded_by)
+      values (${id}, ${options.moduleId}, ${starts_at}, ${ends_at}, ${line.userId}, ${line.enrollmentId},
+              ${line.status}, ${attended}, ${options.recordedBy})`;
+  }
+  return id;
+}
+
+/** A pending skill check-off, an externship and a complaint of the student, stored as the API stores them. */
+export async function createComplianceRecords(
+  sql: postgres.Sql,
+  options: { userId: string; enrollmentId: string; moduleId: string; by: string },
+): Promise<void> {
+  const { userId, enrollmentId, moduleId, by } = options;
+  await sql`
+    insert into skills_checkoffs (user_id, module_id, enrollment_id, skill_code, attempt, status, recorded_by)
+    values (${userId}, ${moduleId}, ${enrollmentId}, 'PPE_DON_DOFF', 1, 'pending', ${by})`;
+  await sql`
+    insert into externships (user_id, enrollment_id, site_name, supervisor_name_ciphertext, start_date, created_by)
+    values (${userId}, ${enrollmentId}, 'Test Dental', ${encrypt('Dr. Test', 'externships.supervisor_name')},
+            '2026-01-05', ${by})`;
+  await sql`
+    insert into complaints (user_id, filed_by, category, details_ciphertext)
+    values (${userId}, ${userId}, 'other', ${encrypt('A test complaint', 'complaints.details')})`;
+}
