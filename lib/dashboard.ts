@@ -1,0 +1,122 @@
+// The home screen of each role in one statement (one database round trip), counts only. The office
+// (admin, staff, registrar) counts the whole school; an instructor the programmes they teach; a student
+// their own enrollments: hours against required, and what needs their attention. Every figure is the
+// count the matching list would give: active students (GET students with an active enrollment),
+// enrollments by status, clock hours attended this week, open enrollments below the attendance
+// threshold (GET attendance/below-threshold), open complaints (not resolved or closed).
+import { type Caller, type RecordScope, scopeOf } from './access';
+import { belowThreshold, clockHoursOf, enrollmentMinutes, isCurrentLine } from './attendance';
+import { APPEAL_WINDOW_DAYS } from './complaints';
+import { config } from './config';
+import type { AnySql } from './db';
+import { SCHOOL } from './school';
+import { ENROLLMENT_STATUSES, enrollmentVisible, STUDENT_REACH } from './students';
+
+const weekStart = (sql: AnySql) =>
+  sql`date_trunc('week', now() at time zone ${SCHOOL.timeZone}) at time zone ${SCHOOL.timeZone}`;
+
+interface SchoolCounts {
+  active_students: number;
+  by_status: Record<string, number> | null;
+  week_minutes: number;
+  below_threshold: number;
+  open_complaints: number | null;
+}
+
+/** The office's and an instructor's counts: the school, or the programmes taught. */
+async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boolean) {
+  const visible = enrollmentVisible(sql, scope);
+  const percent = config().ATTENDANCE_THRESHOLD_PERCENT;
+  const [row] = await sql<SchoolCounts[]>`
+    select
+      (select count(distinct e.user_id)::int from enrollments e where e.status = 'active' and ${visible})
+        as active_students,
+      (select json_object_agg(status, n) from (
+         select e.status, count(*)::int as n from enrollments e where ${visible} group by e.status) s) as by_status,
+      (select coalesce(sum(r.minutes_attended), 0)::int
+         from attendance_records r join enrollments e on e.id = r.enrollment_id
+        where r.started_at >= ${weekStart(sql)} and ${isCurrentLine(sql)} and ${visible}) as week_minutes,
+      (select count(*)::int from enrollments e ${enrollmentMinutes(sql)}
+        where ${visible} and ${belowThreshold(sql, percent)}) as below_threshold,
+      ${
+        withComplaints
+          ? sql`(select count(*)::int from complaints c where c.status in ('submitted', 'in_review', 'appealed'))`
+          : sql`null::int`
+      } as open_complaints`;
+  const counts = row as SchoolCounts;
+  const byStatus = Object.fromEntries(ENROLLMENT_STATUSES.map((status) => [status, counts.by_status?.[status] ?? 0]));
+  return {
+    activeStudents: counts.active_students,
+    enrollmentsByStatus: byStatus,
+    clockHoursThisWeek: clockHoursOf(counts.week_minutes),
+    attendanceThresholdPercent: percent,
+    belowAttendanceThreshold: counts.below_threshold,
+    ...(withComplaints ? { openComplaints: counts.open_complaints } : {}),
+  };
+}
+
+interface StudentRow {
+  enrollment_id: string;
+  program_code: string;
+  status: string;
+  required_hours: number;
+  minutes: number;
+  week_minutes: number;
+  scheduled: number;
+  consecutive_absences: number;
+  pending_checkoffs: number;
+  pending_externship_days: number;
+  appealable_complaints: number;
+}
+
+/** A student's own enrollments (not cancelled): hours against required and what needs attention. */
+async function studentCounts(sql: AnySql, userId: string) {
+  const percent = config().ATTENDANCE_THRESHOLD_PERCENT;
+  const rows = await sql<StudentRow[]>`
+    select e.id as enrollment_id, p.code as program_code, e.status, p.total_clock_hours as required_hours,
+           a.attended as minutes, a.scheduled,
+           (select coalesce(sum(r.minutes_attended), 0)::int from attendance_records r
+             where r.enrollment_id = e.id and r.started_at >= ${weekStart(sql)} and ${isCurrentLine(sql)}) as week_minutes,
+           (select count(*)::int from attendance_records r
+             where r.enrollment_id = e.id and r.status = 'absent' and ${isCurrentLine(sql)}
+               and r.started_at > coalesce((select max(r.started_at) from attendance_records r
+                                             where r.enrollment_id = e.id and r.status <> 'absent'
+                                               and ${isCurrentLine(sql)}), '-infinity')) as consecutive_absences,
+           (select count(*)::int from skills_checkoffs o
+             where o.enrollment_id = e.id and o.status = 'pending'
+               and not exists (select 1 from skills_checkoffs d where d.decides_id = o.id)) as pending_checkoffs,
+           (select count(*)::int from externship_hours h join externships x on x.id = h.externship_id
+             where x.enrollment_id = e.id and h.approval is null) as pending_externship_days,
+           (select count(*)::int from complaints c
+             where c.user_id = e.user_id and c.status = 'resolved'
+               and now() <= c.resolved_at + ${APPEAL_WINDOW_DAYS} * interval '1 day') as appealable_complaints
+      from enrollments e join programs p on p.id = e.program_id
+      ${enrollmentMinutes(sql)}
+     where e.user_id = ${userId} and e.status <> 'cancelled'
+     order by e.start_date desc, e.id`;
+  return {
+    enrollments: rows.map((row) => ({
+      enrollmentId: row.enrollment_id,
+      program: row.program_code,
+      status: row.status,
+      requiredClockHours: row.required_hours,
+      clockHoursAttended: clockHoursOf(row.minutes),
+      clockHoursThisWeek: clockHoursOf(row.week_minutes),
+      belowAttendanceThreshold:
+        ['active', 'on_hold'].includes(row.status) && row.scheduled > 0 && row.minutes * 100 < percent * row.scheduled,
+      consecutiveAbsences: row.consecutive_absences,
+      pendingSkillCheckoffs: row.pending_checkoffs,
+      externshipDaysAwaitingApproval: row.pending_externship_days,
+    })),
+    // A complaint the student may still appeal (the same for every enrollment: counted once).
+    complaintsOpenToAppeal: rows[0]?.appealable_complaints ?? 0,
+  };
+}
+
+/** What the caller's home screen shows. */
+export async function dashboardOf(sql: AnySql, caller: Caller) {
+  const scope = scopeOf(caller, STUDENT_REACH);
+  if (scope.kind === 'all') return { view: 'school', ...(await schoolCounts(sql, scope, true)) };
+  if (scope.kind === 'taught') return { view: 'programmes taught', ...(await schoolCounts(sql, scope, false)) };
+  return { view: 'student', ...(await studentCounts(sql, caller.userId)) };
+}

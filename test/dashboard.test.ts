@@ -1,0 +1,163 @@
+// The dashboard: each role's counts equal the counts of the lists they summarise (read through the same
+// API, page by page), it is cached privately with an ETag, and roles without a home screen get a 403.
+import { beforeAll, describe, expect, test } from 'vitest';
+import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import {
+  assignInstructor,
+  createComplianceRecords,
+  createEnrollment,
+  createProgram,
+  recordAttendance,
+} from './helpers/records';
+import { createRoleAccounts } from './helpers/roles';
+import { createTestUser, type TestUser } from './helpers/users';
+
+const app = useTestApp();
+
+let staff: TestUser;
+let instructor: TestUser;
+let finance: TestUser;
+let student: TestUser;
+let weekDay: string;
+
+interface SchoolView {
+  view: string;
+  activeStudents: number;
+  enrollmentsByStatus: Record<string, number>;
+  clockHoursThisWeek: number;
+  belowAttendanceThreshold: number;
+  openComplaints?: number;
+}
+
+beforeAll(async () => {
+  const sql = app.db.sql;
+  ({ staff, instructor, finance, student } = await createRoleAccounts(sql));
+  const taught = await createProgram(sql, { code: 'DASH-A', hours: [20] });
+  const other = await createProgram(sql, { code: 'DASH-B', hours: [20] });
+  await assignInstructor(sql, instructor.id, taught.programId);
+  const [week] = await sql<{ start: Date }[]>`
+    select date_trunc('week', now() at time zone 'America/New_York') at time zone 'America/New_York' as start`;
+  const weekStart = (week as { start: Date }).start.getTime();
+  weekDay = new Date(weekStart).toISOString().slice(0, 10);
+  // A session an hour into this week (when the week is that old), else one last week.
+  const thisWeek = Date.now() - weekStart > 2 * 3_600_000;
+  const startsAt = new Date(thisWeek ? weekStart + 3_600_000 : weekStart - 86_400_000).toISOString();
+  const students = [
+    student,
+    ...(await Promise.all([1, 2, 3, 4].map(() => createTestUser(sql, { roles: ['student'] })))),
+  ];
+  const statuses = ['active', 'active', 'on_hold', 'completed', 'active'];
+  const lines = {
+    taught: [] as Parameters<typeof recordAttendance>[1]['lines'],
+    other: [] as Parameters<typeof recordAttendance>[1]['lines'],
+  };
+  for (const [i, who] of students.entries()) {
+    const program = i % 2 === 0 ? taught : other;
+    const enrollmentId = await createEnrollment(sql, who.id, program.programId, { status: statuses[i] as string });
+    if (statuses[i] === 'completed') continue;
+    (i % 2 === 0 ? lines.taught : lines.other).push({
+      userId: who.id,
+      enrollmentId,
+      status: i < 2 ? 'present' : 'absent',
+    });
+    await createComplianceRecords(sql, {
+      userId: who.id,
+      enrollmentId,
+      moduleId: program.moduleIds[0] as string,
+      by: staff.id,
+    });
+  }
+  await recordAttendance(sql, {
+    moduleId: taught.moduleIds[0] as string,
+    recordedBy: staff.id,
+    startsAt,
+    lines: lines.taught,
+  });
+  await recordAttendance(sql, {
+    moduleId: other.moduleIds[0] as string,
+    recordedBy: staff.id,
+    startsAt,
+    lines: lines.other,
+  });
+});
+
+/** Every item of a list, following `next`. */
+async function all<T>(path: string, as: TestUser): Promise<T[]> {
+  const items: T[] = [];
+  let url = `${path}${path.includes('?') ? '&' : '?'}limit=200`;
+  for (;;) {
+    const response = await send('GET', url, { as });
+    expect(response.status, url).toBe(200);
+    const page = (await response.json()) as { items: T[]; next: string | null };
+    items.push(...page.items);
+    if (!page.next) return items;
+    url = `${path}${path.includes('?') ? '&' : '?'}limit=200&cursor=${page.next}`;
+  }
+}
+
+async function expectCountsOfLists(as: TestUser, view: SchoolView) {
+  const enrollments = await all<{ status: string; student: { id: string } }>('/enrollments', as);
+  const active = new Set(enrollments.filter((e) => e.status === 'active').map((e) => e.student.id));
+  expect(view.activeStudents).toBe(active.size);
+  for (const [status, count] of Object.entries(view.enrollmentsByStatus)) {
+    expect(count, status).toBe(enrollments.filter((e) => e.status === status).length);
+  }
+  const below = await all('/attendance/below-threshold', as);
+  expect(view.belowAttendanceThreshold).toBe(below.length);
+  const week = await all<{ minutesAttended: number }>(`/attendance/records?from=${weekDay}`, as);
+  const minutes = week.reduce((sum, line) => sum + line.minutesAttended, 0);
+  expect(view.clockHoursThisWeek).toBe(Math.floor((minutes * 100) / 50) / 100);
+}
+
+describe('the dashboard', () => {
+  test('the office’s counts are those of the lists; cached privately with an ETag', async () => {
+    const response = await send('GET', '/dashboard', { as: staff });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('private, max-age=300');
+    const etag = response.headers.get('etag') as string;
+    const view = (await response.json()) as SchoolView;
+    expect(view.view).toBe('school');
+    expect(view.activeStudents).toBe(3);
+    await expectCountsOfLists(staff, view);
+    const complaints = await all<{ status: string }>('/complaints', staff);
+    const open = complaints.filter((c) => ['submitted', 'in_review', 'appealed'].includes(c.status));
+    expect(view.openComplaints).toBe(open.length);
+    const again = await send('GET', '/dashboard', { as: staff, headers: { 'If-None-Match': etag } });
+    expect(again.status).toBe(304);
+  });
+
+  test('an instructor counts the programmes they teach, without complaints', async () => {
+    const view = (await (await send('GET', '/dashboard', { as: instructor })).json()) as SchoolView;
+    expect(view.view).toBe('programmes taught');
+    expect(view.openComplaints).toBeUndefined();
+    expect(view.activeStudents).toBe(2);
+    await expectCountsOfLists(instructor, view);
+  });
+
+  test('a student sees their own hours against required and what needs them, no names', async () => {
+    const response = await send('GET', '/dashboard', { as: student });
+    const view = (await response.json()) as {
+      view: string;
+      enrollments: {
+        enrollmentId: string;
+        requiredClockHours: number;
+        clockHoursAttended: number;
+        pendingSkillCheckoffs: number;
+      }[];
+    };
+    expect(view.view).toBe('student');
+    expect(view.enrollments).toHaveLength(1);
+    const [mine] = view.enrollments;
+    const rollup = await send('GET', `/enrollments/${mine?.enrollmentId}/attendance`, { as: student });
+    const hours = (await rollup.json()) as { clockHoursAttended: number; requiredClockHours: number };
+    expect(mine).toMatchObject({
+      requiredClockHours: hours.requiredClockHours,
+      clockHoursAttended: hours.clockHoursAttended,
+      pendingSkillCheckoffs: 1,
+    });
+    expect(JSON.stringify(view)).not.toContain(student.lastName);
+    expect((await send('GET', '/dashboard', { as: finance })).status).toBe(403);
+    expect((await send('GET', '/dashboard', { as: null })).status).toBe(401);
+  });
+});
