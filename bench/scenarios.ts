@@ -214,6 +214,15 @@ export const SCENARIOS: readonly Scenario[] = [
     mainQuery: (sql) => auditSummaryQuery(sql, 366),
   },
   {
+    key: 'dashboard',
+    title: 'GET dashboard (the office: every count in one statement)',
+    indexSensitive: false,
+    request: (ctx) => {
+      const admin = needsAdmin(ctx);
+      return typeof admin === 'string' ? admin : { path: '/dashboard', headers: admin };
+    },
+  },
+  {
     key: 'login',
     title: 'POST auth/login',
     indexSensitive: false,

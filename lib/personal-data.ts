@@ -51,9 +51,6 @@ const CATALOGUE = none("the school's published catalogue (programmes and modules
 const USER_AGENT = none("the client's User-Agent header: software and device type, names no one");
 const SHA256 = hashed('the SHA-256 of a document');
 const TEMPLATE = none('a blank form of the school, before anyone fills it in');
-const FREE_TEXT_LATER = notWrittenYet(
-  'free text staff would write about a person: encrypt it when it is first written',
-);
 
 export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Protection>>>> = {
   users: {
