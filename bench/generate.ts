@@ -254,8 +254,10 @@ function parseOptions() {
 
 async function main() {
   const options = parseOptions();
-  // The bench keys, before lib/crypto reads its configuration (see bench/database.ts).
-  Object.assign(process.env, BENCH_SECRETS);
+  // The bench keys, before lib/crypto reads its configuration (see bench/database.ts). The generator is
+  // a local tool writing fake people: development, so production's deployment settings are not asked
+  // for (the app the bench runs is configured as production by bench/database.ts).
+  Object.assign(process.env, { APP_ENV: 'development', ...BENCH_SECRETS });
   let stopServer: (() => Promise<void>) | undefined;
   let ownerUrl = options.databaseUrl;
   const began = performance.now();
