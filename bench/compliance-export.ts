@@ -24,7 +24,8 @@ import { EXPORT_RESOURCES } from '../lib/report-resources';
 import { csvExport } from '../lib/reports';
 
 const STUDENTS = 1000;
-const DAYS = Number(process.argv[process.argv.indexOf('--rows-per-student') + 1] || 1000);
+const flag = process.argv.indexOf('--rows-per-student');
+const DAYS = flag === -1 ? 1000 : Number(process.argv[flag + 1]);
 
 async function fill(sql: postgres.Sql): Promise<void> {
   const [program] = await sql<{ id: string }[]>`
