@@ -4,9 +4,9 @@
 // development account; in Azure it talks to the real account with the managed identity.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { AZURITE_ACCOUNT } from '../lib/files';
+import { answers } from './database';
 
 export interface RunningAzurite {
   /** The blob service URL to give BLOB_ENDPOINT: `http://127.0.0.1:<port>/devstoreaccount1`. */
@@ -16,25 +16,11 @@ export interface RunningAzurite {
   stop(): Promise<void>;
 }
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(1_000);
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('timeout', () => done(false));
-    socket.once('error', () => done(false));
-  });
-}
-
 async function waitUntilListening(child: ChildProcess, port: number): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`Azurite exited with code ${child.exitCode} before listening`);
-    if (await answers(port)) return;
+    if (await answers(port, 1_000)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   child.kill('SIGKILL');
@@ -52,7 +38,7 @@ export async function startAzurite(opts: {
   log?: (line: string) => void;
 }): Promise<RunningAzurite> {
   const endpoint = `http://127.0.0.1:${opts.port}/${AZURITE_ACCOUNT}`;
-  if (await answers(opts.port)) {
+  if (await answers(opts.port, 1_000)) {
     opts.log?.(`Using the blob store (Azurite) already running on 127.0.0.1:${opts.port}`);
     return { endpoint, started: false, stop: async () => {} };
   }

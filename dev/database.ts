@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 import { migrateUp } from '../lib/migrations';
@@ -19,6 +19,21 @@ export interface RunningServer {
   /** Superuser URL of the server's `postgres` database. */
   adminUrl: string;
   stop(): Promise<void>;
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port (within `timeoutMs`). */
+export function answers(port: number, timeoutMs = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(timeoutMs);
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }
 
 export async function freePort(): Promise<number> {

@@ -6,10 +6,9 @@
 // server cannot open the same data folder, which the running one locks. Otherwise the server is
 // started here on that folder (initialised the first time) and stopped again by whoever opened it.
 // Either way every command sees the same database, whatever order they run in.
-import { connect } from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
-import { prepareDatabase, REPO_ROOT, type RunningServer, startEmbeddedPostgres } from './database';
+import { answers, prepareDatabase, REPO_ROOT, type RunningServer, startEmbeddedPostgres } from './database';
 import { seedDemoData } from './seed';
 
 const DATABASE = 'aada_lms';
@@ -34,21 +33,6 @@ export interface LocalDatabaseOptions {
   /** The port; EMBEDDED_PG_PORT, else 54329. */
   port?: number;
   log?: (line: string) => void;
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(2_000);
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('timeout', () => done(false));
-    socket.once('error', () => done(false));
-  });
 }
 
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
