@@ -10,9 +10,8 @@
 import { z } from 'zod';
 import type { Role } from '../lib/access';
 import {
+  countLinkUse,
   INVITATION_TTL_SECONDS,
-  LINK_SOURCE_LIMIT,
-  LINK_SOURCE_WINDOW_SECONDS,
   RESET_LINK_TTL_SECONDS,
   requestLinkByEmail,
   resendInvitation,
@@ -23,7 +22,7 @@ import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { deliverNowInDevelopment } from '../lib/outbox';
 import { STUDENT_MANAGER_ROLES } from '../lib/students';
-import { hitRateLimit, recordSignInSuccess, refuseOverLimit, sourceKey } from '../lib/throttle';
+import { recordSignInSuccess } from '../lib/throttle';
 import { EmailLookup, NewPassword } from '../lib/users';
 
 const ADMINS: readonly Role[] = ['admin'];
@@ -72,14 +71,7 @@ endpoint({
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
   handler: async function resetPassword({ sql, body, clientIp, audit }) {
-    refuseOverLimit(
-      await hitRateLimit(
-        sql,
-        sourceKey(sql, 'password-reset', clientIp),
-        LINK_SOURCE_LIMIT,
-        LINK_SOURCE_WINDOW_SECONDS,
-      ),
-    );
+    await countLinkUse(sql, 'password-reset', clientIp);
     const account = await setPasswordWithLink(sql, body.token, body.password);
     // Whoever holds the link holds the mailbox: this source may sign in at once, past any lockout.
     await recordSignInSuccess(sql, account.email_blind_index, clientIp);
@@ -93,34 +85,27 @@ const INVITATION_SENT = {
   message: `A new invitation is on its way; it is valid for ${INVITATION_TTL_SECONDS / 86_400} days, and earlier links no longer work.`,
 };
 
-endpoint({
-  name: 'users-invitation-resend',
-  methods: ['POST'],
-  route: 'users/{id}/invitation',
-  access: ADMINS,
-  phi: true,
-  params: Id,
-  handler: async function resendUserInvitation({ sql, params, audit, afterCommit }) {
-    audit.resourceIds.id = params.id;
-    await resendInvitation(sql, params.id, { studentsOnly: false });
-    audit.event = 'invitation_sent';
-    afterCommit(deliverNowInDevelopment);
-    return json(INVITATION_SENT, 202);
-  },
-});
+/**
+ * A new invitation for a pending account, by whoever may create that account: administrators for any
+ * account, student managers for student-only accounts.
+ */
+function invitationResendRoute(name: string, route: string, access: readonly Role[], studentsOnly: boolean): void {
+  endpoint({
+    name,
+    methods: ['POST'],
+    route,
+    access,
+    phi: true,
+    params: Id,
+    handler: async function resendAccountInvitation({ sql, params, audit, afterCommit }) {
+      audit.resourceIds.id = params.id;
+      await resendInvitation(sql, params.id, { studentsOnly });
+      audit.event = 'invitation_sent';
+      afterCommit(deliverNowInDevelopment);
+      return json(INVITATION_SENT, 202);
+    },
+  });
+}
 
-endpoint({
-  name: 'students-invitation-resend',
-  methods: ['POST'],
-  route: 'students/{id}/invitation',
-  access: STUDENT_MANAGER_ROLES,
-  phi: true,
-  params: Id,
-  handler: async function resendStudentInvitation({ sql, params, audit, afterCommit }) {
-    audit.resourceIds.id = params.id;
-    await resendInvitation(sql, params.id, { studentsOnly: true });
-    audit.event = 'invitation_sent';
-    afterCommit(deliverNowInDevelopment);
-    return json(INVITATION_SENT, 202);
-  },
-});
+invitationResendRoute('users-invitation-resend', 'users/{id}/invitation', ADMINS, false);
+invitationResendRoute('students-invitation-resend', 'students/{id}/invitation', STUDENT_MANAGER_ROLES, true);

@@ -11,12 +11,12 @@
 // The token is a one-time token (lib/one-time-links.ts): random, stored only as its hash, valid
 // LINK_TTL, single use, and only the latest link of an account works.
 import { z } from 'zod';
-import { LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS, requestLinkByEmail } from '../lib/account-links';
+import { countLinkUse, requestLinkByEmail } from '../lib/account-links';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 import { invalidToken, looksLikeToken, portalLink, redeemToken } from '../lib/one-time-links';
 import { deliverNowInDevelopment, type OutboxMessage } from '../lib/outbox';
-import { hitRateLimit, recordSignInSuccess, refuseOverLimit, signInLockedOut, sourceKey } from '../lib/throttle';
+import { recordSignInSuccess, signInLockedOut } from '../lib/throttle';
 import { EmailLookup } from '../lib/users';
 
 /** The emailed link is valid this long. */
@@ -87,9 +87,7 @@ endpoint({
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
   handler: async ({ sql, body, clientIp, audit }) => {
-    refuseOverLimit(
-      await hitRateLimit(sql, sourceKey(sql, 'unlock', clientIp), LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS),
-    );
+    await countLinkUse(sql, 'unlock', clientIp);
     if (!looksLikeToken(body.token)) throw invalidToken('token', 'from the sign-in page');
     // The token is used up and the source trusted in the request's transaction, with its audit row.
     const [account] = await sql<{ id: string; email_blind_index: Buffer }[]>`

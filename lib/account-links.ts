@@ -23,7 +23,14 @@ import { enqueueMessage, type OutboxMessage, queueForIssuedLink } from './outbox
 import { checkPasswordPolicy } from './password-policy';
 import { hashPassword } from './passwords';
 import { revokeAllForUser } from './sessions';
-import { type RateLimitBucket, rateLimitDecision, rateLimitHit, refuseOverLimit, sourceKey } from './throttle';
+import {
+  hitRateLimit,
+  type RateLimitBucket,
+  rateLimitDecision,
+  rateLimitHit,
+  refuseOverLimit,
+  sourceKey,
+} from './throttle';
 
 type Db = Sql | TransactionSql;
 
@@ -40,6 +47,16 @@ export const INVITATION_TTL_SECONDS = 7 * 24 * 60 * 60;
 
 /** The portal page both the invitation and the reset link open: "choose your password". */
 const SET_PASSWORD_PAGE = 'account/set-password';
+
+/**
+ * Counts a redeem step (a token presented) against its source and refuses it with 429 past the limit;
+ * the route commits refusals, so guessing tokens is counted too.
+ */
+export async function countLinkUse(sql: Db, scope: string, clientIp: string | null): Promise<void> {
+  refuseOverLimit(
+    await hitRateLimit(sql, sourceKey(sql, scope, clientIp), LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS),
+  );
+}
 
 export interface LinkRequest {
   purpose: TokenPurpose;
