@@ -79,6 +79,17 @@ export interface HandlerInput<P, Q, B, A extends Access = Access, M extends Http
   audit: AuditNotes;
 }
 
+/**
+ * The input of a named handler, by the kind of route: `ChangeInput` for a protected POST, PUT, PATCH
+ * or DELETE (`sql` is the request's transaction), `ReadInput` for a protected GET (`sql` is the pool),
+ * and the `Public…` pair for `access: 'public'` routes (the caller may be null). Type arguments are
+ * the parsed params, query and body (`z.infer<typeof Schema>`).
+ */
+export type ChangeInput<P = unknown, Q = unknown, B = unknown> = HandlerInput<P, Q, B, readonly Role[], MutatingMethod>;
+export type ReadInput<P = unknown, Q = unknown> = HandlerInput<P, Q, unknown, readonly Role[], 'GET'>;
+export type PublicChangeInput<P = unknown, Q = unknown, B = unknown> = HandlerInput<P, Q, B, 'public', MutatingMethod>;
+export type PublicReadInput<P = unknown, Q = unknown> = HandlerInput<P, Q, unknown, 'public', 'GET'>;
+
 export interface AuditNotes {
   resourceIds: Record<string, string>;
   event: string | null;

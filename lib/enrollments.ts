@@ -1,11 +1,31 @@
-// Enrollments as staff and students see them, and the queries that read them. Shared by
-// functions/enrollments.ts and the benchmark, which EXPLAINs the very list query the API runs.
-// Who sees which enrollment is lib/students.ts enrollmentVisible, applied inside every query.
-import { decryptRows } from './crypto';
-import type { AnySql } from './db';
-import { declareConstraints } from './errors';
+// Enrollments: a student in a programme, from start to a final status. The life cycle, the queries
+// that create, change, move and read them, and the view. Shared by functions/enrollments.ts, by any
+// area that moves an enrollment (transitionEnrollment) and by the benchmark, which EXPLAINs the very
+// list query the API runs. Who sees which enrollment is lib/students.ts enrollmentVisible, applied
+// inside every query. One open enrollment per student and programme, made race-free by the partial
+// unique index enrollments_one_open_per_program; nothing is ever deleted.
+import { decryptRows, encrypt } from './crypto';
+import { type AnySql, TEXT_ARRAY } from './db';
+import { badRequest, conflict, declareConstraints, HttpError, notFound } from './errors';
 import { keyset } from './pagination';
 import { type EnrollmentStatus, enrollmentVisible, type RecordScope } from './students';
+
+/**
+ * The life cycle: which statuses each status may move to. pending → active (started) or cancelled
+ * (never started); active ↔ on_hold (leave of absence); active → completed; active or on_hold →
+ * withdrawn. completed, withdrawn and cancelled are final: a student who returns is enrolled anew.
+ */
+export const LIFE_CYCLE: Readonly<Record<EnrollmentStatus, readonly EnrollmentStatus[]>> = {
+  pending: ['active', 'cancelled'],
+  active: ['on_hold', 'completed', 'withdrawn'],
+  on_hold: ['active', 'withdrawn'],
+  completed: [],
+  withdrawn: [],
+  cancelled: [],
+};
+
+/** Statuses held by at most one enrollment per student and programme (the partial unique index). */
+export const OPEN_STATUSES: readonly EnrollmentStatus[] = ['pending', 'active', 'on_hold'];
 
 export const DATES_OUT_OF_ORDER = 'expectedEndDate must be on or after startDate';
 
@@ -103,4 +123,163 @@ export function enrollmentPageQuery(
        and ${ENROLLMENT_ORDER.after(sql, after)}
      ${ENROLLMENT_ORDER.orderBy(sql)}
      limit ${limit + 1}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Create, change dates, move along the life cycle, history
+// ---------------------------------------------------------------------------------------------------
+
+export interface NewEnrollment {
+  studentId: string;
+  programId: string;
+  startDate: string;
+  expectedEndDate?: string | null | undefined;
+  status: 'pending' | 'active';
+}
+
+/**
+ * Enrolls a student; returns the new enrollment's id. One statement: the checks and the insert. ON
+ * CONFLICT on the partial unique index makes two concurrent enrollments of one student in one
+ * programme impossible: the loser inserts nothing and hears 409.
+ */
+export async function createEnrollment(sql: AnySql, input: NewEnrollment, createdBy: string): Promise<string> {
+  const [outcome] = await sql<{ student_status: string | null; program_status: string | null; id: string | null }[]>`
+    with student as (
+      select u.id, u.status from users u
+       where u.id = ${input.studentId}
+         and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')),
+    program as (select p.id, p.status from programs p where p.id = ${input.programId}),
+    inserted as (
+      insert into enrollments (user_id, program_id, start_date, expected_end_date, status, status_changed_by)
+      select s.id, p.id, ${input.startDate}::date, ${input.expectedEndDate ?? null}::date, ${input.status},
+             ${createdBy}
+        from student s, program p
+       where s.status <> 'inactive' and p.status = 'active'
+      on conflict (user_id, program_id) where status in ('pending', 'active', 'on_hold') do nothing
+      returning id)
+    select (select status from student) as student_status, (select status from program) as program_status,
+           (select id from inserted) as id`;
+  if (!outcome?.student_status) {
+    throw badRequest('Check the body of your request', [{ field: 'body.studentId', message: 'No such student' }]);
+  }
+  if (!outcome.program_status) {
+    throw badRequest('Check the body of your request', [{ field: 'body.programId', message: 'No such programme' }]);
+  }
+  if (outcome.student_status === 'inactive') throw conflict('The student’s account is deactivated');
+  if (outcome.program_status !== 'active') throw conflict('The programme is retired: it takes no new enrollments');
+  if (!outcome.id) throw conflict('The student already has an open enrollment in this programme');
+  return outcome.id;
+}
+
+export interface EnrollmentDates {
+  startDate?: string | undefined;
+  expectedEndDate?: string | null | undefined;
+}
+
+/**
+ * Changes an open enrollment's dates (an expectedEndDate of null clears it). The status test sits on
+ * the UPDATE itself, so a concurrent transition is re-checked. A date out of order against the stored
+ * other one violates enrollments_dates_in_order (declared above): 400.
+ */
+export async function updateEnrollmentDates(sql: AnySql, id: string, dates: EnrollmentDates): Promise<void> {
+  const setEnd = dates.expectedEndDate !== undefined;
+  const [outcome] = await sql<{ status: EnrollmentStatus; changed: boolean }[]>`
+      with target as (select id, status from enrollments where id = ${id}),
+      changed as (
+        update enrollments e
+           set start_date = coalesce(${dates.startDate ?? null}::date, e.start_date),
+               expected_end_date = case when ${setEnd} then ${dates.expectedEndDate ?? null}::date
+                                        else e.expected_end_date end
+          from target t
+         where e.id = t.id and e.status in ${sql(OPEN_STATUSES)}
+        returning e.id)
+      select t.status, exists (select 1 from changed) as changed from target t`;
+  if (!outcome) throw notFound('No such enrollment');
+  if (!outcome.changed) throw conflict(`The enrollment is ${outcome.status}: its dates are part of a closed record`);
+}
+
+/** The 409 of a move the life cycle does not allow, naming body.to. */
+export function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus): HttpError {
+  const allowed = LIFE_CYCLE[from];
+  const message = allowed.length
+    ? `An enrollment that is ${from} can become ${allowed.join(' or ')}, not ${to}`
+    : `An enrollment that is ${from} is final: it cannot become ${to}`;
+  return new HttpError({
+    status: 409,
+    slug: 'illegal-transition',
+    title: 'This status change is not allowed',
+    detail: message,
+    errors: [{ field: 'body.to', message }],
+  });
+}
+
+export interface EnrollmentTransition {
+  to: EnrollmentStatus;
+  /** Free text about the student: stored encrypted in the status history. */
+  reason?: string | undefined;
+  /** The user making the change. */
+  changedBy: string;
+}
+
+/**
+ * Moves an enrollment along LIFE_CYCLE and records the change in enrollment_status_changes, in one
+ * statement; returns the status it moved from. Throws 404 for no such enrollment and 409
+ * (illegal-transition) for a move the life cycle does not allow. The UPDATE is conditional: of two
+ * concurrent transitions from one status, only one applies. (Moves among open statuses never open a
+ * second enrollment, so the unique index is not at stake.) Run it inside the caller's transaction to
+ * make other writes (a withdrawal's refund) stand or fall with the move.
+ */
+export async function transitionEnrollment(
+  sql: AnySql,
+  id: string,
+  change: EnrollmentTransition,
+): Promise<EnrollmentStatus> {
+  const from = (Object.keys(LIFE_CYCLE) as EnrollmentStatus[]).filter((status) =>
+    LIFE_CYCLE[status].includes(change.to),
+  );
+  const reason = change.reason ? encrypt(change.reason, 'enrollment_status_changes.reason') : null;
+  const [outcome] = await sql<{ status: EnrollmentStatus; moved: boolean }[]>`
+    with target as (select id, status from enrollments where id = ${id}),
+    moved as (
+      update enrollments e
+         set status = ${change.to}, status_changed_at = now(), status_changed_by = ${change.changedBy}
+        from target t
+       where e.id = t.id and e.status = any(${sql.array([...from], TEXT_ARRAY)})
+      returning e.id, t.status as from_status),
+    recorded as (
+      insert into enrollment_status_changes (enrollment_id, from_status, to_status, reason_ciphertext, changed_by)
+      select id, from_status, ${change.to}, ${reason}, ${change.changedBy}
+        from moved)
+    select t.status, exists (select 1 from moved) as moved from target t`;
+  if (!outcome) throw notFound('No such enrollment');
+  if (!outcome.moved) throw illegalTransition(outcome.status, change.to);
+  return outcome.status;
+}
+
+interface StatusChangeRow {
+  from_status: EnrollmentStatus;
+  to_status: EnrollmentStatus;
+  reason_ciphertext: string | null;
+  changed_at: Date;
+  changed_by: string;
+}
+
+/**
+ * The status changes of one enrollment, oldest first, reasons decrypted. The caller checks first that
+ * the enrollment is visible (findEnrollment with its scope). Bounded by the life cycle: at most a
+ * handful of changes per enrollment.
+ */
+export async function enrollmentHistory(sql: AnySql, id: string) {
+  const rows = await sql<StatusChangeRow[]>`
+    select from_status, to_status, reason_ciphertext, changed_at, changed_by
+      from enrollment_status_changes where enrollment_id = ${id}
+     order by changed_at, id
+     limit 100`;
+  return decryptRows(rows, { reason_ciphertext: 'enrollment_status_changes.reason' }).map((row) => ({
+    from: row.from_status,
+    to: row.to_status,
+    reason: row.reason_ciphertext,
+    changedAt: row.changed_at.toISOString(),
+    changedBy: row.changed_by,
+  }));
 }
