@@ -274,7 +274,8 @@ export function clientIpOf(request: HttpRequest): string | null {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(last);
   if (bracketed) return bracketed[1] ?? null;
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(last);
-  if (v4) return v4[1] ?? null;
+  // The shape alone lets 999.1.1.1 through, which the inet columns would refuse.
+  if (v4) return z.ipv4().safeParse(v4[1]).success ? (v4[1] ?? null) : null;
   return z.ipv6().safeParse(last).success ? last : null;
 }
 

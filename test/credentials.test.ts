@@ -174,6 +174,11 @@ describe('issuing', () => {
       ),
     );
     expect(responses.map((response) => response.status).sort()).toEqual([201, 409, 409, 409, 409]);
+    // One credential exists, and it is the one the accepted request answered with.
+    const issued = (await (responses.find((response) => response.status === 201) as Response).json()) as Credential;
+    const rows = await app.db.sql`
+      select id from credentials where user_id = ${otherStudent.id} and program_id = ${programId}`;
+    expect(rows.map((row) => row.id)).toEqual([issued.id]);
   });
 
   test('serials are unique across many credentials', async () => {

@@ -229,8 +229,9 @@ describe('the life cycle', () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
     // Both leave only from active, and neither may follow the other.
+    const targets = ['completed', 'on_hold', 'completed', 'on_hold'];
     const statuses = await Promise.all(
-      ['completed', 'on_hold', 'completed', 'on_hold'].map((to) =>
+      targets.map((to) =>
         send('POST', `/enrollments/${enrollment.id}/transitions`, { as: registrar, body: { to } }).then(
           (r) => r.status,
         ),
@@ -238,6 +239,15 @@ describe('the life cycle', () => {
     );
     expect(statuses.filter((status) => status === 200)).toHaveLength(1);
     expect(statuses.filter((status) => status === 409)).toHaveLength(3);
+    // The enrollment ends where the one accepted request put it, and its history holds that one move.
+    const winner = targets[statuses.indexOf(200)];
+    const [row] = await sql()`select status from enrollments where id = ${enrollment.id}`;
+    expect(row?.status).toBe(winner);
+    const history = await get<{ items: { from: string; to: string }[] }>(
+      `/enrollments/${enrollment.id}/history`,
+      student,
+    );
+    expect(history.items.map(({ from, to }) => ({ from, to }))).toEqual([{ from: 'active', to: winner }]);
   });
 
   test('only managers move statuses; unknown ids and targets are refused', async () => {

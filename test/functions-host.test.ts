@@ -179,26 +179,23 @@ describe('routing', () => {
 });
 
 describe('bodies', () => {
-  it('streams a response body: several chunks arrive at different times, the first before the producer finishes', async () => {
+  it('streams a response body: each chunk reaches the client before the producer writes the next', async () => {
     const res = await get('/stream');
     expect(res.status).toBe(200);
     expect(res.headers.get('transfer-encoding')).toBe('chunked');
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    const arrivals: { at: number; text: string }[] = [];
+    const reads: string[] = [];
     const decoder = new TextDecoder();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      arrivals.push({ at: performance.now(), text: decoder.decode(value) });
+      reads.push(decoder.decode(value));
+      fixture.streamChunksRead++;
     }
-    expect(arrivals.length).toBeGreaterThanOrEqual(3);
-    expect(arrivals.map((a) => a.text).join('')).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\n');
-    const first = arrivals[0] as { at: number };
-    const last = arrivals[arrivals.length - 1] as { at: number };
-    expect(first.at).toBeLessThan(fixture.streamFinishedAt);
-    expect(last.at - first.at).toBeGreaterThan(200); // 3 gaps of 120 ms between the 4 chunks
-    const distinct = new Set(arrivals.map((a) => Math.round(a.at / 50)));
-    expect(distinct.size).toBeGreaterThanOrEqual(3);
+    // The producer is blocked until we read, so a buffering host would deliver nothing (the producer
+    // would wait its 10 s per chunk) or everything at once; a streaming one delivers chunk by chunk.
+    expect(reads).toEqual(['chunk-0\n', 'chunk-1\n', 'chunk-2\n', 'chunk-3\n']);
+    expect(fixture.streamFinishedAt).toBeGreaterThan(0);
   });
 
   it('streams an AsyncIterable body', async () => {

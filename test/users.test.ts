@@ -96,6 +96,13 @@ async function tokenState(id: string): Promise<{ revoked_at: Date | null; revoke
   return row as { revoked_at: Date | null; revoke_reason: string | null };
 }
 
+/** What a refused write must leave untouched: the person's row and roles exactly as stored. */
+async function personAsStored(id: string) {
+  const [row] = await app.db.sql`select * from users where id = ${id}`;
+  const roles = await app.db.sql`select role_name from user_roles where user_id = ${id} order by role_name`;
+  return { row, roles: roles.map((r) => r.role_name) };
+}
+
 describe('authorization', () => {
   test('anonymous callers get 401 on every route; students 403', async () => {
     const target = await createTestUser(app.db.sql, { roles: ['student'] });
@@ -109,6 +116,7 @@ describe('authorization', () => {
       ['PUT', `/users/${target.id}/roles/admin`],
       ['DELETE', `/users/${target.id}/roles/student`],
     ];
+    const before = await personAsStored(target.id);
     for (const [method, route, body] of [...routes, ['GET', '/roles'] as [string, string]]) {
       const anonymous = await send(method, route, { body });
       expect(anonymous.status, `anonymous ${method} ${route}`).toBe(401);
@@ -118,10 +126,8 @@ describe('authorization', () => {
       expect(response.status, `student ${method} ${route}`).toBe(403);
     }
     // Nothing changed for the target.
-    const [row] = await app.db.sql`select status from users where id = ${target.id}`;
-    expect(row?.status).toBe('active');
-    const roles = await app.db.sql`select role_name from user_roles where user_id = ${target.id}`;
-    expect(roles.map((r) => r.role_name)).toEqual(['student']);
+    expect(await personAsStored(target.id)).toEqual(before);
+    expect(before.roles).toEqual(['student']);
   });
 
   test('staff may list and read people but change nothing', async () => {
@@ -136,9 +142,14 @@ describe('authorization', () => {
       ['PUT', `/users/${target.id}/roles/admin`],
       ['DELETE', `/users/${target.id}/roles/student`],
     ];
+    const before = await personAsStored(target.id);
+    const usersBefore = await app.db.sql`select count(*)::int as n from users`;
     for (const [method, route, body] of writes) {
       expect((await send(method, route, { as: staff, body })).status, `staff ${method} ${route}`).toBe(403);
     }
+    // Refused means nothing changed: the target's row and roles as they were, and no new account.
+    expect(await personAsStored(target.id)).toEqual(before);
+    expect(await app.db.sql`select count(*)::int as n from users`).toEqual(usersBefore);
   });
 
   test('the other roles may not look people up, nor read the role catalogue', async () => {
