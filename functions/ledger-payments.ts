@@ -57,7 +57,8 @@ endpoint({
   name: 'ledger-payments-receipt',
   methods: ['GET'],
   route: 'ledger/payments/{id}/receipt',
-  access: ALL_LEDGER_READERS,
+  // A student prints their own receipts (findReceipt applies the ledger's owner rule: anyone else's is a 404).
+  access: [...ALL_LEDGER_READERS, 'student'],
   phi: true,
   params: z.object({ id: z.uuid() }),
   handler: async function downloadReceipt({ sql, params, caller }) {

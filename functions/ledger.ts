@@ -1,11 +1,12 @@
 // Ledger routes: finance posts charges, adjustments, refunds and write-offs to a student's ledger and
 // reverses mistakes; finance and admin read every ledger and the balances of all students, a student
-// their own. Payments (with Idempotency-Key) are functions/ledger-payments.ts. The entries, their
-// rules and queries are lib/ledger.ts.
+// their own, and statements of account (JSON or PDF) of a period. Payments (with Idempotency-Key) are
+// functions/ledger-payments.ts. The entries, their rules and queries are lib/ledger.ts; statements
+// lib/ledger-statements.ts.
 import { z } from 'zod';
 import { endpoint } from '../lib/endpoint';
 import { conflict, notFound } from '../lib/errors';
-import { created, json } from '../lib/http';
+import { bytes, created, json } from '../lib/http';
 import {
   ALL_LEDGER_READERS,
   AmountCents,
@@ -24,6 +25,7 @@ import {
   toBalanceViews,
   toEntryView,
 } from '../lib/ledger';
+import { renderStatement, studentStatement } from '../lib/ledger-statements';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
 import { multiLine } from '../lib/text';
 
@@ -130,5 +132,38 @@ endpoint({
   handler: async function listBalances({ sql, query, request }) {
     const page = pageOf(await balancePageQuery(sql, query), query.limit, toBalanceViews);
     return json(page, 200, nextLink(request.url, page.next));
+  },
+});
+
+const isoDate = z.iso.date({ error: 'A date as YYYY-MM-DD' });
+
+const StatementQuery = z
+  .object({
+    from: isoDate.optional(),
+    to: isoDate.optional(),
+    enrollmentId: z.uuid().optional(),
+    format: z.enum(['json', 'pdf']).default('json'),
+  })
+  .refine((query) => !query.from || !query.to || query.from <= query.to, {
+    message: 'Must be on or after from',
+    path: ['to'],
+  });
+
+endpoint({
+  name: 'ledger-statement',
+  methods: ['GET'],
+  route: 'students/{id}/statement',
+  access: [...ALL_LEDGER_READERS, 'student'],
+  phi: true,
+  params: StudentParams,
+  query: StatementQuery,
+  handler: async function readStatement({ sql, params, query, caller, audit }) {
+    const statement = await studentStatement(sql, { ...query, studentId: params.id }, caller);
+    if (!statement) throw notFound('No such student');
+    if (query.enrollmentId) audit.resourceIds.enrollmentId = query.enrollmentId;
+    if (query.format === 'json') return json(statement);
+    const pdf = await renderStatement(statement);
+    const file = `statement-${statement.period.to}.pdf`;
+    return bytes(pdf, 'application/pdf', { 'Content-Disposition': `attachment; filename="${file}"` });
   },
 });

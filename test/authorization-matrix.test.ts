@@ -82,6 +82,8 @@ interface RecordsOf {
   attendanceRecordId: string;
   externshipId: string;
   complaintId: string;
+  /** A payment on the student's ledger (its receipt). */
+  paymentId: string;
 }
 
 /** Parameters a random uuid cannot stand for; everything else meets the route's own 400/404. */
@@ -97,6 +99,7 @@ const idsOf =
     if (name === 'id' && segmentBefore === 'credentials') return records.credentialId;
     if (name === 'id' && segmentBefore === 'agreements') return records.agreementId;
     if (name === 'id' && segmentBefore === 'programs') return records.programId;
+    if (name === 'id' && segmentBefore === 'payments') return records.paymentId;
     if (name === 'moduleId') return records.moduleId;
     if (name === 'sessionId') return records.sessionId;
     if (name === 'recordId') return records.attendanceRecordId;
@@ -317,6 +320,11 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
       startDate: '2026-01-05',
     });
     const complaint = await made('POST', '/complaints', self, { category: 'other', details: 'Matrix complaint' });
+    const payment = await send('POST', `/students/${user.id}/payments`, {
+      headers: { ...as('finance').headers, 'Idempotency-Key': randomUUID() },
+      body: { method: 'cash', amountCents: 1_000 },
+    });
+    if (payment.status !== 201) throw new Error(`setting up: a payment → ${payment.status}`);
     const registrar = as('registrar');
     const body = { studentId: user.id, programId: program.programId };
     const transcript = await made('POST', '/transcripts', registrar, body);
@@ -334,6 +342,7 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
       attendanceRecordId: session.lines[0]?.id as string,
       externshipId: externship.id,
       complaintId: complaint.id,
+      paymentId: ((await payment.json()) as { id: string }).id,
     };
   };
   // The instructor grades in P; an admin grades in Q, which nobody here teaches.

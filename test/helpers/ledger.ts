@@ -8,6 +8,8 @@ export interface LedgerLine {
   enrollmentId?: string | undefined;
   kind: 'charge' | 'payment' | 'adjustment' | 'refund' | 'write_off';
   amountCents: number;
+  /** When it was posted (an ISO instant); now unless told. */
+  postedAt?: string | undefined;
 }
 
 const CATEGORY = { charge: 'tuition', payment: 'cash', adjustment: 'other', refund: 'student', write_off: 'write_off' };
@@ -20,13 +22,15 @@ export async function insertLedger(sql: postgres.Sql, lines: readonly LedgerLine
     with counter as (
       update receipt_counter set last_issued = last_issued + ${payments} returning last_issued - ${payments} as start)
     insert into ledger_entries (user_id, enrollment_id, program_id, kind, category, direction, amount_cents,
-                                receipt_number, posted_by)
+                                receipt_number, posted_by, posted_at)
     select x.user_id, e.id, e.program_id, x.kind, x.category, x.direction, x.amount,
-           case when x.receipt is null then null else counter.start + x.receipt end, ${postedBy}
+           case when x.receipt is null then null else counter.start + x.receipt end, ${postedBy},
+           coalesce(x.posted_at, now())
       from unnest(${lines.map((line) => line.studentId)}::uuid[], ${lines.map((line) => line.enrollmentId ?? null)}::uuid[],
                   ${lines.map((line) => line.kind)}::text[], ${lines.map((line) => CATEGORY[line.kind])}::text[],
                   ${lines.map((line) => DIRECTION[line.kind])}::text[], ${lines.map((line) => line.amountCents)}::bigint[],
-                  ${receipts}::bigint[]) with ordinality as x(user_id, enrollment_id, kind, category, direction, amount, receipt, n)
+                  ${receipts}::bigint[], ${lines.map((line) => line.postedAt ?? null)}::timestamptz[])
+           with ordinality as x(user_id, enrollment_id, kind, category, direction, amount, receipt, posted_at, n)
       cross join counter
       left join enrollments e on e.id = x.enrollment_id
      order by x.n`;
