@@ -112,3 +112,20 @@ export function recordVisibleSql(
                   or (${columns.taughtWhen ?? sql`true`} and ${programReachedSql(sql, scope, columns.program)}))`;
   }
 }
+
+/**
+ * Course content (lessons, files, activities) belongs to a programme, not to a person: a scope reads a
+ * programme's content where it reaches the programme (every one, or those taught) and, for `own` (a
+ * student), where the caller studies in it now: an active or on-hold enrollment (a student on leave
+ * keeps their course; one who completed, withdrew or was cancelled no longer reads it).
+ */
+export function programContentReadableSql(
+  sql: AnySql,
+  scope: RecordScope,
+  programId: string | postgres.Fragment,
+): postgres.Fragment {
+  if (scope.kind !== 'own') return programReachedSql(sql, scope, programId);
+  return sql`exists (select 1 from enrollments ce
+                      where ce.user_id = ${scope.userId} and ce.program_id = ${programId}
+                        and ce.status in ('active', 'on_hold'))`;
+}

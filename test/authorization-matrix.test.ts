@@ -105,6 +105,8 @@ const idsOf =
     if (name === 'recordId') return records.attendanceRecordId;
     if (name === 'externshipId') return records.externshipId;
     if (name === 'complaintId') return records.complaintId;
+    // A module's lesson versions are numbered from 1; the school below saves one in each module.
+    if (name === 'version') return '1';
     return records.userId;
   };
 
@@ -119,6 +121,8 @@ const RECORD_PARAMS = new Set([
   'recordId',
   'externshipId',
   'complaintId',
+  // Course content is the programme's: a module names it (and the SCORM data of a learner in it).
+  'moduleId',
 ]);
 const namesRecord = (target: RouteUnderTest) => paramNames(target.route).some((name) => RECORD_PARAMS.has(name));
 
@@ -276,7 +280,11 @@ describe('the authorization matrix, against the policy', () => {
  * student C. B and C each have progress (passed), SCORM data, a transcript and a credential, all made
  * through the API as the school would make them.
  */
-async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: TestUser }; c: RecordsOf }> {
+async function createSchool(): Promise<{
+  a: TestUser;
+  b: RecordsOf & { user: TestUser };
+  c: RecordsOf & { user: TestUser };
+}> {
   const sql = app.db.sql;
   const suffix = randomBytes(3).toString('hex');
   const p = await createProgram(sql, { code: `MXP-${suffix}`, hours: [10], modulePrefix: 'P' });
@@ -325,6 +333,9 @@ async function createSchool(): Promise<{ a: TestUser; b: RecordsOf & { user: Tes
       body: { method: 'cash', amountCents: 1_000 },
     });
     if (payment.status !== 201) throw new Error(`setting up: a payment → ${payment.status}`);
+    // A published lesson in the module, written by whoever teaches or runs the programme.
+    await made('POST', `/modules/${moduleId}/lesson/versions`, grader, { title: 'Matrix lesson', markdown: '# Hi' });
+    await made('POST', `/modules/${moduleId}/lesson/publication`, grader, { version: 1 });
     const registrar = as('registrar');
     const body = { studentId: user.id, programId: program.programId };
     const transcript = await made('POST', '/transcripts', registrar, body);
@@ -356,7 +367,7 @@ beforeAll(async () => {
   school = await createSchool();
 }, 60_000);
 
-const withGrant = (role: Role, grant: 'own' | 'taught') => (target: RouteUnderTest) =>
+const withGrant = (role: Role, grant: 'own' | 'taught' | 'enrolled') => (target: RouteUnderTest) =>
   target.policy?.grants[role] === grant;
 
 /** A refusal: 403 or 404, or the 400 of a `{}` body on a route whose answer to a valid body we did not ask. */
@@ -459,6 +470,43 @@ describe('"taught": an instructor reaches the students of the programmes they te
     expect(allowed.some((target) => target.method !== 'GET')).toBe(true);
     const results = await inBatches(
       allowed.map((target) => () => call(target, instructor(), pathOf(target.route, idsOf(school.b)))),
+      CONCURRENCY,
+    );
+    expect(results.filter((o) => o.status !== 200).map(describeCall)).toEqual([]);
+  });
+});
+
+describe('"enrolled": a student reaches the course content of the programmes they study in only', () => {
+  const enrolledRoutes = () => targets.filter(withGrant('student', 'enrolled'));
+
+  test('every such route refuses a student enrolled in another programme', async () => {
+    const candidates = enrolledRoutes().filter(namesRecord);
+    // GET modules/{moduleId}/lesson (at least) is such a route: the check below is never empty.
+    expect(candidates.length).toBeGreaterThan(0);
+    // C studies in Q; B's ids name P's module.
+    const c: Caller = {
+      label: 'student C (programme Q) with P’s ids',
+      role: 'student',
+      headers: school.c.user.headers,
+    };
+    const results = await inBatches(
+      candidates.map((target) => () => call(target, c, pathOf(target.route, idsOf(school.b)))),
+      CONCURRENCY,
+    );
+    expect(results.filter((o) => !refused(o)).map(describeCall)).toEqual([]);
+  });
+
+  test('the same routes serve students A and B of programme P (the ids above were real)', async () => {
+    const reads = enrolledRoutes().filter((target) => target.method === 'GET' && namesRecord(target));
+    expect(reads.length).toBeGreaterThan(0);
+    const callers: Caller[] = [
+      { label: 'student A', role: 'student', headers: school.a.headers },
+      { label: 'student B', role: 'student', headers: school.b.user.headers },
+    ];
+    const results = await inBatches(
+      reads.flatMap((target) =>
+        callers.map((caller) => () => call(target, caller, pathOf(target.route, idsOf(school.b)))),
+      ),
       CONCURRENCY,
     );
     expect(results.filter((o) => o.status !== 200).map(describeCall)).toEqual([]);
