@@ -345,6 +345,7 @@ describe('the schema', () => {
       'idempotency_keys',
       'ledger_entries', // append-only
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
+      'lesson_versions', // append-only: every save of a lesson is a new version
       'refund_rules', // a rule change is a new row
       'refunds', // column-level: status, approval and remittance only
       'roles',
