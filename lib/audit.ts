@@ -129,22 +129,43 @@ function flush(): void {
   while (waiting.length > 0 && batchesInFlight < MAX_BATCHES_IN_FLIGHT) {
     const batch = waiting.splice(0, MAX_BATCH_ROWS);
     batchesInFlight++;
-    void commitBatch(batch).finally(() => {
-      batchesInFlight--;
-      if (waiting.length > 0) scheduleFlush();
-    });
+    commitBatch(batch)
+      // commitBatch settles every waiter itself; this is for the unforeseen, and a waiter settles once.
+      .catch((error: unknown) => {
+        for (const waiter of batch) waiter.failed(error);
+      })
+      .finally(() => {
+        batchesInFlight--;
+        if (waiting.length > 0) scheduleFlush();
+      });
   }
 }
 
+/**
+ * Commits a batch in one insert; when that fails, row by row, so one bad row fails only its own request.
+ * A waiter is told `durable` only once its row committed. db() throws (synchronously) while the server is
+ * known to be gone: every db() call here is inside a try, so that fails the batch's requests, and only
+ * theirs, at once.
+ */
 async function commitBatch(batch: readonly Waiting[]): Promise<void> {
   try {
     await insertRows(
       db(),
       batch.map((waiter) => waiter.row),
     );
-    for (const waiter of batch) waiter.durable();
   } catch (error) {
     if (batch.length === 1) return batch[0]?.failed(error);
-    await Promise.all(batch.map((waiter) => insertRows(db(), [waiter.row]).then(waiter.durable, waiter.failed)));
+    await Promise.all(batch.map(commitAlone));
+    return;
   }
+  for (const waiter of batch) waiter.durable();
+}
+
+async function commitAlone(waiter: Waiting): Promise<void> {
+  try {
+    await insertRows(db(), [waiter.row]);
+  } catch (error) {
+    return waiter.failed(error);
+  }
+  waiter.durable();
 }

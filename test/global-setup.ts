@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { startAzurite } from '../dev/azurite';
 import { freePort, prepareDatabase, REPO_ROOT, startEmbeddedPostgres } from '../dev/database';
+import { patchPostgres } from '../dev/patch-postgres.cjs';
 
 export const TEMPLATE_DATABASE = 'aada_test_template';
 
@@ -20,6 +21,9 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  // What `npm install` does (postinstall), for a node_modules installed before the guard existed: the suite
+  // kills servers under transactions, which the unguarded postgres.js answers by ending the process.
+  patchPostgres(REPO_ROOT);
   let adminUrl = process.env.DATABASE_URL;
   let stopServer: (() => Promise<void>) | undefined;
   let dataDir: string | undefined;

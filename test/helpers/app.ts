@@ -41,6 +41,13 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Test-only function modules loaded after the app's own (under test/fixtures). */
   fixtures?: string[];
+  /**
+   * The app's database when it is not a clone on the run's server (the outage test stops a server of its
+   * own); dropped, like a clone, when the file ends.
+   */
+  database?: () => Promise<TestDatabase & { appUrl: string }>;
+  /** How long the app may take to start (the hook timeout): a file that starts a server of its own needs more. */
+  bootTimeoutMs?: number;
 }
 
 let running: TestApp | undefined;
@@ -55,7 +62,7 @@ export function useTestApp(options: TestAppOptions = {}): TestApp {
   const current = currentApp;
   beforeAll(async () => {
     running = await boot(options);
-  });
+  }, options.bootTimeoutMs);
   afterAll(async () => {
     await running?.close();
     running = undefined;
@@ -84,7 +91,7 @@ export function registeredFunction(
 }
 
 async function boot(options: TestAppOptions): Promise<TestApp> {
-  const database = await createMigratedDatabase();
+  const database = await (options.database ?? createMigratedDatabase)();
   // Blob containers of this file's own: `t` and the database's random suffix.
   const blobs = { BLOB_ENDPOINT: inject('blobEndpoint'), BLOB_CONTAINER_PREFIX: `t${database.name.slice(-12)}` };
   Object.assign(process.env, { APP_ENV: 'test', DATABASE_URL: database.appUrl, ...blobs, ...options.env });
