@@ -71,16 +71,25 @@ export async function* csvExport<R extends object>(
 ): AsyncGenerator<string> {
   yield stringify([resource.columns.map((column) => column.title)], { bom: true });
   const connection = await sql.reserve();
+  let failed = false;
   try {
     await connection`select set_config('statement_timeout', ${String(EXPORT_TIMEOUT_MS)}, false)`;
     for await (const rows of resource.query(connection, filter).cursor(EXPORT_BATCH)) {
       const cells = decryptBatch(resource, rows).map((row) => resource.cells(row).map(printable));
       yield stringify(cells, { cast: { boolean: (value) => (value ? 'true' : 'false') } });
     }
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    await connection`select set_config('statement_timeout', ${String(config().DB_STATEMENT_TIMEOUT_MS)}, false)`.catch(
-      () => undefined,
-    );
+    // After a failure the connection may be dead, and a query on a dead reserved connection waits
+    // forever (seen with the server killing it mid-export): the export would never end. A connection
+    // the pool opens again starts with the pool's own timeout, so there is nothing to reset then.
+    if (!failed) {
+      await connection`select set_config('statement_timeout', ${String(config().DB_STATEMENT_TIMEOUT_MS)}, false)`.catch(
+        () => undefined,
+      );
+    }
     connection.release();
   }
 }

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
-import { createEnrollment, createProgram, insertStudents, people } from './helpers/records';
+import { createEnrollment, createProgram, insertStudents, people, recordDailyAttendance } from './helpers/records';
 import { createRoleAccounts } from './helpers/roles';
 
 const app = useTestApp();
@@ -32,18 +32,13 @@ test(`an attendance export of ${ROWS.toLocaleString('en')} rows keeps the heap w
   const moduleId = moduleIds[0] as string;
   const ids = await insertStudents(sql, people('Stream', STUDENTS));
   const enrollments = await Promise.all(ids.map((id) => createEnrollment(sql, id, programId)));
-  await sql`
-    insert into attendance_sessions (module_id, session_type, starts_at, ends_at, recorded_by)
-    select ${moduleId}, 'live', t, t + interval '50 minutes', ${instructor.id}
-      from generate_series(timestamptz '2025-01-06 14:00Z', timestamptz '2025-01-06 14:00Z' + (${SESSIONS} - 1) * interval '1 day',
-                           interval '1 day') t`;
-  await sql`
-    insert into attendance_records (session_id, module_id, started_at, ended_at, user_id, enrollment_id, status,
-                                    minutes_attended, recorded_by)
-    select s.id, s.module_id, s.starts_at, s.ends_at, x.user_id, x.enrollment_id, 'present', 50, ${instructor.id}
-      from attendance_sessions s
-      cross join unnest(${ids}::uuid[], ${enrollments}::uuid[]) as x(user_id, enrollment_id)
-     where s.module_id = ${moduleId}`;
+  await recordDailyAttendance(sql, {
+    moduleId,
+    recordedBy: instructor.id,
+    sessions: SESSIONS,
+    userIds: ids,
+    enrollmentIds: enrollments,
+  });
 
   const baseline = liveHeap();
   let peak = baseline;

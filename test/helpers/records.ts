@@ -184,6 +184,29 @@ export async function recordAttendance(
   return id;
 }
 
+/**
+ * A daily 50-minute live session of `moduleId` for `sessions` days from 2025-01-06, every student present
+ * at each: `sessions × students` attendance rows written by two statements, for the export tests.
+ */
+export async function recordDailyAttendance(
+  sql: postgres.Sql,
+  options: { moduleId: string; recordedBy: string; sessions: number; userIds: string[]; enrollmentIds: string[] },
+): Promise<void> {
+  const { moduleId, recordedBy, sessions, userIds, enrollmentIds } = options;
+  await sql`
+    insert into attendance_sessions (module_id, session_type, starts_at, ends_at, recorded_by)
+    select ${moduleId}, 'live', t, t + interval '50 minutes', ${recordedBy}
+      from generate_series(timestamptz '2025-01-06 14:00Z', timestamptz '2025-01-06 14:00Z' + (${sessions} - 1) * interval '1 day',
+                           interval '1 day') t`;
+  await sql`
+    insert into attendance_records (session_id, module_id, started_at, ended_at, user_id, enrollment_id, status,
+                                    minutes_attended, recorded_by)
+    select s.id, s.module_id, s.starts_at, s.ends_at, x.user_id, x.enrollment_id, 'present', 50, ${recordedBy}
+      from attendance_sessions s
+      cross join unnest(${userIds}::uuid[], ${enrollmentIds}::uuid[]) as x(user_id, enrollment_id)
+     where s.module_id = ${moduleId}`;
+}
+
 /** A pending skill check-off, an externship and a complaint of the student, stored as the API stores them. */
 export async function createComplianceRecords(
   sql: postgres.Sql,
