@@ -183,6 +183,14 @@ export function emailBlindIndex(email: string): Buffer {
   return hmac('email', normalizeEmail(email));
 }
 
+/**
+ * Keyed blind index of a value for one purpose (`xapi-agent`, …), truncated to `bytes`: equality lookups
+ * without the value. Purposes keep the indexes of different things apart.
+ */
+export function blindIndex(purpose: string, value: string, bytes = 32): Buffer {
+  return hmac(purpose, value).subarray(0, bytes);
+}
+
 /** Longest name prefix that gets its own search token; longer searches filter after decryption. */
 export const NAME_PREFIX_MAX = 8;
 const NAME_PREFIX_MIN = 2;

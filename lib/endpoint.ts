@@ -77,6 +77,8 @@ export interface HandlerInput<P, Q, B, A extends Access = Access, M extends Http
   clientIp: string | null;
   /** What the audit row should add: ids the request created or reached, a security event. */
   audit: AuditNotes;
+  /** The body's bytes as sent, on a route declared with `rawBody` (undefined when there is no body). */
+  rawBody?: Buffer | undefined;
 }
 
 /**
@@ -115,6 +117,16 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends Http
   query?: ZodType<Q>;
   body?: ZodType<B>;
   maxBodyBytes?: number;
+  /**
+   * The handler reads the body itself (`rawBody`: its bytes, up to the body limit, whatever the content
+   * type): for routes whose bodies are not JSON (multipart, documents of any type). No `body` schema then.
+   */
+  rawBody?: boolean;
+  /**
+   * Headers on every answer of the route, errors and refusals included (the xAPI version header), derived
+   * from the request.
+   */
+  headers?: (request: HttpRequest) => Record<string, string>;
   /**
    * Audit every request even though the route is public (sign-in, refresh, registration).
    * Protected and PHI routes are always audited.
@@ -199,11 +211,28 @@ function checkJsonContentType(contentType: string): void {
  * to `discardUnreadBody` (the reader's lock released, the stream not cancelled): see there why.
  */
 async function readJsonBody(request: HttpRequest, limit: number): Promise<unknown> {
+  const bytes = await readBodyBytes(request, limit, () =>
+    checkJsonContentType(request.headers.get('content-type') ?? ''),
+  );
+  if (bytes === undefined) return undefined;
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw badRequest('The body is not valid UTF-8 JSON', [{ field: 'body', message: 'Malformed JSON' }]);
+  }
+}
+
+/** The body's bytes, refusing more than `limit` without buffering past it; `check` runs once a body is known to come. */
+async function readBodyBytes(
+  request: HttpRequest,
+  limit: number,
+  check: () => void = () => {},
+): Promise<Buffer | undefined> {
   const declaredLength = Number(request.headers.get('content-length') ?? '0');
   const hasBody = declaredLength > 0 || request.headers.has('transfer-encoding');
   if (!hasBody || !request.body) return undefined;
   if (declaredLength > limit) throw payloadTooLarge(limit);
-  checkJsonContentType(request.headers.get('content-type') ?? '');
+  check();
   const reader = (request.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -218,12 +247,7 @@ async function readJsonBody(request: HttpRequest, limit: number): Promise<unknow
   } finally {
     reader.releaseLock();
   }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-  } catch {
-    throw badRequest('The body is not valid UTF-8 JSON', [{ field: 'body', message: 'Malformed JSON' }]);
-  }
+  return size === 0 ? undefined : Buffer.concat(chunks);
 }
 
 /** How much of a refused or unread request body is read and dropped before the stream is cancelled. */
@@ -328,6 +352,7 @@ export function endpoint<
   if (spec.phi && cache !== 'no-store') throw new Error(`${spec.name}: a PHI route must be no-store`);
   // The version-derived ETag names no caller: it is only right for what every caller sees alike.
   if (spec.version && cache !== 'public') throw new Error(`${spec.name}: a version key needs the public cache`);
+  if (spec.rawBody && spec.body) throw new Error(`${spec.name}: a raw body has no body schema`);
   declared.push({
     name: spec.name,
     audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
@@ -447,12 +472,25 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     authorize(caller, spec.access);
     const params = parseWith(spec.params, request.params, 'params');
     const query = parseWith(spec.query, queryObject(request.query), 'query');
-    const rawBody = BODY_METHODS.has(request.method) ? await readJsonBody(request, bodyLimitOf(spec)) : undefined;
-    const body = parseWith(spec.body, rawBody, 'body');
+    const hasBody = BODY_METHODS.has(request.method);
+    const rawBody = hasBody && spec.rawBody ? await readBodyBytes(request, bodyLimitOf(spec)) : undefined;
+    const jsonBody = hasBody && !spec.rawBody ? await readJsonBody(request, bodyLimitOf(spec)) : undefined;
+    const body = parseWith(spec.body, jsonBody, 'body');
     sentBody = body;
     // authenticate() and authorize() guarantee a caller on every route that is not public.
     const checkedCaller = caller as CallerOf<A>;
-    const input = { params, query, body, caller: checkedCaller, request, context, requestId, clientIp, audit: notes };
+    const input = {
+      params,
+      query,
+      body,
+      rawBody,
+      caller: checkedCaller,
+      request,
+      context,
+      requestId,
+      clientIp,
+      audit: notes,
+    };
     if (UNSAFE_METHODS.has(request.method)) {
       outcome = await runMutation(spec, input, audited ? auditEntry : null, context);
       // Mutations are never cacheable, whatever the route declared.
@@ -487,6 +525,7 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   }
   for (const task of outcome.afterCommit ?? []) runAfterCommit(task, context, requestId);
   discardUnreadBody(request);
+  if (spec.headers) reply = { ...reply, headers: { ...spec.headers(request), ...reply.headers } } as Reply;
   return respond(reply, { ...respondCtx, policy, head: request.method === 'HEAD' });
 }
 

@@ -44,7 +44,6 @@ const encrypted = (field: PiiField, legacyPlaintext?: string): Protection =>
   legacyPlaintext ? { kind: 'encrypted', field, legacyPlaintext } : { kind: 'encrypted', field };
 const none = (why: string): Protection => ({ kind: 'no-personal-data', why });
 const hashed = (of: string): Protection => ({ kind: 'hashed', of });
-const notWrittenYet = (why: string): Protection => ({ kind: 'not-written-yet', why });
 
 const STATE = none('a state or kind from a fixed list (a CHECK constraint or the code that writes it)');
 const CATALOGUE = none("the school's published catalogue (programmes and modules), the same for everyone");
@@ -214,13 +213,38 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     status: STATE,
     remittance_reference: none("a check number or a payment processor's reference (CHECK constraint)"),
   },
+  lrs_credentials: {
+    key: none('a random public key id of an LRS credential (lib/xapi-credentials.ts)'),
+    secret_sha256: hashed('the high-entropy secret of an LRS credential'),
+    label: none('what an admin calls a tool or a course package that reports statements ("Storyline CPR")'),
+    scopes: STATE,
+  },
   xapi_statements: {
-    verb_id: none('the IRI of an xAPI verb'),
-    actor: notWrittenYet("the learner's xAPI agent (name, mbox): encrypt or reduce to an id when first written"),
-    object: notWrittenYet('an xAPI activity, possibly with the learner’s words: decide when first written'),
-    result: notWrittenYet("an xAPI result, possibly with the learner's response: decide when first written"),
-    context: notWrittenYet('an xAPI context, possibly naming people: decide when first written'),
-    statement: notWrittenYet('the whole xAPI statement (actor included): encrypt it when first written'),
+    authority_hash: { kind: 'blind-index', of: "the authority agent's inverse functional identifier" },
+    content_sha256: hashed('the canonical JSON of a statement, to refuse a changed re-post'),
+    statement_ciphertext: encrypted('xapi_statements.statement'),
+    attachment_sha2: hashed('the content of an attachment (its xAPI SHA-2)'),
+  },
+  xapi_statement_index: {
+    hash: { kind: 'blind-index', of: "an agent's identifier, an activity, verb or registration of a statement" },
+  },
+  xapi_attachments: {
+    sha2: hashed('the content of an attachment (its xAPI SHA-2)'),
+    content_type: none('the media type of an attachment'),
+  },
+  xapi_activities: {
+    id_hash: { kind: 'blind-index', of: 'the activity IRI' },
+    activity_id: none("an activity's IRI: course content (a module, a question), the same for every learner"),
+    definition: none("an activity's definition: course content (names, descriptions, choices), not a learner's"),
+  },
+  xapi_documents: {
+    key_hash: { kind: 'blind-index', of: 'the resource, activity, agent, registration and document id' },
+    set_hash: { kind: 'blind-index', of: 'the resource, activity, agent and registration' },
+    resource: STATE,
+    document_id_ciphertext: encrypted('xapi_documents.document_id'),
+    content_ciphertext: encrypted('xapi_documents.content'),
+    content_type: none('the media type of a document'),
+    etag: hashed('the content of a document (SHA-1, as xAPI names ETags)'),
   },
   stored_files: {
     purpose: none('what a file is, from the code that stores it (agreement-sealed)'),

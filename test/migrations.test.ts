@@ -330,6 +330,7 @@ describe('the schema', () => {
       'refresh_tokens',
       'registration_requests',
       'user_roles',
+      'xapi_documents', // xAPI's State and profile documents have DELETE in the spec
     ]);
     expect(rows.filter((row) => !row.update).map((row) => row.name)).toEqual([
       'attendance_records',
@@ -346,6 +347,7 @@ describe('the schema', () => {
       'ledger_entries', // append-only
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
       'lesson_versions', // append-only: every save of a lesson is a new version
+      'lrs_credentials', // column-level: only the revocation columns
       'refund_rules', // a rule change is a new row
       'refunds', // column-level: status, approval and remittance only
       'roles',
@@ -353,6 +355,9 @@ describe('the schema', () => {
       'skills_checkoffs',
       'stored_files', // keys:rotate, run as the owner, moves a row to its re-encrypted object
       'withdrawals',
+      'xapi_attachments',
+      'xapi_statement_index',
+      'xapi_statements', // column-level: only `voided`
     ]);
   });
 
