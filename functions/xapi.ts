@@ -10,7 +10,8 @@ import type { AuditNotes } from '../lib/endpoint';
 import { endpoint } from '../lib/endpoint';
 import { methodNotAllowed } from '../lib/errors';
 import type { Reply } from '../lib/http';
-import { type LrsClient, lrsClient } from '../lib/xapi-auth';
+import { type LrsClient, lrsClient, READ_STATEMENTS, requireScope } from '../lib/xapi-auth';
+import type { LrsScope } from '../lib/xapi-credentials';
 import {
   requireVersion,
   SUPPORTED_VERSIONS,
@@ -24,7 +25,11 @@ import { getStatements, postStatements, putStatement } from '../lib/xapi-stateme
 /** Statement batches with attachments: up to 20 MB a request. */
 const STATEMENT_BODY_BYTES = 20 * 1024 * 1024;
 
-type Resource = (sql: AnySql, request: XapiRequest, client: LrsClient) => Promise<Reply>;
+/** What a method of a resource runs, and the scopes any one of which lets a client call it. */
+interface Resource {
+  scopes: readonly LrsScope[];
+  run: (sql: AnySql, request: XapiRequest, client: LrsClient) => Promise<Reply>;
+}
 
 /** The reply in the version the request spoke (the alternate syntax says it in its form body). */
 function inVersion(request: XapiRequest, reply: Reply): Reply {
@@ -39,19 +44,21 @@ async function serve(
   const request = xapiRequest(input.request, input.rawBody);
   const client = await lrsClient(input.sql, request, input.caller);
   if (client.credentialId) input.audit.resourceIds.lrsCredentialId = client.credentialId;
-  requireVersion(request);
   const resource = methods[request.method];
   if (!resource) throw methodNotAllowed(Object.keys(methods));
+  // The scope before the version header: a client that may not do this learns that first (403).
+  requireScope(client, ...resource.scopes);
+  requireVersion(request);
   const statementId = request.query.get('statementId') ?? request.query.get('voidedStatementId');
   if (statementId && /^[0-9a-f-]{36}$/i.test(statementId)) input.audit.resourceIds.statementId = statementId;
-  return inVersion(request, await resource(input.sql, request, client));
+  return inVersion(request, await resource.run(input.sql, request, client));
 }
 
 const STATEMENT_METHODS: Partial<Record<string, Resource>> = {
-  GET: getStatements,
-  HEAD: getStatements,
-  PUT: putStatement,
-  POST: postStatements,
+  GET: { scopes: READ_STATEMENTS, run: getStatements },
+  HEAD: { scopes: READ_STATEMENTS, run: getStatements },
+  PUT: { scopes: ['statements/write'], run: putStatement },
+  POST: { scopes: ['statements/write'], run: postStatements },
 };
 
 endpoint({

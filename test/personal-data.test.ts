@@ -114,7 +114,7 @@ describe('the personal-data declaration matches the live schema', () => {
         .filter(({ protection }) => protection.kind === 'not-written-yet')
         .map(({ table }) => table),
     );
-    expect(tables.size).toBeGreaterThan(0);
+    // None is left since the LRS writes xapi_statements (issue 13); the rule stands for the next such table.
     const uses = appSources().flatMap(({ file, text }) =>
       [...tables].filter((table) => new RegExp(`\\b${table}\\b`).test(text)).map((table) => `${file}: ${table}`),
     );
