@@ -114,6 +114,10 @@ beforeAll(async () => {
     await sql`insert into ledger_entries (user_id, kind, category, direction, amount_cents, posted_by)
               values (${admin.id}, 'charge', 'fee', 'debit', ${cents}, ${admin.id})`;
   }
+  // Two LRS credentials (lib/xapi-credentials.ts).
+  const { createCredential } = await import('../lib/xapi-credentials');
+  for (const label of ['Fuzz package A', 'Fuzz package B'])
+    await createCredential(sql, { label, scopes: ['all'] }, admin.id);
   const tokens = new Map<Role, TestUser>([['admin', admin]]);
   const headersFor = async (role: Role | null) => {
     if (role === null) return {};
