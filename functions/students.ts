@@ -13,18 +13,19 @@
 // takes the same filters in its body for clients that must keep them out of URLs and logs.
 import { z } from 'zod';
 import { type Caller, STUDENT_RECORD_ROLES } from '../lib/access';
-import { inviteAccount } from '../lib/account-links';
-import type { AnySql, TransactionSql } from '../lib/db';
-import { endpoint } from '../lib/endpoint';
-import { forbidden, notFound } from '../lib/errors';
+import { createAccount, deactivateUser } from '../lib/account-admin';
+import type { AnySql } from '../lib/db';
+import { type ChangeInput, endpoint, type ReadInput } from '../lib/endpoint';
+import { notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { deliverNowInDevelopment } from '../lib/outbox';
 import { limitSchema, nextLink } from '../lib/pagination';
-import { revokeAllForUser } from '../lib/sessions';
 import {
+  changeStudentAccount,
   ENROLLMENT_STATUSES,
   findStudent,
   listStudents,
+  lockManagedStudent,
   type RecordScope,
   recordScopeOf,
   STUDENT_MANAGER_ROLES,
@@ -34,12 +35,10 @@ import {
 import {
   EmailAddress,
   EmailLookup,
-  insertUser,
   NameSearchInput,
   NewPassword,
   PersonName,
   USER_STATUSES,
-  updateAccount,
   withPasswordPolicy,
 } from '../lib/users';
 
@@ -89,6 +88,11 @@ function studentPage(sql: AnySql, input: StudentListInput, caller: Caller, where
   return listStudents(sql, filter, recordScopeOf(caller), input.order, input.limit, where);
 }
 
+async function listStudentPage({ sql, query, caller, request }: ReadInput<unknown, StudentListInput>) {
+  const page = await studentPage(sql, query, caller, 'query');
+  return json(page, 200, nextLink(request.url, page.next));
+}
+
 endpoint({
   name: 'students-list',
   methods: ['GET'],
@@ -96,11 +100,12 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   query: StudentListQuery,
-  handler: async ({ sql, query, caller, request }) => {
-    const page = await studentPage(sql, query, caller, 'query');
-    return json(page, 200, nextLink(request.url, page.next));
-  },
+  handler: listStudentPage,
 });
+
+async function searchStudents({ sql, body, caller }: ChangeInput<unknown, unknown, StudentListInput>) {
+  return json(await studentPage(sql, body, caller, 'body'));
+}
 
 endpoint({
   name: 'students-search',
@@ -109,7 +114,7 @@ endpoint({
   access: STUDENT_RECORD_ROLES,
   phi: true,
   body: StudentSearchBody,
-  handler: async ({ sql, body, caller }) => json(await studentPage(sql, body, caller, 'body')),
+  handler: searchStudents,
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -117,6 +122,14 @@ endpoint({
 // ---------------------------------------------------------------------------------------------------
 
 const StudentParams = z.object({ id: z.uuid() });
+type StudentParams = z.infer<typeof StudentParams>;
+
+async function readStudent({ sql, params, caller }: ReadInput<StudentParams>) {
+  // The scope narrows a student to themself, an instructor to the students of the programmes they teach.
+  const student = await findStudent(sql, params.id, recordScopeOf(caller));
+  if (!student) throw notFound('No such student');
+  return json(student);
+}
 
 endpoint({
   name: 'students-get',
@@ -125,12 +138,7 @@ endpoint({
   access: [...STUDENT_RECORD_ROLES, 'student'],
   phi: true,
   params: StudentParams,
-  handler: async ({ sql, params, caller }) => {
-    // The scope narrows a student to themself, an instructor to the students of the programmes they teach.
-    const student = await findStudent(sql, params.id, recordScopeOf(caller));
-    if (!student) throw notFound('No such student');
-    return json(student);
-  },
+  handler: readStudent,
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -147,6 +155,19 @@ const NewStudent = withPasswordPolicy(
   }),
 );
 
+async function createStudent({
+  sql,
+  body,
+  caller,
+  audit,
+  afterCommit,
+}: ChangeInput<unknown, unknown, z.infer<typeof NewStudent>>) {
+  const { id, invited } = await createAccount(sql, { ...body, roles: ['student'] }, caller.userId);
+  if (invited) afterCommit(deliverNowInDevelopment);
+  audit.resourceIds.id = id;
+  return created(await findStudent(sql, id, ALL), `/api/students/${id}`);
+}
+
 endpoint({
   name: 'students-create',
   methods: ['POST'],
@@ -154,45 +175,8 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   body: NewStudent,
-  handler: async ({ sql, body, caller, audit, afterCommit }) => {
-    // Uniqueness is the blind index's unique constraint: of two concurrent creations, one gets 409.
-    const { id } = await insertUser(sql, {
-      email: body.email,
-      firstName: body.firstName,
-      lastName: body.lastName,
-      password: body.password ?? null,
-      roles: ['student'],
-      status: body.password === undefined ? 'pending' : 'active',
-      grantedBy: caller.userId,
-    });
-    // Without a password the account is pending until its owner chooses one through the invitation.
-    if (body.password === undefined) {
-      await inviteAccount(sql, { id, email: body.email });
-      afterCommit(deliverNowInDevelopment);
-    }
-    audit.resourceIds.id = id;
-    return created(await findStudent(sql, id, ALL), `/api/students/${id}`);
-  },
+  handler: createStudent,
 });
-
-/**
- * Locks a student account for a change. Only accounts whose sole role is `student` are managed
- * here: otherwise a registrar could change the email of an administrator who also takes a course.
- */
-async function lockManagedStudent(tx: TransactionSql, id: string) {
-  const [row] = await tx<{ first_name_ciphertext: string; last_name_ciphertext: string; other_roles: string[] }[]>`
-    select u.first_name_ciphertext, u.last_name_ciphertext,
-           array(select r.role_name from user_roles r where r.user_id = u.id and r.role_name <> 'student') as other_roles
-      from users u
-     where u.id = ${id}
-       and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')
-       for update of u`;
-  if (!row) throw notFound('No such student');
-  if (row.other_roles.length > 0) {
-    throw forbidden('This account also holds staff roles; an administrator manages it through /api/users');
-  }
-  return row;
-}
 
 const StudentChange = z
   .strictObject({
@@ -207,6 +191,15 @@ const StudentChange = z
   })
   .refine((change) => Object.keys(change).length > 0, 'Send at least one of email, firstName, lastName, status');
 
+async function changeStudent({
+  sql,
+  params,
+  body,
+}: ChangeInput<StudentParams, unknown, z.infer<typeof StudentChange>>) {
+  await changeStudentAccount(sql, params.id, body);
+  return json(await findStudent(sql, params.id, ALL));
+}
+
 endpoint({
   name: 'students-update',
   methods: ['PATCH'],
@@ -215,15 +208,14 @@ endpoint({
   phi: true,
   params: StudentParams,
   body: StudentChange,
-  handler: async ({ sql, params, body }) => {
-    const current = await lockManagedStudent(sql, params.id);
-    // An address another account holds violates its unique blind index: 409 (lib/users.ts EMAIL_TAKEN).
-    await updateAccount(sql, params.id, current, body);
-    // A locked or pending account keeps no session.
-    if (body.status && body.status !== 'active') await revokeAllForUser(sql, params.id, 'admin_revoked');
-    return json(await findStudent(sql, params.id, ALL));
-  },
+  handler: changeStudent,
 });
+
+async function deactivateStudent({ sql, params, caller }: ChangeInput<StudentParams>) {
+  await lockManagedStudent(sql, params.id);
+  await deactivateUser(sql, params.id, caller.userId);
+  return json(await findStudent(sql, params.id, ALL));
+}
 
 endpoint({
   name: 'students-deactivate',
@@ -232,16 +224,5 @@ endpoint({
   access: STUDENT_MANAGER_ROLES,
   phi: true,
   params: StudentParams,
-  handler: async ({ sql, params, caller }) => {
-    // No hard delete: the account stays with its records; it can no longer sign in or refresh.
-    // Deactivating twice keeps the first deactivation's who and when.
-    await lockManagedStudent(sql, params.id);
-    await sql`
-      update users set status = 'inactive',
-                       deactivated_at = coalesce(deactivated_at, now()),
-                       deactivated_by = coalesce(deactivated_by, ${caller.userId}::uuid)
-       where id = ${params.id}`;
-    await revokeAllForUser(sql, params.id, 'user_deactivated');
-    return json(await findStudent(sql, params.id, ALL));
-  },
+  handler: deactivateStudent,
 });

@@ -14,8 +14,7 @@
 // stateless token, accepted so that verifying a token needs no database round trip.
 import { z } from 'zod';
 import { type Caller, ROLES, type Role } from '../lib/access';
-import { deactivateAccount, grantRole, listRoles, patchAccount, removeRole } from '../lib/account-admin';
-import { inviteAccount } from '../lib/account-links';
+import { createAccount, deactivateAccount, grantRole, listRoles, patchAccount, removeRole } from '../lib/account-admin';
 import { type ChangeInput, endpoint, type ReadInput } from '../lib/endpoint';
 import { conflict, notFound } from '../lib/errors';
 import { created, json, noContent } from '../lib/http';
@@ -25,7 +24,6 @@ import {
   EmailAddress,
   EmailLookup,
   findUserById,
-  insertUser,
   listUsers,
   NameSearchInput,
   NewPassword,
@@ -157,20 +155,8 @@ async function createPerson({
   audit,
   afterCommit,
 }: ChangeInput<unknown, unknown, z.infer<typeof NewUserBody>>) {
-  const { id } = await insertUser(sql, {
-    email: body.email,
-    firstName: body.firstName,
-    lastName: body.lastName,
-    password: body.password ?? null,
-    roles: body.roles,
-    status: body.password === undefined ? 'pending' : 'active',
-    grantedBy: caller.userId,
-  });
-  // Without a password the account is pending until its owner chooses one through the invitation.
-  if (body.password === undefined) {
-    await inviteAccount(sql, { id, email: body.email });
-    afterCommit(deliverNowInDevelopment);
-  }
+  const { id, invited } = await createAccount(sql, body, caller.userId);
+  if (invited) afterCommit(deliverNowInDevelopment);
   audit.resourceIds.id = id;
   audit.event = 'user_created';
   const user = await findUserById(sql, id);

@@ -1,15 +1,58 @@
-// What administrators do to accounts (functions/users.ts): change one under the last-administrator
-// guard, deactivate it, grant and remove roles, and read the role catalogue. The account's own columns
-// (create, update, views, the list) are lib/users.ts; this module adds the rules that only an
-// administrator's change needs.
+// What staff do to accounts (functions/users.ts, and functions/students.ts for student accounts):
+// create one (active with a password, or pending with an invitation), change one under the
+// last-administrator guard, deactivate it, grant and remove roles, and read the role catalogue. The
+// account's own columns (insert, update, views, the list) are lib/users.ts; this module adds the steps
+// that go with them (invitations, sessions, the guard).
 //
 // Sessions: deactivation, locking and role changes end the person's refresh tokens, so new roles (or no
 // access at all) apply at their next refresh.
 import type { Role } from './access';
+import { inviteAccount } from './account-links';
 import type { AnySql, TransactionSql } from './db';
 import { conflict, notFound } from './errors';
 import { revokeAllForUser } from './sessions';
-import { type AccountChange, toUserViews, type UserRow, type UserView, updateAccount, userColumns } from './users';
+import {
+  type AccountChange,
+  insertUser,
+  toUserViews,
+  type UserRow,
+  type UserView,
+  updateAccount,
+  userColumns,
+} from './users';
+
+export interface NewAccount {
+  email: string;
+  firstName: string;
+  lastName: string;
+  /** Without a password the account is `pending` until its owner chooses one through the invitation. */
+  password?: string | undefined;
+  roles: readonly Role[];
+}
+
+/**
+ * Creates an account with its roles; one without a password is pending and gets an invitation (queued
+ * in the same transaction: `invited` tells the caller to deliver it after commit). Uniqueness is the
+ * blind index's unique constraint: of two concurrent creations, one gets 409.
+ */
+export async function createAccount(
+  tx: TransactionSql,
+  account: NewAccount,
+  grantedBy: string,
+): Promise<{ id: string; invited: boolean }> {
+  const invited = account.password === undefined;
+  const { id } = await insertUser(tx, {
+    email: account.email,
+    firstName: account.firstName,
+    lastName: account.lastName,
+    password: account.password ?? null,
+    roles: account.roles,
+    status: invited ? 'pending' : 'active',
+    grantedBy,
+  });
+  if (invited) await inviteAccount(tx, { id, email: account.email });
+  return { id, invited };
+}
 
 /** Serialises every change that could remove the last active administrator (one lock, no deadlocks). */
 const ADMIN_SET_LOCK = 0x41414441; // "AADA"
@@ -58,19 +101,26 @@ export async function patchAccount(tx: TransactionSql, id: string, patch: Accoun
 }
 
 /**
- * Deactivates an account (404 for none) under the last-administrator guard and ends its sessions.
- * Deactivating twice keeps the first date and author.
+ * Deactivates an account and ends its sessions; undefined when there is no such account. No hard
+ * delete: the account stays with its records; it can no longer sign in or refresh. Deactivating twice
+ * keeps the first date and author.
  */
-export async function deactivateAccount(tx: TransactionSql, id: string, by: string): Promise<UserView> {
-  await assertAnotherActiveAdminRemains(tx, id);
+export async function deactivateUser(tx: TransactionSql, id: string, by: string): Promise<UserRow | undefined> {
   const [row] = await tx<UserRow[]>`
     update users as u set status = 'inactive',
            deactivated_at = coalesce(u.deactivated_at, now()),
            deactivated_by = coalesce(u.deactivated_by, ${by}::uuid)
      where u.id = ${id}
     returning ${userColumns(tx)}`;
+  if (row) await revokeAllForUser(tx, id, 'user_deactivated');
+  return row;
+}
+
+/** deactivateUser under the last-administrator guard; 404 for no such account. */
+export async function deactivateAccount(tx: TransactionSql, id: string, by: string): Promise<UserView> {
+  await assertAnotherActiveAdminRemains(tx, id);
+  const row = await deactivateUser(tx, id, by);
   if (!row) throw notFound('No such user');
-  await revokeAllForUser(tx, id, 'user_deactivated');
   return toUserViews([row])[0] as UserView;
 }
 

@@ -12,9 +12,18 @@ import { z } from 'zod';
 import { type Caller, type RecordReach, type RecordScope, type Role, recordVisibleSql, scopeOf } from './access';
 import { decryptRows, emailBlindIndex, normalizeName } from './crypto';
 import { BYTEA_ARRAY, type Sql, type TransactionSql, UUID_ARRAY } from './db';
-import { badRequest } from './errors';
+import { badRequest, forbidden, notFound } from './errors';
 import { keyset, type Page, pageOf, sealCursor, sealedCursorSchema } from './pagination';
-import { type NameSearch, toUserViews, type UserRow, type UserView, userColumns } from './users';
+import { revokeAllForUser } from './sessions';
+import {
+  type AccountChange,
+  type NameSearch,
+  toUserViews,
+  type UserRow,
+  type UserView,
+  updateAccount,
+  userColumns,
+} from './users';
 
 type Db = Sql | TransactionSql;
 type Fragment = postgres.Fragment;
@@ -277,4 +286,38 @@ export async function listStudents(
   if (order.sort === 'lastName') return pageByLastName(sql, filter, scope, order.after, limit, where);
   const rows = await studentPageQuery(sql, filter, scope, order.after, limit);
   return pageOf(rows, limit, toStudentViews, (student) => filter.name?.matches(student) ?? true);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Changing a student's account
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Locks a student account for a change. Only accounts whose sole role is `student` are managed
+ * here: otherwise a registrar could change the email of an administrator who also takes a course.
+ */
+export async function lockManagedStudent(tx: TransactionSql, id: string) {
+  const [row] = await tx<{ first_name_ciphertext: string; last_name_ciphertext: string; other_roles: string[] }[]>`
+    select u.first_name_ciphertext, u.last_name_ciphertext,
+           array(select r.role_name from user_roles r where r.user_id = u.id and r.role_name <> 'student') as other_roles
+      from users u
+     where u.id = ${id}
+       and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')
+       for update of u`;
+  if (!row) throw notFound('No such student');
+  if (row.other_roles.length > 0) {
+    throw forbidden('This account also holds staff roles; an administrator manages it through /api/users');
+  }
+  return row;
+}
+
+/**
+ * Changes a student's account under lockManagedStudent's row lock. An address another account holds
+ * violates its unique blind index: 409 (lib/users.ts EMAIL_TAKEN). A locked or pending account keeps
+ * no session.
+ */
+export async function changeStudentAccount(tx: TransactionSql, id: string, change: AccountChange): Promise<void> {
+  const current = await lockManagedStudent(tx, id);
+  await updateAccount(tx, id, current, change);
+  if (change.status && change.status !== 'active') await revokeAllForUser(tx, id, 'admin_revoked');
 }
