@@ -14,6 +14,7 @@ import { createTestUser } from './helpers/users';
 
 const app = useTestApp();
 const maintenanceModule = () => import('../functions/maintenance');
+const retentionModule = () => import('../lib/sign-in-retention');
 
 // postgres.js learns array types on its first connection; warm it up before createTestUser's bytea[].
 beforeAll(async () => {
@@ -62,7 +63,7 @@ function timerContext(logged: string[]): InvocationContext {
 
 describe('pruning the sign-in tables', () => {
   test('old rows go and recent ones stay, as the app role, with counts of what went', async () => {
-    const { pruneSignInTables } = await maintenanceModule();
+    const { pruneSignInTables } = await retentionModule();
     const account = randomBytes(32);
     await addLoginAttempt(account, 31 * DAY);
     await addLoginAttempt(account, 45 * DAY);
@@ -113,7 +114,7 @@ describe('pruning the sign-in tables', () => {
   });
 
   test('deletes in batches; a run stops at its bound and the next one carries on', async () => {
-    const { pruneSignInTables } = await maintenanceModule();
+    const { pruneSignInTables } = await retentionModule();
     const account = randomBytes(32);
     for (let i = 0; i < 10; i++) await addLoginAttempt(account, 40 * DAY + i);
     await addLoginAttempt(account, 5);
@@ -128,7 +129,7 @@ describe('pruning the sign-in tables', () => {
   });
 
   test('a token still pointing at a pruned successor stays, its link cleared', async () => {
-    const { pruneSignInTables } = await maintenanceModule();
+    const { pruneSignInTables } = await retentionModule();
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
     const successor = await addRefreshToken(user.id, 40 * DAY);
     const predecessor = await addRefreshToken(user.id, 20 * DAY, successor);
@@ -138,7 +139,7 @@ describe('pruning the sign-in tables', () => {
   });
 
   test('a bucket counted again after its window ended starts a new window and is not pruned', async () => {
-    const { pruneSignInTables } = await maintenanceModule();
+    const { pruneSignInTables } = await retentionModule();
     const key = `maintenance-${tag()}:revived`;
     await addBucket(key, 5 * DAY);
     expect(await hitRateLimit(db(), key, 10, 60)).toEqual({ allowed: true });
