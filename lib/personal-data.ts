@@ -47,6 +47,7 @@ const hashed = (of: string): Protection => ({ kind: 'hashed', of });
 
 const STATE = none('a state or kind from a fixed list (a CHECK constraint or the code that writes it)');
 const CATALOGUE = none("the school's published catalogue (programmes and modules), the same for everyone");
+const COURSE_CONTENT = none("a lesson the programme's instructors wrote, the same for every student of it");
 const USER_AGENT = none("the client's User-Agent header: software and device type, names no one");
 const SHA256 = hashed('the SHA-256 of a document');
 const TEMPLATE = none('a blank form of the school, before anyone fills it in');
@@ -88,6 +89,11 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   },
   programs: { code: CATALOGUE, name: CATALOGUE, description: CATALOGUE, credential_level: CATALOGUE, status: STATE },
   modules: { code: CATALOGUE, title: CATALOGUE, description: CATALOGUE, delivery_type: STATE },
+  lesson_versions: {
+    title: COURSE_CONTENT,
+    markdown: COURSE_CONTENT,
+    html: none('the Markdown of the same row rendered and sanitised (lib/lesson-html.ts)'),
+  },
   enrollments: { status: STATE },
   enrollment_status_changes: {
     from_status: STATE,
