@@ -123,6 +123,13 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends Http
    */
   rawBody?: boolean;
   /**
+   * The handler streams the request body itself from `request.body` (a file upload of up to hundreds of
+   * megabytes, never held whole): the wrapper neither reads nor parses it, and only refuses (413) a
+   * declared Content-Length over `maxBodyBytes`. The handler must bound what it reads; what it leaves
+   * unread is drained after the answer like any refused body.
+   */
+  streamedBody?: boolean;
+  /**
    * Headers on every answer of the route, errors and refusals included (the xAPI version header), derived
    * from the request.
    */
@@ -248,6 +255,11 @@ async function readBodyBytes(
     reader.releaseLock();
   }
   return size === 0 ? undefined : Buffer.concat(chunks);
+}
+
+/** A streamed body (`rawBody`) whose declared length is over the limit is refused before it is read. */
+function refuseDeclaredLength(request: HttpRequest, limit: number): void {
+  if (Number(request.headers.get('content-length') ?? '0') > limit) throw payloadTooLarge(limit);
 }
 
 /** How much of a refused or unread request body is read and dropped before the stream is cancelled. */
@@ -472,7 +484,8 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     authorize(caller, spec.access);
     const params = parseWith(spec.params, request.params, 'params');
     const query = parseWith(spec.query, queryObject(request.query), 'query');
-    const hasBody = BODY_METHODS.has(request.method);
+    if (spec.streamedBody) refuseDeclaredLength(request, bodyLimitOf(spec));
+    const hasBody = BODY_METHODS.has(request.method) && !spec.streamedBody;
     const rawBody = hasBody && spec.rawBody ? await readBodyBytes(request, bodyLimitOf(spec)) : undefined;
     const jsonBody = hasBody && !spec.rawBody ? await readJsonBody(request, bodyLimitOf(spec)) : undefined;
     const body = parseWith(spec.body, jsonBody, 'body');

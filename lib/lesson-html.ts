@@ -12,16 +12,15 @@
 // by another version is rendered again when read (lib/lessons.ts).
 import MarkdownIt from 'markdown-it';
 import sanitizeHtml from 'sanitize-html';
+import { CONTENT_FILE_NAME } from './content-files';
 
 /** Bump whenever the renderer, the sanitiser's allowlist or the rewriting changes. */
-export const RENDERER_VERSION = 1;
+export const RENDERER_VERSION = 2;
 
 /** An H5P activity's id as lessons name it: `(H5P: tooth-anatomy)` or ``(H5P: `tooth-anatomy`)``. */
 export const H5P_ACTIVITY_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const INLINE_MARKER = /\(H5P:[ \t]*([A-Za-z0-9][A-Za-z0-9_-]{0,63})[ \t]*\)/;
 
-/** One segment of a content file's name: what a relative link may name (no `..`, no hidden files). */
-const NAME_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,119}$/;
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 const LINK_SCHEMES = new Set(['http', 'https', 'mailto']);
 
@@ -105,7 +104,7 @@ markdown.renderer.rules.h5p_embed = (tokens, index) => {
 
 /** The route a module's content file is served from. */
 export function fileRoute(moduleId: string, name: string): string {
-  return `/api/modules/${moduleId}/files/${name.split('/').map(encodeURIComponent).join('/')}`;
+  return `/api/modules/${moduleId}/files/${encodeURIComponent(name)}`;
 }
 
 /**
@@ -126,7 +125,10 @@ export function rewriteAddress(raw: string, moduleId: string, kind: 'link' | 'im
   return name === null ? null : fileRoute(moduleId, name);
 }
 
-/** The content file name a relative address names (`./img/tooth.png` → `img/tooth.png`), or null. */
+/**
+ * The content file a relative address names (`./tooth.png` → `tooth.png`), or null: a module's files
+ * have one-segment names (lib/content-files.ts), so `img/tooth.png` or `../x` names none.
+ */
 function fileNameOf(relative: string): string | null {
   let decoded: string;
   try {
@@ -134,9 +136,8 @@ function fileNameOf(relative: string): string | null {
   } catch {
     return null;
   }
-  const segments = decoded.replace(/^(\.\/)+/, '').split('/');
-  if (segments.length > 4 || !segments.every((segment) => NAME_SEGMENT.test(segment))) return null;
-  return segments.join('/');
+  const name = decoded.replace(/^(\.\/)+/, '');
+  return CONTENT_FILE_NAME.test(name) ? name : null;
 }
 
 const ALLOWED_TAGS = [

@@ -107,6 +107,8 @@ const idsOf =
     if (name === 'complaintId') return records.complaintId;
     // A module's lesson versions are numbered from 1; the school below saves one in each module.
     if (name === 'version') return '1';
+    // …and uploads one file of this name.
+    if (name === 'name') return 'matrix.pdf';
     return records.userId;
   };
 
@@ -336,6 +338,11 @@ async function createSchool(): Promise<{
     // A published lesson in the module, written by whoever teaches or runs the programme.
     await made('POST', `/modules/${moduleId}/lesson/versions`, grader, { title: 'Matrix lesson', markdown: '# Hi' });
     await made('POST', `/modules/${moduleId}/lesson/publication`, grader, { version: 1 });
+    const upload = await send('PUT', `/modules/${moduleId}/files/matrix.pdf`, {
+      headers: { ...grader.headers, 'Content-Type': 'application/pdf' },
+      body: '%PDF-1.4\n%%EOF\n',
+    });
+    if (upload.status !== 201) throw new Error(`setting up: a content file → ${upload.status}`);
     const registrar = as('registrar');
     const body = { studentId: user.id, programId: program.programId };
     const transcript = await made('POST', '/transcripts', registrar, body);

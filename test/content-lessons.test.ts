@@ -205,8 +205,8 @@ describe('sanitising', () => {
       moduleId,
       [
         '# Infection control',
-        'Read the [guide](guide.pdf) and the [chart](./charts/Hand%20washing.pdf#page=2).',
-        '![Gloves](images/gloves.png "Gloves")',
+        'Read the [guide](guide.pdf) and the [chart](./Hand%20washing.pdf#page=2), not [that](charts/x.pdf).',
+        '![Gloves](gloves.png "Gloves")',
         'See [the CDC](https://www.cdc.gov/infection-control/) or [mail us](mailto:office@example.test).',
         '![tracker](https://tracker.example/pixel.png) [up](../../secret.txt) [api](/api/auth/me) [net](//evil.example/)',
         '(H5P: `glove-order`)',
@@ -218,8 +218,10 @@ describe('sanitising', () => {
     const html = saved.html;
     expect(html).toContain('<h1>Infection control</h1>');
     expect(html).toContain(`<a href="${files}/guide.pdf" rel="noopener noreferrer nofollow">guide</a>`);
-    expect(html).toContain(`href="${files}/charts/Hand%20washing.pdf"`);
-    expect(html).toContain(`<img alt="Gloves" title="Gloves" src="${files}/images/gloves.png" />`);
+    expect(html).toContain(`href="${files}/Hand%20washing.pdf"`);
+    // A module's files have one-segment names: a folder names none.
+    expect(html).toContain('<a>that</a>');
+    expect(html).toContain(`<img alt="Gloves" title="Gloves" src="${files}/gloves.png" />`);
     expect(html).toContain('<a href="https://www.cdc.gov/infection-control/" rel="noopener noreferrer nofollow">');
     expect(html).toContain('href="mailto:office@example.test"');
     // No image from elsewhere (it would tell another site who reads the lesson), no way out of the module.

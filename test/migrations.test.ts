@@ -338,6 +338,7 @@ describe('the schema', () => {
       'audit_daily_routes', // a closed day's counts never change
       'audit_log',
       'complaint_transitions',
+      'content_files', // column-level: only retiring a file
       'document_events',
       'document_signatures',
       'enrollment_status_changes',
