@@ -1,6 +1,7 @@
-// Compliance exports for the commission: `GET reports/compliance/{resource}?format=csv|pdf` with a date
-// range, a programme and a status. Registrar and admin only, audited as PHI, no-store, an attachment.
-// CSV streams whatever the size; a PDF holds at most PDF_ROW_CAP rows (past it, a 400 naming `format`).
+// Exports: `GET reports/compliance/{resource}?format=csv|ndjson|pdf` with a date range, a programme and a
+// status: the compliance records for the commission, and the student roster (`students`), the whole list
+// in one request. Registrar and admin only, audited as PHI, no-store, an attachment. CSV and NDJSON stream
+// whatever the size; a PDF holds at most PDF_ROW_CAP rows (past it, a 400 naming `format`).
 // What each resource holds: lib/report-resources.ts; how it streams: lib/reports.ts.
 import { z } from 'zod';
 import type { Role } from '../lib/access';
@@ -8,7 +9,7 @@ import { endpoint } from '../lib/endpoint';
 import { badRequest } from '../lib/errors';
 import { bytes, streamed } from '../lib/http';
 import { EXPORT_RESOURCES, type ExportResourceName } from '../lib/report-resources';
-import { csvExport, exportSize, PDF_ROW_CAP, pdfExport } from '../lib/reports';
+import { csvExport, exportSize, NDJSON, ndjsonExport, PDF_ROW_CAP, pdfExport } from '../lib/reports';
 
 /** The registrar keeps the school's records for the commission; an admin answers its audits. */
 const EXPORTERS: readonly Role[] = ['admin', 'registrar'];
@@ -19,7 +20,7 @@ const isoDate = z.iso.date();
 const ExportParams = z.object({ resource: z.enum(names) });
 const ExportQuery = z
   .object({
-    format: z.enum(['csv', 'pdf']).default('csv'),
+    format: z.enum(['csv', 'ndjson', 'pdf']).default('csv'),
     from: isoDate.optional(),
     to: isoDate.optional(),
     programId: z.uuid().optional(),
@@ -62,6 +63,11 @@ endpoint({
       }
       const pdf = await pdfExport(sql, resource, query, stamp);
       return bytes(pdf, 'application/pdf', { 'Content-Disposition': `attachment; filename="${file}.pdf"` });
+    }
+    if (query.format === 'ndjson') {
+      return streamed(ndjsonExport(sql, resource, query), NDJSON, {
+        'Content-Disposition': `attachment; filename="${file}.ndjson"`,
+      });
     }
     return streamed(csvExport(sql, resource, query), 'text/csv; charset=utf-8', {
       'Content-Disposition': `attachment; filename="${file}.csv"`,

@@ -1,7 +1,9 @@
-// What each compliance export holds: its columns, the statuses it filters by, and its query, in a stable
-// order an index serves, joining the student's encrypted names (decrypted per batch by lib/reports.ts).
-// Dates filter on the school day of the record's main date. Complaints export their handling (category,
-// status, dates), never their details or notes: those stay with the office (docs/access-policy.md).
+// What each export holds: its columns, the statuses it filters by, and its query, in a stable order an
+// index serves, joining the student's encrypted names (decrypted per batch by lib/reports.ts). The
+// compliance records, and the roster (`students`: every student with their enrollments, the whole list
+// in one streamed request instead of pages). Dates filter on the school day of the record's main date.
+// Complaints export their handling (category, status, dates), never their details or notes: those stay
+// with the office (docs/access-policy.md).
 import type postgres from 'postgres';
 import { clockHoursOf, isCurrentLine, LINE_STATUSES } from './attendance';
 import { COMPLAINT_STATUSES } from './complaints';
@@ -10,6 +12,7 @@ import type { Cell, ExportFilter, ExportResource } from './reports';
 import { withinDays } from './reports';
 import { CHECKOFF_STATUSES } from './skills';
 import { ENROLLMENT_STATUSES } from './students';
+import { USER_STATUSES } from './users';
 
 const NAMES = { first_name: 'users.first_name', last_name: 'users.last_name' } as const;
 
@@ -344,6 +347,64 @@ const enrollments = resource<EnrollmentRow>({
   ],
 });
 
+interface RosterRow {
+  student_id: string;
+  first_name: string;
+  last_name: string;
+  email: string;
+  status: string;
+  created_at: Date;
+  enrollments: string | null;
+}
+
+/**
+ * The roster: every account holding the student role, oldest first (index idx_users_created), with its
+ * enrollments as `CODE status` in start order. Dates filter on when the account was created, the programme
+ * on having an enrollment in it, the status on the account's.
+ */
+const students: ExportResource = (() => {
+  const from = (sql: AnySql, filter: ExportFilter) => sql`
+    from users u
+   where exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = 'student')
+     and ${withinDays(sql, sql`u.created_at`, filter)} and ${byStatus(sql, sql`u.status`, filter)}
+     and ${
+       filter.programId
+         ? sql`exists (select 1 from enrollments e where e.user_id = u.id and e.program_id = ${filter.programId})`
+         : sql`true`
+     }`;
+  return erased<RosterRow>({
+    title: 'Students',
+    statuses: USER_STATUSES,
+    columns: [
+      col('student_id', 2.2),
+      col('first_name', 1.2),
+      col('last_name', 1.2),
+      col('email', 2),
+      col('status'),
+      col('created_at', 1.6),
+      col('enrollments', 2),
+    ],
+    query: (sql, filter) => sql<RosterRow[]>`
+      select u.id as student_id, u.first_name_ciphertext as first_name, u.last_name_ciphertext as last_name,
+             u.email_ciphertext as email, u.status, u.created_at,
+             (select string_agg(p.code || ' ' || e.status, '; ' order by e.start_date, e.id)
+                from enrollments e join programs p on p.id = e.program_id
+               where e.user_id = u.id) as enrollments
+      ${from(sql, filter)} order by u.created_at, u.id`,
+    count: (sql, filter) => sql<{ rows: number }[]>`select count(*)::int as rows ${from(sql, filter)}`,
+    encrypted: { ...NAMES, email: 'users.email' },
+    cells: (row) => [
+      row.student_id,
+      row.first_name,
+      row.last_name,
+      row.email,
+      row.status,
+      row.created_at.toISOString(),
+      row.enrollments,
+    ],
+  });
+})();
+
 /** Every exportable resource by its name in the route (`reports/compliance/{resource}`). */
 export const EXPORT_RESOURCES = {
   attendance,
@@ -353,5 +414,6 @@ export const EXPORT_RESOURCES = {
   credentials,
   transcripts,
   enrollments,
+  students,
 } as const satisfies Record<string, ExportResource>;
 export type ExportResourceName = keyof typeof EXPORT_RESOURCES;

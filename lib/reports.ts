@@ -1,8 +1,9 @@
-// Compliance exports: one resource's records as CSV streamed while they are read, or as a PDF of at most
-// PDF_ROW_CAP rows. The CSV reads through a server-side cursor EXPORT_BATCH rows at a time, decrypts each
-// batch's names in one in-process pass and writes it with csv-stringify before the next is fetched, so
-// memory stays flat whatever the row count. The resources, their columns and filters are
-// lib/report-resources.ts; the route is functions/reports.ts.
+// Exports: one resource's records as CSV or NDJSON streamed while they are read, or as a PDF of at most
+// PDF_ROW_CAP rows. A stream reads through a server-side cursor EXPORT_BATCH rows at a time, decrypts each
+// batch's personal values in one in-process pass and writes it (csv-stringify, or one JSON object a line)
+// before the next is fetched, so memory stays flat whatever the row count. The resources (the compliance
+// records and the student roster), their columns and filters are lib/report-resources.ts; the route is
+// functions/reports.ts.
 import { stringify } from 'csv-stringify/sync';
 import type postgres from 'postgres';
 import { config } from './config';
@@ -59,24 +60,22 @@ const decryptBatch = <R extends object>(resource: ExportResource<R>, rows: reado
 const printable = (cell: Cell | Date): Cell => (cell instanceof Date ? cell.toISOString() : cell);
 
 /**
- * The CSV, header first, produced batch by batch from a server-side cursor. The cursor is one statement
+ * The resource's rows, decrypted, batch by batch from a server-side cursor. The cursor is one statement
  * for PostgreSQL from its first row to its last, so it runs on a connection of its own whose
  * statement_timeout is EXPORT_TIMEOUT_MS instead of the pool's DB_STATEMENT_TIMEOUT_MS; the connection
  * goes back to the pool, with the pool's timeout, when the export ends or the client goes away.
  */
-export async function* csvExport<R extends object>(
+async function* decryptedBatches<R extends object>(
   sql: Sql,
   resource: ExportResource<R>,
   filter: ExportFilter,
-): AsyncGenerator<string> {
-  yield stringify([resource.columns.map((column) => column.title)], { bom: true });
+): AsyncGenerator<R[]> {
   const connection = await sql.reserve();
   let failed = false;
   try {
     await connection`select set_config('statement_timeout', ${String(EXPORT_TIMEOUT_MS)}, false)`;
     for await (const rows of resource.query(connection, filter).cursor(EXPORT_BATCH)) {
-      const cells = decryptBatch(resource, rows).map((row) => resource.cells(row).map(printable));
-      yield stringify(cells, { cast: { boolean: (value) => (value ? 'true' : 'false') } });
+      yield decryptBatch(resource, rows);
     }
   } catch (error) {
     failed = true;
@@ -91,6 +90,42 @@ export async function* csvExport<R extends object>(
       );
     }
     connection.release();
+  }
+}
+
+/** The CSV, header first (with a BOM, for spreadsheets), then the rows batch by batch. */
+export async function* csvExport<R extends object>(
+  sql: Sql,
+  resource: ExportResource<R>,
+  filter: ExportFilter,
+): AsyncGenerator<string> {
+  yield stringify([resource.columns.map((column) => column.title)], { bom: true });
+  for await (const rows of decryptedBatches(sql, resource, filter)) {
+    const cells = rows.map((row) => resource.cells(row).map(printable));
+    yield stringify(cells, { cast: { boolean: (value) => (value ? 'true' : 'false') } });
+  }
+}
+
+/** NDJSON media type: one JSON object a line, each line ending in \n. */
+export const NDJSON = 'application/x-ndjson';
+
+/**
+ * NDJSON: one object a row, keyed by the CSV's column titles, in the same order; numbers, booleans and nulls
+ * stay JSON's own, instants are ISO text as in the CSV. Nothing before the first row (no header to skip).
+ */
+export async function* ndjsonExport<R extends object>(
+  sql: Sql,
+  resource: ExportResource<R>,
+  filter: ExportFilter,
+): AsyncGenerator<string> {
+  const titles = resource.columns.map((column) => column.title);
+  for await (const rows of decryptedBatches(sql, resource, filter)) {
+    let lines = '';
+    for (const row of rows) {
+      const cells = resource.cells(row);
+      lines += `${JSON.stringify(Object.fromEntries(titles.map((title, i) => [title, printable(cells[i] ?? null)])))}\n`;
+    }
+    yield lines;
   }
 }
 
