@@ -94,6 +94,10 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     markdown: COURSE_CONTENT,
     html: none('the Markdown of the same row rendered and sanitised (lib/lesson-html.ts)'),
   },
+  content_files: {
+    name: none("a course file's name within its module (guide.pdf), chosen by the programme's instructors"),
+    kind: STATE,
+  },
   enrollments: { status: STATE },
   enrollment_status_changes: {
     from_status: STATE,
