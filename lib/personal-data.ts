@@ -193,6 +193,8 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     initiated_by: STATE,
     last_date_source: STATE,
     reason_ciphertext: encrypted('withdrawals.reason'),
+    kind: STATE,
+    enrollment_status_before: STATE,
   },
   ledger_entries: {
     kind: STATE,
@@ -216,12 +218,16 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   refunds: {
     rule_id: none('the name of a published refund rule'),
     inputs: none(
-      "amounts, dates and hours keyed by the row's user_id, no names or free text (lib/refund-rules.ts builds it)",
+      "amounts, dates and hours keyed by the row's user_id, no names or free text (lib/refunds.ts builds it)",
     ),
     basis: STATE,
     explanation: none('a sentence built from the rule and the amounts (lib/refund-rules.ts), no names'),
     status: STATE,
     remittance_reference: none("a check number or a payment processor's reference (CHECK constraint)"),
+    payee: STATE,
+  },
+  refund_overrides: {
+    reason_ciphertext: encrypted('refund_overrides.reason'),
   },
   lrs_credentials: {
     key: none('a random public key id of an LRS credential (lib/xapi-credentials.ts)'),
