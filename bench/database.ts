@@ -94,9 +94,10 @@ const INDEX_MIGRATION = '0002';
 
 /**
  * Indexes of 0002 on tables a later migration rebuilt with indexes of its own (0017: the ledger,
- * withdrawals and refunds): their columns are gone, so they are left out of the toggle.
+ * withdrawals and refunds; 0029: the LRS's statements): their columns are gone, so they are left out of
+ * the toggle.
  */
-const SUPERSEDED_INDEXES = /\bidx_(ledger_entries|withdrawals|refunds)_/;
+const SUPERSEDED_INDEXES = /\bidx_(ledger_entries|withdrawals|refunds|xapi_statements)_/;
 
 function indexMigrationStatements(direction: 'up' | 'down'): string[] {
   const migration = loadMigrations().find((file) => file.version === INDEX_MIGRATION);
