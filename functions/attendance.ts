@@ -90,7 +90,7 @@ endpoint({
   phi: true,
   maxBodyBytes: 64 * 1024,
   body: NewSession,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async function attendanceSessionsRecord({ sql, body, caller, audit }) {
     const session = await recordSession(sql, attendanceWriteScope(caller), caller.userId, body);
     audit.resourceIds.sessionId = session.id;
     return created(session, `/api/attendance/sessions/${session.id}`);
@@ -106,7 +106,7 @@ endpoint({
   access: ATTENDANCE_STAFF_READERS,
   phi: true,
   params: SessionParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function attendanceSessionsGet({ sql, params, caller }) {
     const session = await findSession(sql, params.sessionId, attendanceReadScope(caller));
     if (!session) throw notFound('No such session');
     return json(session);
@@ -130,7 +130,7 @@ endpoint({
   phi: true,
   params: RecordParams,
   body: Correction,
-  handler: async ({ sql, params, body, caller, audit }) => {
+  handler: async function attendanceRecordsCorrect({ sql, params, body, caller, audit }) {
     const line = await correctLine(sql, attendanceWriteScope(caller), caller.userId, params.recordId, body);
     if (!line) throw notFound('No such attendance line');
     audit.resourceIds.correctionId = line.id;
@@ -145,7 +145,7 @@ endpoint({
   access: ATTENDANCE_READERS,
   phi: true,
   params: RecordParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function attendanceRecordsHistory({ sql, params, caller }) {
     const versions = await lineHistory(sql, params.recordId, attendanceReadScope(caller));
     if (!versions) throw notFound('No such attendance line');
     return json({ items: versions });
@@ -171,7 +171,7 @@ endpoint({
   access: ATTENDANCE_READERS,
   phi: true,
   query: LineListQuery,
-  handler: async ({ sql, query, caller, request }) => {
+  handler: async function attendanceRecordsList({ sql, query, caller, request }) {
     // A student's scope is their own lines, whatever studentId they pass.
     const rows = await linePageQuery(sql, query, attendanceReadScope(caller), query.cursor, query.limit);
     const page = pageOf(rows, query.limit, (read) => read.map(toLineView));
@@ -188,7 +188,7 @@ endpoint({
   access: ATTENDANCE_READERS,
   phi: true,
   params: EnrollmentParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function attendanceEnrollmentRollup({ sql, params, caller }) {
     const rollup = await enrollmentAttendance(sql, params.enrollmentId, attendanceReadScope(caller));
     if (!rollup) throw notFound('No such enrollment');
     return json(rollup);
@@ -210,7 +210,7 @@ endpoint({
   access: ATTENDANCE_STAFF_READERS,
   phi: true,
   query: BelowThresholdQuery,
-  handler: async ({ sql, query, caller, request }) => {
+  handler: async function attendanceBelowThreshold({ sql, query, caller, request }) {
     const percent = query.thresholdPercent ?? config().ATTENDANCE_THRESHOLD_PERCENT;
     const filter = { programId: query.programId, percent };
     const rows = await belowThresholdPageQuery(sql, filter, attendanceReadScope(caller), query.cursor, query.limit);

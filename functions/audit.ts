@@ -98,7 +98,9 @@ endpoint({
   route: 'audit/logs',
   access: AUDIT_READERS,
   query: LogsQuery,
-  handler: async ({ sql, query, request }) => auditPage(sql, query, request.url),
+  handler: async function auditLogsList({ sql, query, request }) {
+    return auditPage(sql, query, request.url);
+  },
 });
 
 endpoint({
@@ -107,7 +109,9 @@ endpoint({
   route: 'audit/phi-access',
   access: AUDIT_READERS,
   query: PhiAccessQuery,
-  handler: async ({ sql, query, request }) => auditPage(sql, { ...query, phi: true }, request.url),
+  handler: async function auditPhiAccessList({ sql, query, request }) {
+    return auditPage(sql, { ...query, phi: true }, request.url);
+  },
 });
 
 const UserParams = z.object({ id: z.uuid() });
@@ -120,7 +124,9 @@ endpoint({
   params: UserParams,
   query: ActivityQuery,
   // No check that the user exists: the trail outlives accounts, and an unknown id is an empty page.
-  handler: async ({ sql, params, query, request }) => auditPage(sql, { ...query, userId: params.id }, request.url),
+  handler: async function auditUserActivity({ sql, params, query, request }) {
+    return auditPage(sql, { ...query, userId: params.id }, request.url);
+  },
 });
 
 const SummaryQuery = z.strictObject({ days: decimalInt({ min: 1, max: 366 }).default(30) });
@@ -131,7 +137,7 @@ endpoint({
   route: 'audit/summary',
   access: AUDIT_READERS,
   query: SummaryQuery,
-  handler: async ({ sql, query }) => {
+  handler: async function auditSummary({ sql, query }) {
     const [row] = await auditSummaryQuery(sql, query.days);
     return json(row?.summary);
   },

@@ -52,7 +52,7 @@ endpoint({
   phi: true,
   maxBodyBytes: 64 * 1024,
   body: ComplaintBody,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async function complaintsFile({ sql, body, caller, audit }) {
     const staff = hasAnyRole(caller, COMPLAINT_HANDLERS);
     let complainant: NewComplaint['complainant'];
     if (!staff) {
@@ -89,7 +89,7 @@ endpoint({
   access: COMPLAINT_PARTIES,
   phi: true,
   query: ComplaintListQuery,
-  handler: async ({ sql, query, caller, request }) => {
+  handler: async function complaintsList({ sql, query, caller, request }) {
     const rows = await complaintPageQuery(sql, query, complaintScope(caller), query.cursor, query.limit);
     const page = pageOf(rows, query.limit, toComplaintViews);
     const appeal = { windowDays: APPEAL_WINDOW_DAYS, information: GNPEC_APPEAL_INFORMATION };
@@ -106,7 +106,7 @@ endpoint({
   access: COMPLAINT_PARTIES,
   phi: true,
   params: ComplaintParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function complaintsGet({ sql, params, caller }) {
     const complaint = await findComplaint(sql, params.complaintId, complaintScope(caller));
     if (!complaint) throw notFound('No such complaint');
     return json(complaint);
@@ -146,7 +146,7 @@ endpoint({
   maxBodyBytes: 64 * 1024,
   params: ComplaintParams,
   body: Transition,
-  handler: async ({ sql, params, body, caller, audit }) => {
+  handler: async function complaintsTransition({ sql, params, body, caller, audit }) {
     // The complainant may appeal their own complaint; handling it is the office's.
     if (!hasAnyRole(caller, COMPLAINT_HANDLERS) && body.to !== 'appealed') {
       throw forbidden('Complaints are reviewed, resolved and closed by the school office');

@@ -16,5 +16,7 @@ endpoint({
   route: 'dashboard',
   access: DASHBOARD_USERS,
   cache: 'private',
-  handler: async ({ sql, caller }) => json(await dashboardOf(sql, caller)),
+  handler: async function dashboard({ sql, caller }) {
+    return json(await dashboardOf(sql, caller));
+  },
 });

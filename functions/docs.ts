@@ -13,10 +13,11 @@ endpoint({
   access: 'public',
   // The page names its assets by content hash: a new release is seen within the catalogue's five minutes.
   cache: 'public',
-  handler: async ({ request }) =>
-    bytes(Buffer.from(docsPage(new URL(request.url).pathname)), 'text/html; charset=utf-8', {
+  handler: async function serveDocsPage({ request }) {
+    return bytes(Buffer.from(docsPage(new URL(request.url).pathname)), 'text/html; charset=utf-8', {
       'Content-Security-Policy': DOCS_PAGE_CSP,
-    }),
+    });
+  },
 });
 
 const AssetParams = z.object({
@@ -34,7 +35,7 @@ endpoint({
   params: AssetParams,
   // The name changes with the content: a year, never revalidated.
   cache: 'immutable',
-  handler: async ({ params }) => {
+  handler: async function serveDocsAsset({ params }) {
     const asset = docsAssets().get(params.file);
     if (!asset) throw notFound('No such asset (the docs page links the current ones)');
     return bytes(asset.body, asset.contentType);

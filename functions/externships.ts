@@ -54,7 +54,7 @@ endpoint({
   access: EXTERNSHIP_MANAGERS,
   phi: true,
   body: NewExternship,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async function externshipsCreate({ sql, body, caller, audit }) {
     const id = await createExternship(sql, caller.userId, body);
     audit.resourceIds.externshipId = id;
     return created(await findExternship(sql, id, { kind: 'all' }), `/api/externships/${id}`);
@@ -79,7 +79,7 @@ endpoint({
   access: EXTERNSHIP_READERS,
   phi: true,
   query: ExternshipListQuery,
-  handler: async ({ sql, query, caller, request }) => {
+  handler: async function externshipsList({ sql, query, caller, request }) {
     const rows = await externshipPageQuery(sql, query, externshipScope(caller), query.cursor, query.limit);
     const page = pageOf(rows, query.limit, toExternshipViews);
     return json(page, 200, nextLink(request.url, page.next));
@@ -95,7 +95,7 @@ endpoint({
   access: EXTERNSHIP_READERS,
   phi: true,
   params: ExternshipParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function externshipsGet({ sql, params, caller }) {
     const externship = await findExternship(sql, params.externshipId, externshipScope(caller));
     if (!externship) throw notFound('No such externship');
     return json(externship);
@@ -120,7 +120,7 @@ endpoint({
   phi: true,
   params: ExternshipParams,
   body: HoursEntry,
-  handler: async ({ sql, params, body, caller }) => {
+  handler: async function externshipsLogHours({ sql, params, body, caller }) {
     if (!(await logHours(sql, externshipScope(caller), caller.userId, params.externshipId, body))) {
       throw notFound('No such externship');
     }
@@ -144,7 +144,7 @@ endpoint({
   phi: true,
   params: EntryParams,
   body: Approval,
-  handler: async ({ sql, params, body, caller }) => {
+  handler: async function externshipsApproveHours({ sql, params, body, caller }) {
     const approved = await approveHours(
       sql,
       externshipScope(caller),
@@ -168,7 +168,7 @@ endpoint({
   phi: true,
   params: ExternshipParams,
   body: Verification,
-  handler: async ({ sql, params, body, caller, audit }) => {
+  handler: async function externshipsVerify({ sql, params, body, caller, audit }) {
     if (!(await verifyExternship(sql, externshipScope(caller), caller.userId, params.externshipId, body.documentRef))) {
       throw notFound('No such externship');
     }

@@ -102,7 +102,7 @@ endpoint({
   route: 'openapi.json',
   access: 'public',
   cache: 'public',
-  handler: async () => {
+  handler: async function openapiDocument() {
     document ??= buildDocument();
     return json(document);
   },

@@ -20,7 +20,7 @@ endpoint({
   cache: 'public',
   version: catalogueVersion,
   query: CatalogueQuery,
-  handler: async ({ sql, query, request }) => {
+  handler: async function catalogueProgramsList({ sql, query, request }) {
     const rows = await cataloguePageQuery(sql, query.cursor, query.limit);
     const page = pageOf(rows, query.limit, (read) => read.map(toProgramView));
     return json(page, 200, nextLink(request.url, page.next));
@@ -50,7 +50,7 @@ endpoint({
   cache: 'public',
   version: catalogueVersion,
   params: ProgramParams,
-  handler: async ({ sql, params }) => {
+  handler: async function catalogueProgramsGet({ sql, params }) {
     // One round trip: the programme and its ordered modules aggregated by the database.
     const [row] = await sql<ProgramWithModulesRow[]>`
       select p.id, p.code, p.name, p.credential_level, p.total_clock_hours, p.description,

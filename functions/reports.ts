@@ -43,7 +43,7 @@ endpoint({
   phi: true,
   params: ExportParams,
   query: ExportQuery,
-  handler: async ({ sql, params, query }) => {
+  handler: async function reportsComplianceExport({ sql, params, query }) {
     const resource = EXPORT_RESOURCES[params.resource];
     if (query.status && !resource.statuses.includes(query.status)) {
       const message = `One of ${resource.statuses.join(', ')}`;

@@ -102,7 +102,7 @@ endpoint({
   maxBodyBytes: 512 * 1024,
   params: ModuleParams,
   body: ScormUpdate,
-  handler: async ({ sql, params, body, caller }) => {
+  handler: async function scormSave({ sql, params, body, caller }) {
     const suspendData = body.suspendData === undefined ? null : encrypt(body.suspendData, 'scorm_records.suspend_data');
     const interactions =
       body.interactions === undefined ? null : encrypt(JSON.stringify(body.interactions), 'scorm_records.interactions');
@@ -138,7 +138,7 @@ endpoint({
   access: ['student'],
   phi: true,
   params: ModuleParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function scormOwn({ sql, params, caller }) {
     const [row] = await sql<ScormRow[]>`
       select * from scorm_records where user_id = ${caller.userId} and module_id = ${params.moduleId}`;
     if (!row) throw notFound('No resume data for this module');
@@ -154,7 +154,7 @@ endpoint({
   access: ['instructor'],
   phi: true,
   params: LearnerParams,
-  handler: async ({ sql, params, caller }) => {
+  handler: async function scormLearner({ sql, params, caller }) {
     // lib/scorm.ts decides whose records the caller reaches; anything else is a 404.
     const [row] = await sql<ScormRow[]>`
       select s.*

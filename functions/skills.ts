@@ -60,7 +60,7 @@ endpoint({
   access: CHECKOFF_RECORDERS,
   phi: true,
   body: NewAttempt,
-  handler: async ({ sql, body, caller, audit }) => {
+  handler: async function skillsCheckoffsRecord({ sql, body, caller, audit }) {
     const checkoff = await recordAttempt(sql, skillsWriteScope(caller), caller.userId, body);
     audit.resourceIds.checkoffId = checkoff?.id as string;
     return created(checkoff);
@@ -83,7 +83,7 @@ endpoint({
   phi: true,
   params: CheckoffParams,
   body: Decision,
-  handler: async ({ sql, params, body, caller, audit }) => {
+  handler: async function skillsCheckoffsDecide({ sql, params, body, caller, audit }) {
     const decision = await decideAttempt(sql, skillsWriteScope(caller), caller.userId, params.checkoffId, body);
     if (!decision) throw notFound('No such check-off');
     audit.resourceIds.decisionId = decision.id;
@@ -106,7 +106,7 @@ endpoint({
   access: CHECKOFF_READERS,
   phi: true,
   query: CheckoffListQuery,
-  handler: async ({ sql, query, caller, request }) => {
+  handler: async function skillsCheckoffsList({ sql, query, caller, request }) {
     // A student's scope is their own check-offs, whatever studentId they pass.
     const rows = await checkoffPageQuery(sql, query, skillsReadScope(caller), query.cursor, query.limit);
     const page = pageOf(rows, query.limit, toCheckoffViews);

@@ -58,7 +58,7 @@ endpoint({
   body: z.strictObject({ email: EmailLookup }),
   // Over the limit the request is refused, and its count is kept (the statement's only write then).
   commitRefusals: true,
-  handler: async ({ sql, body, clientIp, audit, afterCommit }) => {
+  handler: async function authUnlockRequest({ sql, body, clientIp, audit, afterCommit }) {
     // The same work whatever the address: the database decides inside one statement whether a
     // message is queued, so neither the answer nor its timing tells anything.
     await requestLinkByEmail(sql, {
@@ -86,7 +86,7 @@ endpoint({
   body: z.strictObject({ token: z.string().max(1_000) }),
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
-  handler: async ({ sql, body, clientIp, audit }) => {
+  handler: async function authUnlock({ sql, body, clientIp, audit }) {
     await countLinkUse(sql, 'unlock', clientIp);
     if (!looksLikeToken(body.token)) throw invalidToken('token', 'from the sign-in page');
     // The token is used up and the source trusted in the request's transaction, with its audit row.
