@@ -1,5 +1,6 @@
-// The one place that builds HTTP responses: JSON and streamed bodies, problem+json errors,
-// the cache policy of each route (DESIGN.md's table), ETag/304, CORS and security headers.
+// The one place that builds HTTP responses: JSON and streamed bodies, problem+json errors, the cache
+// policy of each route (the table "Cache policies" in docs/architecture.md), ETag/304, CORS and
+// security headers.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { HttpResponseInit } from '@azure/functions';
@@ -7,8 +8,8 @@ import { config } from './config';
 import { type HttpError, problemType } from './errors';
 
 /**
- * Cache policies of DESIGN.md. `no-store` is the default: anything with PII/PHI, tokens or signing
- * data, every mutation and every error. Only `public` and `private` get an ETag.
+ * Cache policies (the table in docs/architecture.md). `no-store` is the default: anything with PII/PHI,
+ * tokens or signing data, every mutation and every error. Only `public` and `private` get an ETag.
  */
 export type CachePolicy = 'no-store' | 'public' | 'private' | 'immutable';
 
