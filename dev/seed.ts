@@ -1,10 +1,12 @@
 // Demo data for local development: the school's two programmes with their modules, one account per
 // role and a few dozen students with enrollments. Loaded once: a database that has programmes
 // already is left alone. PII goes in encrypted, exactly as the API would store it.
+
 import type postgres from 'postgres';
 import { emailBlindIndex, encrypt, nameSearchTokens } from '../lib/crypto';
 import { BYTEA_ARRAY } from '../lib/db';
 import { hashPassword } from '../lib/passwords';
+import { seedDemoLessons } from './seed-content';
 
 export const DEMO_PASSWORD = 'Demo-Password-2026';
 export const DEMO_DOMAIN = 'demo.aada.edu';
@@ -105,6 +107,7 @@ export async function seedDemoData(sql: postgres.Sql): Promise<boolean> {
     for (const [role, first, last] of DEMO_STAFF) {
       const id = await insertUser(tx, `${role.replace('_', '.')}@${DEMO_DOMAIN}`, first, last, passwordHash, [role]);
       if (role === 'instructor') {
+        await seedDemoLessons(tx, programIds, id);
         for (const programId of programIds) {
           await tx`insert into instructor_assignments (instructor_id, program_id) values (${id}, ${programId})`;
         }

@@ -29,7 +29,7 @@ const markdown = new MarkdownIt({ html: true, linkify: true, typographer: false 
 // The marker, found in the text of paragraphs once inline parsing is done (never inside code spans or
 // blocks, which are tokens of their own): `(H5P: id)` in one text token, or ``(H5P: `id`)`` as text,
 // code span, text.
-type Token = MarkdownIt.Token;
+type Token = ReturnType<typeof markdown.parseInline>[number];
 type TokenClass = new (type: string, tag: string, nesting: -1 | 0 | 1) => Token;
 
 function embedToken(Token: TokenClass, activityId: string): Token {

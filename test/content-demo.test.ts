@@ -1,0 +1,27 @@
+// The demo data of npm start (dev/seed.ts) gives every module a published lesson, which a demo student
+// reads through the API, as the portal will.
+import { randomUUID } from 'node:crypto';
+import { expect, test } from 'vitest';
+import { seedDemoData } from '../dev/seed';
+import { issueAccessToken } from '../lib/auth';
+import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+
+const app = useTestApp();
+
+test('a demo student reads the published lesson of each module of their programme', async () => {
+  expect(await seedDemoData(app.db.sql)).toBe(true);
+  const [enrollment] = await app.db.sql<{ user_id: string; program_id: string }[]>`
+    select user_id, program_id from enrollments where status = 'active' limit 1`;
+  const token = await issueAccessToken({ id: enrollment?.user_id as string, roles: ['student'] }, randomUUID());
+  const modules = await app.db.sql<{ id: string; title: string }[]>`
+    select id, title from modules where program_id = ${enrollment?.program_id as string}`;
+  expect(modules.length).toBeGreaterThan(0);
+  for (const module of modules) {
+    const response = await send('GET', `/modules/${module.id}/lesson`, { as: token });
+    expect(response.status).toBe(200);
+    const lesson = (await response.json()) as { title: string; html: string; version: number };
+    expect([lesson.title, lesson.version]).toEqual([module.title, 1]);
+    expect(lesson.html).toContain(`<h1>${module.title.replace(/&/g, '&amp;')}</h1>`);
+  }
+});
