@@ -18,6 +18,8 @@ import { z } from 'zod';
 import type { Role } from '../lib/access';
 import type { DeclaredRoute } from '../lib/endpoint';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
+import { insertLedger } from './helpers/ledger';
 import { createComplianceRecords, createEnrollment, createProgram, recordAttendance } from './helpers/records';
 import { createTestUser, type TestUser } from './helpers/users';
 
@@ -85,17 +87,25 @@ async function expectRefused(list: ListUnderTest, cursor: unknown): Promise<void
   expect(fields, context).toContain(`${list.where}.cursor`);
 }
 
+/** The school day `days` before today (America/New_York), as YYYY-MM-DD. */
+const daysAgo = (days: number) =>
+  new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date(Date.now() - days * 86_400_000));
+
 beforeAll(async () => {
   const sql = app.db.sql;
   const admin = await createTestUser(sql, { roles: ['admin'] });
   // Two of everything a list shows, so every list has a second page and so a real cursor.
   const students: TestUser[] = [];
   for (let i = 0; i < 2; i++) students.push(await createTestUser(sql, { roles: ['student'] }));
+  const fuzzModules: string[] = [];
+  const fuzzEnrollments: { studentId: string; enrollmentId: string }[] = [];
   for (const [i, code] of ['FUZZ-A', 'FUZZ-B'].entries()) {
     const { programId, moduleIds } = await createProgram(sql, { code, hours: [10], modulePrefix: `FZ${i}-` });
+    fuzzModules.push(moduleIds[0] as string);
     const absences = [];
     for (const student of students) {
       const enrollmentId = await createEnrollment(sql, student.id, programId);
+      fuzzEnrollments.push({ studentId: student.id, enrollmentId });
       absences.push({ userId: student.id, enrollmentId, status: 'absent' });
       await createComplianceRecords(sql, {
         userId: student.id,
@@ -118,6 +128,35 @@ beforeAll(async () => {
   const { createCredential } = await import('../lib/xapi-credentials');
   for (const label of ['Fuzz package A', 'Fuzz package B'])
     await createCredential(sql, { label, scopes: ['all'] }, admin.id);
+  // Two versions of a lesson (lib/lessons.ts), listed for the module in the path.
+  for (const title of ['Fuzz lesson', 'Fuzz lesson, revised']) {
+    const saved = await send('POST', `/modules/${fuzzModules[0]}/lesson/versions`, {
+      as: admin,
+      body: { title, markdown: `# ${title}` },
+    });
+    expect(saved.status, 'a lesson version saved').toBe(201);
+  }
+  // Two refunds due (lib/refunds.ts): two paid enrollments of FUZZ-B withdrawn.
+  for (const { studentId, enrollmentId } of fuzzEnrollments.slice(2)) {
+    await sql`update enrollments set created_at = now() - interval '60 days' where id = ${enrollmentId}`;
+    await insertLedger(
+      sql,
+      [
+        { studentId, enrollmentId, kind: 'charge', amountCents: 100_000 },
+        { studentId, enrollmentId, kind: 'payment', amountCents: 100_000 },
+      ],
+      admin.id,
+    );
+    const withdrawn = await send('POST', `/enrollments/${enrollmentId}/withdrawal`, {
+      as: admin,
+      // Determined 40 days ago: due in 5, inside the list's default window of 14 days.
+      body: { kind: 'unofficial', reason: 'Fuzz withdrawal', determinedOn: daysAgo(40) },
+    });
+    expect(withdrawn.status, `a withdrawal recorded: ${await withdrawn.clone().text()}`).toBe(201);
+  }
+
+  // A path parameter names a record with rows behind it where one exists, else the caller's own id.
+  const pathIds: Record<string, string> = { moduleId: fuzzModules[0] as string };
   const tokens = new Map<Role, TestUser>([['admin', admin]]);
   const headersFor = async (role: Role | null) => {
     if (role === null) return {};
@@ -129,7 +168,7 @@ beforeAll(async () => {
   const candidates: Omit<ListUnderTest, 'realCursor'>[] = [];
   for (const route of declaredRoutes()) {
     // Path parameters are the caller's own id: their activity is a list with rows in it.
-    const path = `/${route.route.replace(/\{[^}]+\}/g, admin.id)}`;
+    const path = `/${route.route.replace(/\{([^}:]+)[^}]*\}/g, (_, name: string) => pathIds[name] ?? admin.id)}`;
     const headers = await headersFor(roleFor(route));
     if (route.methods.includes('GET') && shapeOf(route.schemas.query)?.cursor) {
       candidates.push({ label: `GET ${route.route}`, method: 'GET', path, where: 'query', headers });
