@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { emailBlindIndex } from '../lib/crypto';
 import { useTestApp } from './helpers/app';
+import { send } from './helpers/http';
 import { createTestUser, TEST_PASSWORD, type TestUser } from './helpers/users';
 
 const app = useTestApp();
@@ -27,13 +28,9 @@ beforeAll(async () => {
   registrar = await createTestUser(app.db.sql, { roles: ['registrar'] });
 });
 
-function send(method: string, path: string, user: TestUser, body?: unknown, userAgent = 'vitest') {
-  return app.api(path, {
-    method,
-    headers: { ...user.headers, 'user-agent': userAgent, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-}
+/** The toolkit's send, with a user agent: the refusing trigger (above) picks requests out by it. */
+const sendAs = (method: string, path: string, user: TestUser, body?: unknown, userAgent = 'vitest') =>
+  send(method, path, { as: user, body, headers: { 'user-agent': userAgent } });
 
 async function studentsWithEmail(email: string): Promise<number> {
   const [row] = await app.db.sql<{ n: number }[]>`
@@ -50,7 +47,7 @@ const newStudent = (tag: string) => ({
 describe('a mutation whose audit row cannot be written', () => {
   test('POST /students answers 503 with Retry-After and the student does not exist', async () => {
     const student = newStudent('refused');
-    const response = await send('POST', '/students', registrar, student, MARKED);
+    const response = await sendAs('POST', '/students', registrar, student, MARKED);
     expect(response.status).toBe(503);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -61,7 +58,7 @@ describe('a mutation whose audit row cannot be written', () => {
 
   test('the same request unmarked creates the student, with its audit row', async () => {
     const student = newStudent('recorded');
-    const response = await send('POST', '/students', registrar, student);
+    const response = await sendAs('POST', '/students', registrar, student);
     expect(response.status).toBe(201);
     const { id } = (await response.json()) as { id: string };
     expect(await studentsWithEmail(student.email)).toBe(1);
@@ -72,21 +69,21 @@ describe('a mutation whose audit row cannot be written', () => {
 
   test('PATCH /auth/me answers 503 and the name is unchanged; unmarked, it changes', async () => {
     const me = await createTestUser(app.db.sql, { roles: ['student'], firstName: 'Before' });
-    const refused = await send('PATCH', '/auth/me', me, { firstName: 'After' }, MARKED);
+    const refused = await sendAs('PATCH', '/auth/me', me, { firstName: 'After' }, MARKED);
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBeTruthy();
-    const unchanged = (await (await send('GET', '/auth/me', me)).json()) as { firstName: string };
+    const unchanged = (await (await sendAs('GET', '/auth/me', me)).json()) as { firstName: string };
     expect(unchanged.firstName).toBe('Before');
 
-    const accepted = await send('PATCH', '/auth/me', me, { firstName: 'After' });
+    const accepted = await sendAs('PATCH', '/auth/me', me, { firstName: 'After' });
     expect(accepted.status).toBe(200);
-    const changed = (await (await send('GET', '/auth/me', me)).json()) as { firstName: string };
+    const changed = (await (await sendAs('GET', '/auth/me', me)).json()) as { firstName: string };
     expect(changed.firstName).toBe('After');
   });
 
   test('a PHI read whose audit row fails is withheld', async () => {
     const student = await createTestUser(app.db.sql, { roles: ['student'], lastName: 'Withheld' });
-    const response = await send('GET', `/students/${student.id}`, registrar, undefined, MARKED);
+    const response = await sendAs('GET', `/students/${student.id}`, registrar, undefined, MARKED);
     expect(response.status).toBe(503);
     expect(await response.text()).not.toContain('Withheld');
   });
@@ -94,7 +91,7 @@ describe('a mutation whose audit row cannot be written', () => {
 
 describe('reads in flight together share their audit commits', () => {
   // Each request id the local host gives a response is in its X-Request-Id header.
-  const readMe = (userAgent = 'vitest') => send('GET', '/auth/me', registrar, undefined, userAgent);
+  const readMe = (userAgent = 'vitest') => sendAs('GET', '/auth/me', registrar, undefined, userAgent);
   const requestIdOf = (response: Response) => response.headers.get('x-request-id') ?? '';
 
   test('every row is committed before its response arrives, in fewer commits than requests', async () => {
@@ -117,7 +114,7 @@ describe('reads in flight together share their audit commits', () => {
     const student = await createTestUser(app.db.sql, { roles: ['student'], lastName: 'Batched' });
     const agents = Array.from({ length: 12 }, (_, i) => (i === 5 ? MARKED : `vitest-batch-${i}`));
     const responses = await Promise.all(
-      agents.map((agent) => send('GET', `/students/${student.id}`, registrar, undefined, agent)),
+      agents.map((agent) => sendAs('GET', `/students/${student.id}`, registrar, undefined, agent)),
     );
     expect(responses.map((r) => r.status)).toEqual(agents.map((agent) => (agent === MARKED ? 503 : 200)));
     const ids = responses.filter((r) => r.status === 200).map(requestIdOf);
@@ -130,8 +127,8 @@ describe('reads in flight together share their audit commits', () => {
 describe('a refused mutation', () => {
   test('rolls back and is recorded on its own with its status', async () => {
     const student = newStudent('duplicate');
-    expect((await send('POST', '/students', registrar, student)).status).toBe(201);
-    const again = await send('POST', '/students', registrar, student, 'duplicate-attempt');
+    expect((await sendAs('POST', '/students', registrar, student)).status).toBe(201);
+    const again = await sendAs('POST', '/students', registrar, student, 'duplicate-attempt');
     expect(again.status).toBe(409);
     expect(await studentsWithEmail(student.email)).toBe(1);
     const rows = await app.db.sql`
