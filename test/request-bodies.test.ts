@@ -67,7 +67,8 @@ interface Sent {
  * Sends `size` bytes of JSON, chunked or with a Content-Length, and resolves with the answer. After an
  * early answer a chunked sender keeps sending (the host must drop the rest and keep the connection), a
  * fixed-length one hangs up (the host must cope with a client gone mid-body); a connection cut after
- * the answer is not an error.
+ * the answer is not an error. Not the toolkit's `send` (fetch): it can neither pace a chunked body nor
+ * keep writing after the answer, which is what these tests are about, so this speaks node:http.
  */
 function sendBody(
   agent: http.Agent,
