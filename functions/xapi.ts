@@ -1,4 +1,5 @@
-// The learning record store at /api/xapi (xAPI 1.0.3 and 2.0): the Statement Resource and About, behind the
+// The learning record store at /api/xapi (xAPI 1.0.3 and 2.0): the Statement Resource, the State, Activity
+// Profile and Agent Profile documents, the Activities and Agents resources and About, behind the
 // route wrapper with a raw body (multipart, any document type) and the version header on every answer.
 // Authentication is xAPI's own (lib/xapi-auth.ts: LRS credentials over HTTP Basic, or an LMS bearer token),
 // so the routes are declared public to the wrapper and refuse unauthenticated requests themselves (401); every
@@ -10,11 +11,14 @@ import type { AuditNotes } from '../lib/endpoint';
 import { endpoint } from '../lib/endpoint';
 import { methodNotAllowed } from '../lib/errors';
 import type { Reply } from '../lib/http';
+import { getActivity, getPerson } from '../lib/xapi-activities';
 import { type LrsClient, lrsClient, READ_STATEMENTS, requireScope } from '../lib/xapi-auth';
 import type { LrsScope } from '../lib/xapi-credentials';
+import { type DocumentResource, deleteDocuments, readDocuments, writeDocument } from '../lib/xapi-documents';
 import {
   requireVersion,
   SUPPORTED_VERSIONS,
+  statementHeaders,
   versionHeaders,
   XAPI_VERSION_HEADER,
   type XapiRequest,
@@ -67,7 +71,7 @@ endpoint({
   route: 'xapi/statements',
   access: 'public',
   phi: true,
-  headers: versionHeaders,
+  headers: statementHeaders,
   handler: async function readStatements(input) {
     return serve(input, STATEMENT_METHODS);
   },
@@ -81,10 +85,111 @@ endpoint({
   phi: true,
   rawBody: true,
   maxBodyBytes: STATEMENT_BODY_BYTES,
-  headers: versionHeaders,
+  headers: statementHeaders,
   handler: async function writeStatements(input) {
     // A POST may be the alternate syntax of any method (1.0.3 Communication §1.3).
     return serve(input, STATEMENT_METHODS);
+  },
+});
+
+/** The methods of a document resource, for clients with `scope` (or all / all/read for reading). */
+function documentMethods(resource: DocumentResource, scope: LrsScope): Partial<Record<string, Resource>> {
+  const read: Resource = {
+    scopes: [scope, 'all/read'],
+    run: (sql, request, client) => readDocuments(sql, resource, request, client),
+  };
+  const write: Resource = {
+    scopes: [scope],
+    run: (sql, request, client) => writeDocument(sql, resource, request, client),
+  };
+  const remove: Resource = {
+    scopes: [scope],
+    run: (sql, request, client) => deleteDocuments(sql, resource, request, client),
+  };
+  return { GET: read, HEAD: read, PUT: write, POST: write, DELETE: remove };
+}
+
+const DOCUMENT_ROUTES: { name: string; route: string; resource: DocumentResource; scope: LrsScope }[] = [
+  { name: 'xapi-state', route: 'xapi/activities/state', resource: 'state', scope: 'state' },
+  {
+    name: 'xapi-activity-profile',
+    route: 'xapi/activities/profile',
+    resource: 'activity_profile',
+    scope: 'activities_profile',
+  },
+  { name: 'xapi-agent-profile', route: 'xapi/agents/profile', resource: 'agent_profile', scope: 'agents_profile' },
+];
+
+/** Documents are at most 1 MB (lib/xapi-documents.ts); the alternate syntax form-encodes them. */
+const DOCUMENT_BODY_BYTES = 4 * 1024 * 1024;
+
+for (const { name, route, resource, scope } of DOCUMENT_ROUTES) {
+  const methods = documentMethods(resource, scope);
+  endpoint({
+    name: `${name}-read`,
+    methods: ['GET'],
+    route,
+    access: 'public',
+    phi: true,
+    headers: versionHeaders,
+    handler: async function readDocument(input) {
+      return serve(input, methods);
+    },
+  });
+  endpoint({
+    name: `${name}-write`,
+    methods: ['PUT', 'POST', 'DELETE'],
+    route,
+    access: 'public',
+    phi: true,
+    rawBody: true,
+    maxBodyBytes: DOCUMENT_BODY_BYTES,
+    headers: versionHeaders,
+    handler: async function changeDocument(input) {
+      return serve(input, methods);
+    },
+  });
+}
+
+const LOOKUP_SCOPES: LrsScope[] = [
+  'all/read',
+  'statements/read',
+  'statements/read/mine',
+  'state',
+  'activities_profile',
+  'agents_profile',
+];
+
+const ACTIVITY_METHODS: Partial<Record<string, Resource>> = {
+  GET: { scopes: LOOKUP_SCOPES, run: getActivity },
+  HEAD: { scopes: LOOKUP_SCOPES, run: getActivity },
+};
+const AGENT_METHODS: Partial<Record<string, Resource>> = {
+  GET: { scopes: LOOKUP_SCOPES, run: getPerson },
+  HEAD: { scopes: LOOKUP_SCOPES, run: getPerson },
+};
+
+endpoint({
+  name: 'xapi-activities',
+  methods: ['GET'],
+  route: 'xapi/activities',
+  access: 'public',
+  phi: true,
+  headers: versionHeaders,
+  handler: async function readActivity(input) {
+    return serve(input, ACTIVITY_METHODS);
+  },
+});
+
+endpoint({
+  name: 'xapi-agents',
+  methods: ['GET'],
+  route: 'xapi/agents',
+  access: 'public',
+  phi: true,
+  headers: versionHeaders,
+  handler: async function readPerson(input) {
+    return serve(input, AGENT_METHODS);
   },
 });
 

@@ -57,8 +57,9 @@ export async function createCredential(
   input: { label: string; scopes: readonly LrsScope[] },
   createdBy: string,
 ): Promise<CredentialView & { secret: string }> {
-  const key = randomBytes(15).toString('base64url');
-  const secret = randomBytes(32).toString('base64url');
+  // Hex: no tool reads a key or secret starting with '-' as an option, and nothing needs escaping anywhere.
+  const key = randomBytes(15).toString('hex');
+  const secret = randomBytes(32).toString('hex');
   const [row] = await sql<CredentialRow[]>`
     insert into lrs_credentials (id, key, secret_sha256, label, scopes, created_by)
     values (${randomUUID()}, ${key}, ${secretHash(secret)}, ${input.label}, ${sql.array([...new Set(input.scopes)], TEXT_ARRAY)}, ${createdBy})

@@ -26,8 +26,14 @@ export function versionOf(header: string | null | undefined): XapiVersion | unde
 
 /** The version header every answer carries: the version the request spoke, else the newest. */
 export function versionHeaders(request: HttpRequest): Record<string, string> {
-  const version = versionOf(request.headers.get('x-experience-api-version')) ?? '2.0.0';
+  // Without a version the request is refused (but by About): 1.0.3 is what either suite expects then.
+  const version = versionOf(request.headers.get('x-experience-api-version')) ?? '1.0.3';
   return { [XAPI_VERSION_HEADER]: version };
+}
+
+/** The statement resource's headers on every answer: the version, and X-Experience-API-Consistent-Through. */
+export function statementHeaders(request: HttpRequest): Record<string, string> {
+  return { ...versionHeaders(request), 'X-Experience-API-Consistent-Through': new Date().toISOString() };
 }
 
 /** The request as an xAPI resource sees it, after the alternate syntax is undone. */
@@ -37,7 +43,7 @@ export interface XapiRequest {
   headers: Map<string, string>;
   query: URLSearchParams;
   body: Buffer | undefined;
-  /** The version asked for (2.0.0 when the header is missing or unknown: see versionGiven). */
+  /** The version asked for (1.0.3 when the header is missing or unknown: see versionGiven). */
   version: XapiVersion;
   versionGiven: boolean;
   /** The request came in the alternate syntax (a POST with `method=`). */
@@ -110,7 +116,7 @@ export function xapiRequest(request: HttpRequest, body: Buffer | undefined): Xap
     headers,
     query,
     body: content,
-    version: version ?? '2.0.0',
+    version: version ?? '1.0.3',
     versionGiven: version !== undefined,
     alternate,
     sentAuthorization,

@@ -235,7 +235,7 @@ function agentIds(agent: unknown): unknown {
 function objectIds(object: unknown): unknown {
   if (!isObj(object)) return object;
   const type = object.objectType ?? 'Activity';
-  if (type === 'Activity') return { objectType: 'Activity', id: object.id };
+  if (type === 'Activity') return { id: object.id };
   if (type === 'Agent' || type === 'Group') return agentIds(object);
   if (type === 'SubStatement') return statementIds(object);
   return object;

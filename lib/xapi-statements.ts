@@ -115,13 +115,23 @@ class IndexRows {
   }
 }
 
+/** Two definitions of one activity as one: the later's properties win, language maps are merged. */
+export function mergeDefinitions(earlier: Obj | undefined, later: Obj | undefined): Obj | undefined {
+  if (!earlier || !later) return later ?? earlier;
+  const merged: Obj = { ...earlier, ...later };
+  for (const key of ['name', 'description']) {
+    if (isObj(earlier[key]) && isObj(later[key])) merged[key] = { ...(earlier[key] as Obj), ...(later[key] as Obj) };
+  }
+  return merged;
+}
+
 function activitiesOf(statement: Obj, found: Map<string, Obj | undefined>, index: IndexRows, top: boolean): void {
   const object = statement.object;
   const note = (activity: unknown, kinds: readonly IndexKind[]) => {
     if (!isObj(activity) || typeof activity.id !== 'string') return;
     for (const kind of kinds) index.add(kind, activityHash(activity.id));
     const definition = isObj(activity.definition) ? activity.definition : undefined;
-    found.set(activity.id, { ...(found.get(activity.id) ?? {}), ...(definition ?? {}) });
+    found.set(activity.id, mergeDefinitions(found.get(activity.id), definition));
   };
   if (isObj(object) && (object.objectType ?? 'Activity') === 'Activity') {
     note(object, top ? [INDEX_KIND.activity, INDEX_KIND.relatedActivity] : [INDEX_KIND.relatedActivity]);
@@ -343,7 +353,7 @@ async function upsertActivities(sql: AnySql, stored: readonly Prepared[]): Promi
   const merged = new Map<string, Obj | undefined>();
   for (const prepared of stored) {
     for (const [id, definition] of prepared.activities) {
-      merged.set(id, definition || merged.get(id) ? { ...(merged.get(id) ?? {}), ...(definition ?? {}) } : undefined);
+      merged.set(id, mergeDefinitions(merged.get(id), definition));
     }
   }
   if (merged.size === 0) return;
@@ -359,7 +369,12 @@ async function upsertActivities(sql: AnySql, stored: readonly Prepared[]): Promi
      order by 1
     on conflict (id_hash) do update
        set definition = case when excluded.definition is null then xapi_activities.definition
-                             else coalesce(xapi_activities.definition, '{}'::jsonb) || excluded.definition end,
+                             else coalesce(xapi_activities.definition, '{}'::jsonb) || excluded.definition
+                                  || jsonb_strip_nulls(jsonb_build_object(
+                                       'name', (xapi_activities.definition -> 'name') || (excluded.definition -> 'name'),
+                                       'description',
+                                       (xapi_activities.definition -> 'description') || (excluded.definition -> 'description')))
+                        end,
            updated_at = now()`;
 }
 
