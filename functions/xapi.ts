@@ -94,8 +94,11 @@ endpoint({
 
 /** The methods of a document resource, for clients with `scope` (or all / all/read for reading). */
 function documentMethods(resource: DocumentResource, scope: LrsScope): Partial<Record<string, Resource>> {
+  // An activity's profile is course content, the same for every learner: whoever reads statements may read it.
+  const readScopes: LrsScope[] =
+    resource === 'activity_profile' ? [scope, 'all/read', 'statements/read'] : [scope, 'all/read'];
   const read: Resource = {
-    scopes: [scope, 'all/read'],
+    scopes: readScopes,
     run: (sql, request, client) => readDocuments(sql, resource, request, client),
   };
   const write: Resource = {

@@ -40,8 +40,8 @@ function credentialAgent(key: string): Record<string, unknown> {
 function scopesOfUser(caller: Caller): LrsScope[] {
   if (hasAnyRole(caller, ['admin'])) return ['all'];
   if (hasAnyRole(caller, ['staff'])) return ['all/read'];
-  if (hasAnyRole(caller, ['student']))
-    return ['statements/write', 'statements/read', 'state', 'activities_profile', 'agents_profile'];
+  // Activity profiles are course content: a student reads them through statements/read (functions/xapi.ts).
+  if (hasAnyRole(caller, ['student'])) return ['statements/write', 'statements/read', 'state', 'agents_profile'];
   return [];
 }
 

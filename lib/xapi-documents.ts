@@ -45,7 +45,7 @@ const preconditionFailed = (detail: string) =>
   new HttpError({ status: 412, slug: 'precondition-failed', title: 'Precondition failed', detail });
 
 /** The resource's parameters, checked: the set and (when given) the document they name. */
-function targetOf(resource: DocumentResource, request: XapiRequest, client: LrsClient, write: boolean): Target {
+function targetOf(resource: DocumentResource, request: XapiRequest, client: LrsClient): Target {
   const shape = SHAPES[resource];
   const allowed = [
     shape.idName,
@@ -69,7 +69,6 @@ function targetOf(resource: DocumentResource, request: XapiRequest, client: LrsC
     agent = agentHash(parsed as Record<string, unknown>) as Buffer;
     if (client.ownAgent && !agent.equals(client.ownAgent)) throw forbidden('These are documents of another learner');
   }
-  if (resource === 'activity_profile' && write && client.ownAgent) throw forbidden('Students read activity profiles');
   const registration = shape.registration ? parameter(request, 'registration') : undefined;
   if (registration !== undefined && !isUuid(registration))
     throw xapiBadRequest('registration must be a UUID', 'registration');
@@ -174,7 +173,7 @@ export async function writeDocument(
   request: XapiRequest,
   client: LrsClient,
 ): Promise<Reply> {
-  const target = targetOf(resource, request, client, true);
+  const target = targetOf(resource, request, client);
   if (!target.keyHash) throw xapiBadRequest(`${SHAPES[resource].idName} is required`, SHAPES[resource].idName);
   const incoming = bodyOf(request);
   const existing = await findDocument(sql, target.keyHash, true);
@@ -203,7 +202,7 @@ export async function readDocuments(
   request: XapiRequest,
   client: LrsClient,
 ): Promise<Reply> {
-  const target = targetOf(resource, request, client, false);
+  const target = targetOf(resource, request, client);
   if (target.keyHash) {
     const found = await findDocument(sql, target.keyHash, false);
     if (!found) throw notFound('No such document');
@@ -236,7 +235,7 @@ export async function deleteDocuments(
   request: XapiRequest,
   client: LrsClient,
 ): Promise<Reply> {
-  const target = targetOf(resource, request, client, true);
+  const target = targetOf(resource, request, client);
   if (target.keyHash) {
     const existing = await findDocument(sql, target.keyHash, true);
     if (request.headers.has('if-match') || request.headers.has('if-none-match'))

@@ -11,7 +11,7 @@ import { createTestUser } from './helpers/users';
 const app = useTestApp();
 let auth = '';
 
-function xapi(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+function xapi(method: string, path: string, body?: unknown | Buffer, headers: Record<string, string> = {}) {
   return app.api(`/xapi${path}`, {
     method,
     headers: {
@@ -86,12 +86,12 @@ describe('filters', () => {
       id: string;
       stored: string;
     }[];
-    const middle = all[1] as { stored: string };
+    const middle = all[1] as unknown as { stored: string };
     expect(ids(await query({ activity: course, related_activities: 'true', since: middle.stored })).length).toBe(
       all.filter((s) => s.stored > middle.stored).length,
     );
     const until = await query({ activity: course, related_activities: 'true', until: middle.stored });
-    expect(until.statements.every((s) => (s as { stored: string }).stored <= middle.stored)).toBe(true);
+    expect(until.statements.every((s) => (s as unknown as { stored: string }).stored <= middle.stored)).toBe(true);
   });
 
   test('more links page by keyset without repeats, and a tampered one is a 400', async () => {
@@ -162,7 +162,7 @@ describe('voiding and StatementRefs', () => {
 
 function multipart(statement: object, parts: { type: string; content: Buffer; hash?: string; encoding?: string }[]) {
   const boundary = `b-${run}`;
-  const chunks = [
+  const chunks: Uint8Array[] = [
     Buffer.from(`--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(statement)}\r\n`),
   ];
   for (const part of parts) {
