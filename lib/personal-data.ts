@@ -229,6 +229,7 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   refund_overrides: {
     reason_ciphertext: encrypted('refund_overrides.reason'),
   },
+  refund_due_notices: { level: STATE },
   lrs_credentials: {
     key: none('a random public key id of an LRS credential (lib/xapi-credentials.ts)'),
     secret_sha256: hashed('the high-entropy secret of an LRS credential'),

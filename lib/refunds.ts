@@ -12,10 +12,11 @@ import { recordVisibleSql, scopeOf } from './access';
 import { hoursAttended, lastDateOfAttendance } from './attendance';
 import { config } from './config';
 import { decrypt, decryptRows, encrypt } from './crypto';
-import type { AnySql } from './db';
+import type { AnySql, TransactionSql } from './db';
 import { transitionEnrollment } from './enrollments';
 import { badRequest, conflict, declareConstraints, HttpError, notFound } from './errors';
-import { postEntry } from './ledger';
+import { formatCents, postEntry } from './ledger';
+import { enqueueMessage } from './outbox';
 import { keyset } from './pagination';
 import { computeRefund, REFUND_JURISDICTION, type RefundInputs, type RefundRule, RuleParameters } from './refund-rules';
 import { SCHOOL } from './school';
@@ -640,4 +641,61 @@ export function toDueViews(rows: readonly DueRow[]) {
       overdue: row.days_left < 0,
     }),
   );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The refunds-due timer
+// ---------------------------------------------------------------------------------------------------
+
+/** Finance hears of a refund this many days before it is due (and again once it is overdue). */
+export const REFUND_DUE_WARNING_DAYS = 10;
+
+interface FlaggedRow {
+  id: string;
+  level: 'coming_due' | 'overdue';
+  due_date: string;
+  days_left: number;
+  refund_cents: string;
+}
+
+/**
+ * Flags the open refunds due within `warningDays` (coming due) or past their date (overdue) that were
+ * not flagged at that level before, and queues one email per active finance account listing them (ids,
+ * due dates, amounts: no names, which stay behind sign-in). Run it in one transaction: the notices and
+ * the emails commit together. Returns what it flagged.
+ */
+export async function flagRefundsDue(sql: TransactionSql, warningDays = REFUND_DUE_WARNING_DAYS) {
+  const today = sql`(now() at time zone ${SCHOOL.timeZone})::date`;
+  const flagged = await sql<FlaggedRow[]>`
+    with due as (
+      select d.id, case when d.days_left < 0 then 'overdue' else 'coming_due' end as level, d.due_date,
+             d.days_left, d.refund_cents
+        from ${openRefundsDue(sql, warningDays)}),
+    noted as (
+      insert into refund_due_notices (refund_id, level, noticed_on)
+      select id, level, ${today} from due
+      on conflict do nothing
+      returning refund_id, level)
+    select due.* from due join noted on noted.refund_id = due.id and noted.level = due.level
+     order by due.due_date, due.id`;
+  if (flagged.length === 0) return { overdue: 0, comingDue: 0, notified: 0 };
+  const overdue = flagged.filter((row) => row.level === 'overdue');
+  const body = [
+    `Refunds the school must remit (GNPEC: within the rule's days of the date of determination).`,
+    '',
+    ...flagged.map(
+      (row) =>
+        `${row.level === 'overdue' ? `OVERDUE by ${-row.days_left} days` : `due in ${row.days_left} days`}: ` +
+        `${formatCents(Number(row.refund_cents))}, due ${row.due_date}, /api/ledger/refunds/${row.id}`,
+    ),
+  ].join('\n');
+  const subject = `Refunds: ${overdue.length} overdue, ${flagged.length - overdue.length} coming due`;
+  const finance = await sql<{ email_ciphertext: string }[]>`
+    select u.email_ciphertext from users u join user_roles r on r.user_id = u.id
+     where r.role_name = 'finance' and u.status = 'active'`;
+  for (const person of finance) {
+    const recipient = decrypt(person.email_ciphertext, 'users.email');
+    await enqueueMessage(sql, { kind: 'refunds_due', recipient, subject, body });
+  }
+  return { overdue: overdue.length, comingDue: flagged.length - overdue.length, notified: finance.length };
 }

@@ -11,6 +11,7 @@ import { computeRefund, type RefundInputs, type RefundRule } from '../lib/refund
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { insertLedger, type LedgerLine } from './helpers/ledger';
+import { messagesTo } from './helpers/outbox';
 import { createEnrollment, createProgram, recordAttendance } from './helpers/records';
 import { createRoleAccounts, type RoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
@@ -509,6 +510,59 @@ describe('the refunds-due list', () => {
       const response = await send('GET', `/ledger/refunds-due${query}`, { as: roles.finance });
       expect(response.status, query).toBe(400);
     }
+  });
+});
+
+describe('the refunds-due timer', () => {
+  test('flags overdue and coming-due refunds once each, emails finance through the outbox, skips remitted ones', async () => {
+    const { InvocationContext } = await import('@azure/functions');
+    const { refundsDue } = await import('../functions/refunds-due');
+    const run = async () => {
+      const logged: string[] = [];
+      const context = new InvocationContext({
+        invocationId: randomUUID(),
+        functionName: 'refunds-due',
+        logHandler: (_level, ...args) => logged.push(args.map(String).join(' ')),
+      });
+      await refundsDue(null, context);
+      return logged.join('\n');
+    };
+    await run(); // whatever earlier tests left is flagged now; what follows is new
+    const ago = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+    const refundOf = async (days: number) => {
+      const { enrollmentId } = await enrolled({ daysAgo: 90, tuition: 100_000, paid: 100_000 });
+      const answer = (await (
+        await withdraw(enrollmentId, { kind: 'official', notifiedAt: ago(days) })
+      ).json()) as WithdrawalAnswer;
+      return answer.refund as Refund;
+    };
+    const overdue = await refundOf(50); // due 5 days ago
+    const comingDue = await refundOf(40); // due in 5 days
+    const later = await refundOf(1); // due in 44 days: not yet
+    const paid = await refundOf(60);
+    await send('POST', `/ledger/refunds/${paid.id}/approval`, { as: roles.finance, body: {} });
+    await send('POST', `/ledger/refunds/${paid.id}/remittance`, { as: roles.finance, body: { reference: 'CHK 77' } });
+
+    const log = await run();
+    expect(log).toContain('flagged 1 overdue and 1 coming due');
+    const notices = await app.db.sql<{ refund_id: string; level: string }[]>`
+      select refund_id, level from refund_due_notices
+       where refund_id in ${app.db.sql([overdue.id, comingDue.id, later.id, paid.id])}`;
+    expect(notices.map((n) => [n.refund_id, n.level]).sort()).toEqual(
+      [
+        [overdue.id, 'overdue'],
+        [comingDue.id, 'coming_due'],
+      ].sort(),
+    );
+    const messages = await messagesTo(app.db.sql, 'refunds_due', roles.finance.email);
+    const last = messages.at(-1) ?? '';
+    expect(last).toContain(`OVERDUE by 5 days: $1,000.00, due ${overdue.dueDate}, /api/ledger/refunds/${overdue.id}`);
+    expect(last).toContain(`due in 5 days: $1,000.00, due ${comingDue.dueDate}`);
+    expect(last).not.toContain(later.id);
+    expect(last).not.toContain(paid.id);
+    // A second run the same day tells nobody anything new.
+    expect(await run()).toContain('flagged 0 overdue and 0 coming due');
+    expect(await messagesTo(app.db.sql, 'refunds_due', roles.finance.email)).toHaveLength(messages.length);
   });
 });
 

@@ -6,8 +6,8 @@ using '../main.bicep'
 
 param environmentName = 'dev'
 
-// Flex Consumption. Pool per HTTP instance: floor((429 - 25 - 3 timers x 2) / 40) = 9,
-// worst case 9 x 40 + 6 + 25 = 391 of 429 connections.
+// Flex Consumption. Pool per HTTP instance: floor((429 - 25 - 4 timers x 2) / 40) = 9,
+// worst case 9 x 40 + 8 + 25 = 393 of 429 connections.
 param maximumInstanceCount = 40
 param instanceMemoryMB = 2048
 param httpPerInstanceConcurrency = 16

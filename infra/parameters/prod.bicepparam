@@ -6,7 +6,7 @@ using '../main.bicep'
 param environmentName = 'prod'
 
 // Flex Consumption (100 is the platform's default maximum). Pool per HTTP instance:
-// floor((859 - 25 - 3 timers x 2) / 100) = 8, worst case 8 x 100 + 6 + 25 = 831 of 859 connections.
+// floor((859 - 25 - 4 timers x 2) / 100) = 8, worst case 8 x 100 + 8 + 25 = 833 of 859 connections.
 // Always-ready HTTP instances (httpAlwaysReadyInstances, default 0) would come on top of the 100.
 param maximumInstanceCount = 100
 param instanceMemoryMB = 2048
