@@ -37,6 +37,8 @@ export interface LoadOptions {
   body?: string;
   /** A fresh body per request (e.g. a different account per sign-in). */
   nextBody?: () => string;
+  /** Fresh headers per request, merged over `headers` (e.g. a new Idempotency-Key per payment). */
+  nextHeaders?: () => Record<string, string>;
   /** Statuses that count as success besides 2xx. */
   alsoExpected?: readonly number[];
 }
@@ -59,7 +61,12 @@ function countUnexpected(statusCounts: Record<string, number>, alsoExpected: rea
 export async function drive(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
   const statusCounts: Record<string, number> = {};
-  const nextBody = options.nextBody;
+  const { nextBody, nextHeaders } = options;
+  const fresh = (request: { headers?: Record<string, string>; body?: string }) => ({
+    ...request,
+    ...(nextBody ? { body: nextBody() } : {}),
+    ...(nextHeaders ? { headers: { ...request.headers, ...nextHeaders() } } : {}),
+  });
   const instance = autocannon({
     url: options.url,
     connections: options.connections,
@@ -68,7 +75,7 @@ export async function drive(options: LoadOptions): Promise<LoadResult> {
     method: options.method ?? 'GET',
     headers: options.headers ?? {},
     ...(options.body !== undefined ? { body: options.body } : {}),
-    ...(nextBody ? { requests: [{ setupRequest: (request) => ({ ...request, body: nextBody() }) }] } : {}),
+    ...(nextBody || nextHeaders ? { requests: [{ setupRequest: fresh }] } : {}),
   });
   instance.on('response', (_client: unknown, status: number, _bytes: number, milliseconds: number) => {
     latencies.push(milliseconds);

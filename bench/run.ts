@@ -172,6 +172,8 @@ async function prepareContext(api: string, admin: postgres.Sql, counts: DataCoun
   const renewTokens = async () => {
     const adminSession = await signInOrMint(api, admin, staffEmail('admin'));
     if (adminSession) ctx.admin = adminSession.headers;
+    const financeSession = await signInOrMint(api, admin, staffEmail('finance'));
+    if (financeSession) ctx.finance = financeSession.headers;
     const studentSession = studentEmail ? await signInOrMint(api, admin, studentEmail) : null;
     if (studentSession) ctx.student = studentSession;
   };

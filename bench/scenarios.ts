@@ -6,6 +6,7 @@
 // plan of the exact SQL the route sends; written out here only where the query still lives inside a
 // function module (the sign-in lookup), since importing a function module would register its routes.
 // Such a copy must follow the route: it names the function it mirrors.
+import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import { auditPageQuery, auditSummaryQuery } from '../lib/audit-trail';
 import { emailBlindIndex } from '../lib/crypto';
@@ -24,6 +25,8 @@ export interface BenchContext {
   /** Authorization headers of a signed-in admin and of a signed-in student. */
   admin?: Record<string, string>;
   student?: { id: string; headers: Record<string, string> };
+  /** A signed-in finance clerk (posts payments). */
+  finance?: Record<string, string>;
   /** A student with enrollments (for the enrollments scenario). */
   enrolledStudentId?: string;
   studentsDeep?: DeepCursor;
@@ -50,6 +53,7 @@ interface RequestShape {
   headers?: Record<string, string>;
   body?: string;
   nextBody?: () => string;
+  nextHeaders?: () => Record<string, string>;
   alsoExpected?: readonly number[];
 }
 
@@ -214,6 +218,30 @@ export const SCENARIOS: readonly Scenario[] = [
     mainQuery: (sql) => auditSummaryQuery(sql, 366),
   },
   {
+    key: 'payment-post',
+    title: 'POST students/{id}/payments (finance, a fresh Idempotency-Key each)',
+    indexSensitive: false,
+    request: (ctx) => {
+      if (!ctx.finance || !ctx.student) return 'no finance or student token';
+      return {
+        path: `/students/${ctx.student.id}/payments`,
+        method: 'POST',
+        headers: { ...ctx.finance, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ method: 'cash', amountCents: 1_000 }),
+        nextHeaders: () => ({ 'Idempotency-Key': randomUUID() }),
+      };
+    },
+  },
+  {
+    key: 'statement',
+    title: 'GET students/{id}/statement (a student, their own, JSON)',
+    indexSensitive: false,
+    request: (ctx) =>
+      ctx.student
+        ? { path: `/students/${ctx.student.id}/statement`, headers: ctx.student.headers }
+        : 'no student token',
+  },
+  {
     key: 'dashboard',
     title: 'GET dashboard (the office: every count in one statement)',
     indexSensitive: false,
@@ -295,7 +323,7 @@ export interface ScenarioOutcome {
 async function probe(url: string, shape: RequestShape): Promise<string | null> {
   const response = await fetch(url, {
     method: shape.method ?? 'GET',
-    headers: shape.headers ?? {},
+    headers: { ...shape.headers, ...shape.nextHeaders?.() },
     body: shape.nextBody ? shape.nextBody() : shape.body,
   });
   const text = await response.text();
@@ -341,6 +369,7 @@ export async function runScenario(
     headers: shape.headers ?? {},
     ...(shape.body !== undefined ? { body: shape.body } : {}),
     ...(shape.nextBody ? { nextBody: shape.nextBody } : {}),
+    ...(shape.nextHeaders ? { nextHeaders: shape.nextHeaders } : {}),
     alsoExpected: shape.alsoExpected ?? [],
   } as const;
   const warmup = load.warmupSeconds ?? 1;
