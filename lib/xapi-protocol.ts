@@ -26,9 +26,30 @@ export function versionOf(header: string | null | undefined): XapiVersion | unde
 
 /** The version header every answer carries: the version the request spoke, else the newest. */
 export function versionHeaders(request: HttpRequest): Record<string, string> {
-  // Without a version the request is refused (but by About): 1.0.3 is what either suite expects then.
-  const version = versionOf(request.headers.get('x-experience-api-version')) ?? '1.0.3';
+  // Without a version the request is refused (but by About), in the version this client last spoke (a client
+  // that forgets the header once is the same client), else 1.0.3.
+  const version =
+    versionOf(request.headers.get('x-experience-api-version')) ??
+    lastVersionOf(request.headers.get('authorization')) ??
+    '1.0.3';
   return { [XAPI_VERSION_HEADER]: version };
+}
+
+/** The version each client (by its Authorization header's hash) last sent, on this instance; bounded. */
+const lastVersions = new Map<string, XapiVersion>();
+const LAST_VERSIONS_MAX = 1000;
+const clientKey = (authorization: string) => createHash('sha256').update(authorization).digest('base64url');
+
+function lastVersionOf(authorization: string | null): XapiVersion | undefined {
+  return authorization ? lastVersions.get(clientKey(authorization)) : undefined;
+}
+
+function rememberVersion(authorization: string | null, version: XapiVersion): void {
+  if (!authorization) return;
+  const key = clientKey(authorization);
+  lastVersions.delete(key);
+  lastVersions.set(key, version);
+  if (lastVersions.size > LAST_VERSIONS_MAX) lastVersions.delete(lastVersions.keys().next().value as string);
 }
 
 /** The statement resource's headers on every answer: the version, and X-Experience-API-Consistent-Through. */
@@ -111,6 +132,7 @@ export function xapiRequest(request: HttpRequest, body: Buffer | undefined): Xap
   }
   const version = versionOf(headers.get('x-experience-api-version'));
   const sentAuthorization = request.headers.get('authorization');
+  if (version) rememberVersion(sentAuthorization, version);
   return {
     method,
     headers,

@@ -29,6 +29,14 @@ function comparable(statement: Obj): string {
   const kept = Array.isArray(attachments) ? attachments.filter((a) => (a as Obj)?.usageType !== SIGNATURE_USAGE) : [];
   if (kept.length > 0) rest.attachments = kept;
   if (typeof rest.id === 'string') rest.id = rest.id.toLowerCase();
+  // 2.0: durations compare to the hundredth of a second.
+  const result = rest.result as Obj | undefined;
+  if (result && typeof result.duration === 'string') {
+    rest.result = {
+      ...result,
+      duration: result.duration.replace(/(\d+)[.,](\d{1,2})\d*S$/, '$1.$2S').replace(/(\d+)[.,]0*S$/, '$1S'),
+    };
+  }
   return canonicalJson(rest);
 }
 
