@@ -128,6 +128,9 @@ export function xapiRequest(request: HttpRequest, body: Buffer | undefined): Xap
       else if (FORM_HEADERS.has(lower)) headers.set(lower, value);
       else query.append(key, value);
     }
+    if ((method === 'PUT' || method === 'POST') && content === undefined) {
+      throw xapiBadRequest('In the alternate request syntax, the body goes in the form parameter content', 'content');
+    }
     if (content !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
   }
   const version = versionOf(headers.get('x-experience-api-version'));
