@@ -136,6 +136,8 @@ export function xapiRequest(request: HttpRequest, body: Buffer | undefined): Xap
   const version = versionOf(headers.get('x-experience-api-version'));
   const sentAuthorization = request.headers.get('authorization');
   if (version) rememberVersion(sentAuthorization, version);
+  // 2.0 dropped the alternate request syntax.
+  if (alternate && version === '2.0.0') throw xapiBadRequest('xAPI 2.0 has no alternate request syntax', 'method');
   return {
     method,
     headers,
