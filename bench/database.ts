@@ -5,9 +5,11 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type postgres from 'postgres';
+import { startAzurite } from '../dev/azurite';
 import { freePort, REPO_ROOT, type RunningServer, startEmbeddedPostgres } from '../dev/database';
 import { parseConfig } from '../lib/config';
 import { loadMigrations, splitStatements } from '../lib/migrations';
+import { developmentSealCertificate } from '../lib/pdf-seal';
 
 export const BENCH_DATABASE = 'aada_bench';
 export const BENCH_DATA_DIR = path.join(REPO_ROOT, '.data', 'bench-postgres');
@@ -78,6 +80,10 @@ export function productionEnv(appUrl: string, extra: Record<string, string> = {}
     TIMER_INSTANCES: '0',
     CORS_ALLOWED_ORIGINS: '',
     APP_PUBLIC_URL: 'https://portal.bench.aada.test',
+    // The files store and the seal certificate production requires: bench/run.ts starts an Azurite of
+    // its own and makes a development certificate before any instance (see startBenchServices).
+    BLOB_ENDPOINT: process.env.BLOB_ENDPOINT ?? '',
+    PDF_SEAL_CERTIFICATE: process.env.PDF_SEAL_CERTIFICATE ?? '',
     ...BENCH_SECRETS,
     ...extra,
   };
@@ -111,4 +117,16 @@ export async function setSeedIndexes(admin: postgres.Sql, direction: 'up' | 'dow
   for (const statement of indexMigrationStatements(direction)) await admin.unsafe(statement);
   await admin.unsafe('analyze');
   return performance.now() - started;
+}
+
+/**
+ * The services besides PostgreSQL a production instance needs: an in-memory Azurite for the files store
+ * and a development seal certificate (they protect nothing but fake benchmark people). Sets BLOB_ENDPOINT
+ * and PDF_SEAL_CERTIFICATE for productionEnv; returns the stop of Azurite.
+ */
+export async function startBenchServices(log: (line: string) => void): Promise<() => Promise<void>> {
+  const blobs = await startAzurite({ port: await freePort(), log });
+  process.env.BLOB_ENDPOINT = blobs.endpoint;
+  process.env.PDF_SEAL_CERTIFICATE = developmentSealCertificate().toString('base64');
+  return () => blobs.stop();
 }

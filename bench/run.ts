@@ -31,6 +31,7 @@ import {
   productionEnv,
   setSeedIndexes,
   startBenchPostgres,
+  startBenchServices,
 } from './database';
 import { type Instance, startInstance } from './instances';
 import { drive, summarize, walkPages } from './load';
@@ -554,6 +555,7 @@ async function main() {
   const machine: MachineInfo = machineInfo();
   // The bench keys (the generator encrypted with them), for decrypting sign-in emails here.
   Object.assign(process.env, BENCH_SECRETS);
+  const stopServices = await startBenchServices(log);
   let server = await startBenchPostgres();
   let admin = postgres(withDatabase(server.adminUrl, BENCH_DATABASE), { max: 1, onnotice: () => {} });
   let instance: Instance | undefined;
@@ -631,6 +633,7 @@ async function main() {
     await instance?.stop();
     await admin.end({ timeout: 1 });
     await server.stop();
+    await stopServices();
   }
 }
 
