@@ -12,13 +12,12 @@ import {
   MAX_CONTENT_FILE_BYTES,
   rangeOf,
   retireContentFile,
-  sliceOf,
   storeContentFile,
   toContentFileView,
 } from '../lib/content-files';
 import { endpoint } from '../lib/endpoint';
 import { declareConstraints, HttpError, notFound } from '../lib/errors';
-import { openFile } from '../lib/files';
+import { openFile, openFileRange } from '../lib/files';
 import { ifNoneMatchHits, json, notModified, type Reply } from '../lib/http';
 import { CONTENT_EDITORS, CONTENT_READERS, contentScope, reachableModule } from '../lib/lessons';
 
@@ -118,7 +117,11 @@ endpoint({
     const size = Number(row.byte_size);
     const range = rangeOf(request.headers.get('range'), size);
     if (range.kind === 'unsatisfiable') throw rangeNotSatisfiable(size);
-    const opened = await openFile(sql, row.stored_file_id);
+    // A range is read from the segment holding its first byte, not decrypted from the file's start.
+    const opened =
+      range.kind === 'whole'
+        ? await openFile(sql, row.stored_file_id)
+        : await openFileRange(sql, row.stored_file_id, range.start, range.end);
     if (!opened) throw notFound('No such file of a module you may see');
     const headers = {
       ETag: etag,
@@ -139,7 +142,7 @@ endpoint({
       kind: 'stream',
       status: 206,
       contentType: row.content_type,
-      body: sliceOf(opened.content, range.start, range.end),
+      body: opened.content,
       headers: {
         ...headers,
         'Content-Length': String(range.end - range.start + 1),

@@ -397,16 +397,3 @@ export function rangeOf(header: string | null, size: number): RangeRequest {
   if (end < start) return { kind: 'whole' };
   return { kind: 'part', start, end };
 }
-
-/** The bytes `start..end` (inclusive) of a stream, the rest read and dropped. */
-export async function* sliceOf(content: AsyncIterable<Buffer>, start: number, end: number): AsyncIterable<Buffer> {
-  let offset = 0;
-  for await (const chunk of content) {
-    const chunkEnd = offset + chunk.length;
-    if (chunkEnd > start && offset <= end) {
-      yield chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end + 1 - offset));
-    }
-    offset = chunkEnd;
-    if (offset > end) return;
-  }
-}

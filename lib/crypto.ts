@@ -276,11 +276,27 @@ export function encryptingStream(field: PiiField): Transform {
   });
 }
 
+/** Bytes of a file ciphertext before its first segment, for a file sealed under `keyId`. */
+export const fileHeaderBytes = (keyId: string) => ciphertextPrefix(keyId).length + FILE_NONCE_PREFIX_BYTES;
+/** Bytes of one full sealed segment (FILE_SEGMENT_BYTES of plaintext and its tag). */
+export const SEALED_FILE_SEGMENT_BYTES = FILE_SEGMENT_BYTES + TAG_BYTES;
+
+/**
+ * Where a decryption starts when not at the file's first byte (a byte range): the input is then the
+ * header followed by the sealed segments from `segment` on, and `toEnd` says whether they run to the
+ * file's end (the last one then carries the last flag) or stop after a full segment. Each segment is
+ * opened with its own index in the nonce, so a segment moved, swapped or cut off still fails its tag.
+ */
+export interface SegmentStart {
+  segment: number;
+  toEnd: boolean;
+}
+
 /** A Transform that decrypts what encryptingStream wrote; it fails (an error event) on any change. */
-export function decryptingStream(field: PiiField): Transform {
+export function decryptingStream(field: PiiField, from: SegmentStart = { segment: 0, toEnd: true }): Transform {
   let pending = Buffer.alloc(0);
   let state: { key: Buffer; prefix: Buffer } | undefined;
-  let index = 0;
+  let index = from.segment;
   const sealedSegment = FILE_SEGMENT_BYTES + TAG_BYTES;
   const open = (sealed: Buffer, last: boolean) => {
     const { key, prefix } = state as { key: Buffer; prefix: Buffer };
@@ -318,7 +334,8 @@ export function decryptingStream(field: PiiField): Transform {
       try {
         if (!state) readHeader(true);
         if (!state) throw new Error('not a file ciphertext of this application');
-        callback(null, open(pending, true));
+        if (!from.toEnd && pending.length !== sealedSegment) throw new Error('file ciphertext cut short');
+        callback(null, open(pending, from.toEnd));
       } catch (error) {
         callback(error as Error);
       }

@@ -18,7 +18,15 @@ import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type postgres from 'postgres';
 import { ConfigError, config } from './config';
-import { currentKeyId, decryptingStream, encryptingStream, type PiiField } from './crypto';
+import {
+  currentKeyId,
+  decryptingStream,
+  encryptingStream,
+  FILE_SEGMENT_BYTES,
+  fileHeaderBytes,
+  type PiiField,
+  SEALED_FILE_SEGMENT_BYTES,
+} from './crypto';
 import { TEXT_ARRAY } from './db';
 import { payloadTooLarge } from './errors';
 
@@ -162,6 +170,7 @@ interface FileRow {
   purpose: string;
   shelf: FileShelf;
   object_name: string;
+  key_id: string;
   byte_size: string;
   sha256: Buffer;
   content_type: string;
@@ -170,7 +179,8 @@ interface FileRow {
 const findFileRow = async (sql: AnySql, id: string) =>
   (
     await sql<FileRow[]>`
-      select id, purpose, shelf, object_name, byte_size, sha256, content_type from stored_files where id = ${id}`
+      select id, purpose, shelf, object_name, key_id, byte_size, sha256, content_type
+        from stored_files where id = ${id}`
   )[0];
 
 /** Fails the stream at its end when the plaintext is not the file whose SHA-256 the row recorded. */
@@ -212,6 +222,74 @@ export async function openFile(sql: AnySql, id: string): Promise<{ file: StoredF
   return { file: toStoredFile(row), content: await decryptedStream(row) };
 }
 
+/** The plaintext bytes `start..end` (inclusive) of a stream that begins at plaintext byte `from`. */
+function trimTo(from: number, start: number, end: number): Transform {
+  let offset = from;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const chunkEnd = offset + chunk.length;
+      const part = chunk.subarray(Math.max(0, start - offset), Math.max(0, Math.min(chunk.length, end + 1 - offset)));
+      offset = chunkEnd;
+      callback(null, part.length > 0 ? part : undefined);
+    },
+  });
+}
+
+/**
+ * The bytes `start..end` of a file, decrypting only the segments that hold them: the object's header
+ * (its key id and nonce prefix) and those segments are downloaded as two blob ranges. Each segment is
+ * authenticated under its own index, the last flag where the file ends and the row's binding, so a
+ * changed, moved or cut-off segment still fails; the whole file's SHA-256 is not checked (it is not read).
+ */
+async function decryptedRange(row: FileRow, start: number, end: number): Promise<Readable> {
+  const size = Number(row.byte_size);
+  const segments = Math.max(1, Math.ceil(size / FILE_SEGMENT_BYTES));
+  const first = Math.floor(start / FILE_SEGMENT_BYTES);
+  const last = Math.floor(end / FILE_SEGMENT_BYTES);
+  const toEnd = last === segments - 1;
+  const headerBytes = fileHeaderBytes(row.key_id);
+  const blob = (await container(row.shelf)).getBlobClient(row.object_name);
+  const header = await blob.downloadToBuffer(0, headerBytes);
+  const offset = headerBytes + first * SEALED_FILE_SEGMENT_BYTES;
+  // To the file's end, the download runs to the blob's end (the last segment is shorter).
+  const count = toEnd ? undefined : (last - first + 1) * SEALED_FILE_SEGMENT_BYTES;
+  const download = await blob.download(offset, count);
+  const body = download.readableStreamBody as NodeJS.ReadableStream;
+  const sealed = Readable.from(
+    (async function* () {
+      yield header;
+      for await (const chunk of body) yield chunk as Buffer;
+    })(),
+  );
+  const out = new PassThrough();
+  pipeline(
+    sealed,
+    decryptingStream(fileField(row.purpose, row.id), { segment: first, toEnd }),
+    trimTo(first * FILE_SEGMENT_BYTES, start, end),
+    out,
+  ).catch((error) => out.destroy(error));
+  return out;
+}
+
+/**
+ * Bytes `start..end` (inclusive, within the file) of a file and its description: for a `Range` request,
+ * reading from the segment that holds `start`, never from the file's first byte.
+ */
+export async function openFileRange(
+  sql: AnySql,
+  id: string,
+  start: number,
+  end: number,
+): Promise<{ file: StoredFile; content: Readable } | null> {
+  const row = await findFileRow(sql, id);
+  if (!row) return null;
+  const size = Number(row.byte_size);
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end && end < size)) {
+    throw new RangeError(`bytes ${start}-${end} are not within a file of ${size} bytes`);
+  }
+  return { file: toStoredFile(row), content: await decryptedRange(row, start, end) };
+}
+
 /** A whole file in memory, for the few callers that must parse it (a PDF to seal); bounded by its row. */
 export async function readFile(sql: AnySql, id: string): Promise<{ file: StoredFile; content: Buffer } | null> {
   const opened = await openFile(sql, id);
@@ -237,7 +315,7 @@ export async function rotateFileKeys(
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const rows = await sql<FileRow[]>`
-      select id, purpose, shelf, object_name, byte_size, sha256, content_type from stored_files
+      select id, purpose, shelf, object_name, key_id, byte_size, sha256, content_type from stored_files
        where key_id <> ${keyId} and id > ${after} order by id limit ${batchSize}`;
     if (rows.length === 0) return { rotated, unreadable };
     for (const row of rows) {

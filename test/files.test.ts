@@ -12,6 +12,7 @@ import {
   AZURITE_ACCOUNT,
   AZURITE_KEY,
   openFile,
+  openFileRange,
   readFile,
   rotateFileKeys,
   storeFile,
@@ -143,5 +144,99 @@ describe('files store on Azurite', () => {
       resetConfigForTests();
       resetKeysForTests();
     }
+  });
+});
+
+describe('byte ranges read from the segment holding their first byte', () => {
+  const SEGMENT = 64 * 1024;
+  const SEALED = SEGMENT + 16;
+  const HEADER = 'v1.demo1.'.length + 7;
+
+  async function range(id: string, start: number, end: number): Promise<Buffer> {
+    const opened = await openFileRange(app.db.sql, id, start, end);
+    const chunks: Buffer[] = [];
+    for await (const chunk of opened!.content) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  test.each([
+    ['the last byte', -1, -1],
+    ['the last 100 bytes', -100, -1],
+    ['inside one late segment', 20 * SEGMENT + 5, 20 * SEGMENT + 900],
+    ['exactly one segment', 7 * SEGMENT, 8 * SEGMENT - 1],
+    ['across three segment boundaries', 3 * SEGMENT - 1, 6 * SEGMENT],
+    ['from the first byte', 0, 10],
+  ])('%s of a 1.5 MB file reads exactly those bytes', async (_label, from, to) => {
+    const content = document(1_500_000);
+    const stored = await store(content);
+    const start = from < 0 ? content.length + from : from;
+    const end = to < 0 ? content.length + to : to;
+    expect((await range(stored.id, start, end)).equals(content.subarray(start, end + 1))).toBe(true);
+  });
+
+  test('a file of whole segments (its last segment full) reads its last segment and one before it', async () => {
+    const content = document(4 * SEGMENT);
+    const stored = await store(content);
+    expect((await range(stored.id, 3 * SEGMENT, 4 * SEGMENT - 1)).equals(content.subarray(3 * SEGMENT))).toBe(true);
+    const middle = await range(stored.id, 2 * SEGMENT + 1, 3 * SEGMENT - 2);
+    expect(middle.equals(content.subarray(2 * SEGMENT + 1, 3 * SEGMENT - 1))).toBe(true);
+  });
+
+  test('a late range does not read segment 0 at all, and a changed byte in its own segment fails it', async () => {
+    const content = document(1_500_000);
+    const stored = await store(content);
+    const name = await objectName(stored.id);
+    const raw = await rawBlob(stored.id);
+    const late = 20 * SEGMENT + 10;
+    try {
+      // A change in segment 0 goes unnoticed by a range that starts in segment 20: segment 0 is never read.
+      const early = Buffer.from(raw);
+      early[HEADER + 100] = (early[HEADER + 100] ?? 0) ^ 1;
+      await blobs().getBlockBlobClient(name).uploadData(early);
+      expect((await range(stored.id, late, late + 99)).equals(content.subarray(late, late + 100))).toBe(true);
+      await expect(range(stored.id, 0, 99)).rejects.toThrow();
+
+      const inRange = Buffer.from(raw);
+      const at = HEADER + 20 * SEALED + 50;
+      inRange[at] = (inRange[at] ?? 0) ^ 1;
+      await blobs().getBlockBlobClient(name).uploadData(inRange);
+      await expect(range(stored.id, late, late + 99)).rejects.toThrow();
+
+      // Segment 21 copied over segment 20 (both authentic, wrong place): its index in the nonce fails it.
+      const moved = Buffer.from(raw);
+      raw.copy(moved, HEADER + 20 * SEALED, HEADER + 21 * SEALED, HEADER + 22 * SEALED);
+      await blobs().getBlockBlobClient(name).uploadData(moved);
+      await expect(range(stored.id, late, late + 99)).rejects.toThrow();
+
+      // Cut off after a full segment: a range to the end misses the last flag (or the bytes).
+      await blobs()
+        .getBlockBlobClient(name)
+        .uploadData(raw.subarray(0, HEADER + 22 * SEALED));
+      await expect(range(stored.id, content.length - 10, content.length - 1)).rejects.toThrow();
+      await expect(range(stored.id, 21 * SEGMENT, 21 * SEGMENT + 5)).resolves.toBeInstanceOf(Buffer);
+
+      // The segments of another row, at the same place, do not decrypt under this row's binding.
+      const other = await store(document(1_500_000));
+      await blobs()
+        .getBlockBlobClient(name)
+        .uploadData(await rawBlob(other.id));
+      await expect(range(stored.id, late, late + 99)).rejects.toThrow();
+    } finally {
+      await blobs().getBlockBlobClient(name).uploadData(raw);
+    }
+    expect((await range(stored.id, late, late + 99)).equals(content.subarray(late, late + 100))).toBe(true);
+  });
+
+  test('a range outside the file is refused before anything is read', async () => {
+    const stored = await store(document(1_000));
+    for (const [start, end] of [
+      [0, 1_000],
+      [-1, 5],
+      [10, 5],
+      [0.5, 3],
+    ] as const) {
+      await expect(openFileRange(app.db.sql, stored.id, start, end)).rejects.toThrow(RangeError);
+    }
+    expect(await openFileRange(app.db.sql, '00000000-0000-4000-8000-000000000000', 0, 0)).toBeNull();
   });
 });
