@@ -2,7 +2,9 @@
 // move them along the life cycle (lib/enrollments.ts holds the queries, LIFE_CYCLE and the view). A
 // student sees only their own, whatever the filters.
 //
-// Withdrawals and refunds are a later issue: a transition to `withdrawn` here only changes the status.
+// Withdrawing or cancelling is not a transition here: it is `POST enrollments/{id}/withdrawal`
+// (functions/ledger-refunds.ts), which records the withdrawal and calculates the refund; a transition
+// to `withdrawn` or `cancelled` is a 422 naming that route (lib/enrollments.ts EXITS_WITH_REFUND).
 import { z } from 'zod';
 import { STUDENT_RECORD_ROLES } from '../lib/access';
 import { type ChangeInput, endpoint, type ReadInput } from '../lib/endpoint';
@@ -10,12 +12,14 @@ import {
   createEnrollment,
   DATES_OUT_OF_ORDER,
   ENROLLMENT_ORDER,
+  EXITS_WITH_REFUND,
   enrollmentHistory,
   enrollmentPageQuery,
   findEnrollment,
   toEnrollmentViews,
   transitionEnrollment,
   updateEnrollmentDates,
+  withdrawalRequired,
 } from '../lib/enrollments';
 import { notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
@@ -152,6 +156,7 @@ endpoint({
 });
 
 const Transition = z.strictObject({
+  /** `withdrawn` and `cancelled` are refused (422): record a withdrawal, which calculates the refund. */
   to: z.enum(ENROLLMENT_STATUSES),
   /** Kept, encrypted, in the enrollment's history. */
   reason: multiLine(500, { min: 0 }).optional(),
@@ -164,6 +169,7 @@ async function moveEnrollment({
   caller,
   audit,
 }: ChangeInput<EnrollmentParams, unknown, z.infer<typeof Transition>>) {
+  if (EXITS_WITH_REFUND.includes(body.to)) throw withdrawalRequired(params.id, body.to);
   await transitionEnrollment(sql, params.id, { to: body.to, reason: body.reason, changedBy: caller.userId });
   audit.event = `enrollment_${body.to}`;
   return json(await findEnrollment(sql, params.id, { kind: 'all' }));

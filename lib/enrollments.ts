@@ -198,8 +198,35 @@ export async function updateEnrollmentDates(sql: AnySql, id: string, dates: Enro
   if (!outcome.changed) throw conflict(`The enrollment is ${outcome.status}: its dates are part of a closed record`);
 }
 
-/** The 409 of a move the life cycle does not allow, naming body.to. */
-export function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus): HttpError {
+/**
+ * The exits that owe a refund calculation: they are recorded by `POST enrollments/{id}/withdrawal`
+ * (lib/refunds.ts recordWithdrawal), which withdraws an enrollment that started, cancels one that did
+ * not, records the notice and the last day attended, and calculates the refund in one transaction. The
+ * generic transition refuses them: a status change alone would leave a student without the refund the
+ * commission's rule gives them and finance without anything to approve.
+ */
+export const EXITS_WITH_REFUND: readonly EnrollmentStatus[] = ['withdrawn', 'cancelled'];
+
+/** The 422 of `to: withdrawn | cancelled` on the generic transition: it names the withdrawal route. */
+export function withdrawalRequired(id: string, to: EnrollmentStatus): HttpError {
+  const route = `/api/enrollments/${id}/withdrawal`;
+  const message = `An enrollment becomes ${to} by recording a withdrawal: POST ${route} (it calculates the refund)`;
+  return new HttpError({
+    status: 422,
+    slug: 'withdrawal-required',
+    title: 'Record a withdrawal instead',
+    detail: message,
+    errors: [{ field: 'body.to', message }],
+    headers: { Link: `<${route}>; rel="related"` },
+  });
+}
+
+/**
+ * The 409 of a move the life cycle does not allow. `field` names what the caller sent that asked for
+ * it: `body.to` on the generic transition; `params.id` where the route implies the target status (a
+ * withdrawal has no `to`).
+ */
+export function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus, field = 'body.to'): HttpError {
   const allowed = LIFE_CYCLE[from];
   const message = allowed.length
     ? `An enrollment that is ${from} can become ${allowed.join(' or ')}, not ${to}`
@@ -209,7 +236,7 @@ export function illegalTransition(from: EnrollmentStatus, to: EnrollmentStatus):
     slug: 'illegal-transition',
     title: 'This status change is not allowed',
     detail: message,
-    errors: [{ field: 'body.to', message }],
+    errors: [{ field, message }],
   });
 }
 
@@ -219,6 +246,8 @@ export interface EnrollmentTransition {
   reason?: string | undefined;
   /** The user making the change. */
   changedBy: string;
+  /** The request field a refused move is reported on (illegalTransition); `body.to` by default. */
+  field?: string;
 }
 
 /**
@@ -252,7 +281,7 @@ export async function transitionEnrollment(
         from moved)
     select t.status, exists (select 1 from moved) as moved from target t`;
   if (!outcome) throw notFound('No such enrollment');
-  if (!outcome.moved) throw illegalTransition(outcome.status, change.to);
+  if (!outcome.moved) throw illegalTransition(outcome.status, change.to, change.field);
   return outcome.status;
 }
 

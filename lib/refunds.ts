@@ -13,14 +13,14 @@ import { hoursAttended, lastDateOfAttendance } from './attendance';
 import { config } from './config';
 import { decrypt, decryptRows, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
-import { transitionEnrollment } from './enrollments';
+import { illegalTransition, OPEN_STATUSES, transitionEnrollment } from './enrollments';
 import { badRequest, conflict, declareConstraints, HttpError, notFound } from './errors';
 import { formatCents, postEntry } from './ledger';
 import { enqueueMessage } from './outbox';
 import { keyset } from './pagination';
 import { computeRefund, REFUND_JURISDICTION, type RefundInputs, type RefundRule, RuleParameters } from './refund-rules';
 import { SCHOOL } from './school';
-import { enrollmentVisible } from './students';
+import { type EnrollmentStatus, enrollmentVisible } from './students';
 
 /** Who records a withdrawal beyond the student: those who move enrollments (and the student their own). */
 export const WITHDRAWAL_RECORDERS = ['admin', 'staff', 'registrar'] as const;
@@ -55,7 +55,7 @@ interface EnrollmentForWithdrawal {
   id: string;
   user_id: string;
   program_id: string;
-  status: string;
+  status: EnrollmentStatus;
   start_date: string;
   created_at: Date;
   created_day: string;
@@ -227,14 +227,19 @@ async function progressOf(sql: AnySql, enrollment: EnrollmentForWithdrawal): Pro
 export async function recordWithdrawal(sql: AnySql, request: NewWithdrawal, caller: Caller) {
   const enrollment = await lockEnrollment(sql, request.enrollmentId, caller);
   if (!enrollment) throw notFound('No such enrollment');
+  const to = enrollment.status === 'pending' ? 'cancelled' : 'withdrawn';
+  // Already out: the 409 names the enrollment in the path (this route has no `to`), before any date
+  // check, so a second withdrawal hears why whatever else it sent.
+  if (!OPEN_STATUSES.includes(enrollment.status)) throw illegalTransition(enrollment.status, to, 'params.id');
   const { notifiedAt, determinedOn } = withdrawalDates(request, enrollment);
   const rule = await ruleInForce(sql, determinedOn);
   if (!rule) throw fieldError('body.determinedOn', `No refund rule is in force on ${determinedOn}`);
   const last = await lastDay(sql, request, determinedOn);
   const from = await transitionEnrollment(sql, enrollment.id, {
-    to: enrollment.status === 'pending' ? 'cancelled' : 'withdrawn',
+    to,
     reason: request.reason,
     changedBy: request.recordedBy,
+    field: 'params.id',
   });
   const progress = await progressOf(sql, enrollment);
   const inputs: RefundInputs = {

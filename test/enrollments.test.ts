@@ -43,6 +43,12 @@ async function transition(id: string, to: string, as: TestUser, expected = 200):
   return (await response.json()) as Enrollment & Problem;
 }
 
+/** Withdraws (or, when pending, cancels) through the withdrawal route, the one way out with a refund. */
+async function withdraw(id: string, as: TestUser): Promise<void> {
+  const response = await send('POST', `/enrollments/${id}/withdrawal`, { as, body: { kind: 'official' } });
+  expect(response.status, await response.clone().text()).toBe(201);
+}
+
 async function get<T>(path: string, as: TestUser, expected = 200): Promise<T> {
   const response = await send('GET', path, { as });
   expect(response.status, path).toBe(expected);
@@ -156,7 +162,7 @@ describe('creating an enrollment', () => {
     expect(row?.n).toBe(1);
     // Pending counts as open too; a closed enrollment does not: the student may enroll again.
     const [first] = await sql()`select id from enrollments where user_id = ${student.id}`;
-    await transition(first?.id, 'withdrawn', registrar);
+    await withdraw(first?.id, registrar);
     await enroll(registrar, { studentId: student.id, programId: programB, status: 'pending' });
     await enroll(registrar, { studentId: student.id, programId: programB }, 409);
   });
@@ -216,13 +222,52 @@ describe('the life cycle', () => {
     expect(skip.detail).toMatch(/pending.*active or cancelled.*not completed/);
     expect(skip.errors?.[0]?.field).toBe('body.to');
     await transition(enrollment.id, 'pending', registrar, 409);
-    await transition(enrollment.id, 'cancelled', registrar);
-    for (const to of ['active', 'pending', 'withdrawn', 'cancelled']) {
+    await withdraw(enrollment.id, registrar);
+    for (const to of ['active', 'pending', 'completed']) {
       const refused = await transition(enrollment.id, to, registrar, 409);
       expect(refused.detail).toMatch(/cancelled is final/);
     }
     const [row] = await sql()`select status from enrollments where id = ${enrollment.id}`;
     expect(row?.status).toBe('cancelled');
+  });
+
+  test('withdrawn and cancelled are refused (422) naming the withdrawal route; nothing changes', async () => {
+    const student = await createTestUser(sql(), { roles: ['student'] });
+    const active = await enroll(staff, { studentId: student.id, programId: programA });
+    const pending = await enroll(staff, { studentId: student.id, programId: programB, status: 'pending' });
+    for (const [enrollment, to] of [
+      [active, 'withdrawn'],
+      [active, 'cancelled'],
+      [pending, 'cancelled'],
+      [pending, 'withdrawn'],
+    ] as const) {
+      const response = await send('POST', `/enrollments/${enrollment.id}/transitions`, {
+        as: registrar,
+        body: { to, reason: 'Moving away' },
+      });
+      expect(response.status, `${enrollment.status} → ${to}`).toBe(422);
+      const route = `/api/enrollments/${enrollment.id}/withdrawal`;
+      expect(response.headers.get('link')).toBe(`<${route}>; rel="related"`);
+      const problem = (await response.json()) as Problem;
+      expect(problem.type).toBe('urn:aada:problem:withdrawal-required');
+      expect(problem.errors).toEqual([{ field: 'body.to', message: expect.stringContaining(`POST ${route}`) }]);
+    }
+    const rows = await sql()`
+      select e.status, (select count(*)::int from enrollment_status_changes c where c.enrollment_id = e.id) as changes,
+             (select count(*)::int from withdrawals w where w.enrollment_id = e.id) as withdrawals
+        from enrollments e where e.user_id = ${student.id} order by e.status`;
+    expect(rows).toEqual([
+      { status: 'active', changes: 0, withdrawals: 0 },
+      { status: 'pending', changes: 0, withdrawals: 0 },
+    ]);
+    // The route it names withdraws and records the withdrawal with its refund calculation.
+    await withdraw(active.id, registrar);
+    const recorded = await get<{ withdrawal: { kind: string } | null; refund: { status: string } | null }>(
+      `/enrollments/${active.id}/withdrawal`,
+      registrar,
+    );
+    expect(recorded).toMatchObject({ withdrawal: { kind: 'official' }, refund: { status: 'calculated' } });
+    expect((await get<Enrollment>(`/enrollments/${active.id}`, registrar)).status).toBe('withdrawn');
   });
 
   test('of concurrent transitions that exclude each other exactly one applies', async () => {
@@ -314,7 +359,7 @@ describe('dates', () => {
   test('a closed enrollment’s dates are final; no DELETE exists', async () => {
     const student = await createTestUser(sql(), { roles: ['student'] });
     const enrollment = await enroll(staff, { studentId: student.id, programId: programA });
-    await transition(enrollment.id, 'withdrawn', registrar);
+    await withdraw(enrollment.id, registrar);
     const response = await send('PATCH', `/enrollments/${enrollment.id}`, {
       as: registrar,
       body: { startDate: '2026-01-01' },

@@ -286,8 +286,13 @@ describe('recording a withdrawal', () => {
     expect(row).toEqual({ status: 'withdrawn', changes: 1 });
     // Nothing is posted before approval.
     expect(await enrollmentBalance(student.id, enrollmentId)).toBe(0);
-    // A second withdrawal of the same enrollment is a 409.
-    expect((await withdraw(enrollmentId, { kind: 'official' })).status).toBe(409);
+    // A second withdrawal of the same enrollment is a 409 naming the enrollment in the path (this route
+    // has no body.to), even when its dates would be refused too.
+    for (const body of [{ kind: 'official' }, { kind: 'official', determinedOn: '2099-01-01' }]) {
+      const again = await withdraw(enrollmentId, body);
+      expect(again.status, JSON.stringify(body)).toBe(409);
+      expect(await fieldsOf(again)).toEqual(['params.id']);
+    }
   });
 
   test('a pending enrollment that never started is cancelled; without attendance, a stated last day is kept', async () => {
