@@ -23,7 +23,7 @@ export async function putStatement(sql: AnySql, request: XapiRequest, client: Lr
   if (statement.id !== undefined && String(statement.id).toLowerCase() !== statementId.toLowerCase()) {
     throw xapiBadRequest('The statement id differs from statementId', 'statementId');
   }
-  const prepared = prepareStatement({ ...statement, id: statementId }, client, request.version);
+  const prepared = prepareStatement({ ...statement, id: statementId }, client, request.version, attachments);
   checkOwnActor(client, [prepared]);
   await storeAttachments(sql, [prepared], attachments);
   await storeStatements(sql, [prepared]);
@@ -36,7 +36,7 @@ export async function postStatements(sql: AnySql, request: XapiRequest, client: 
   onlyParameters(request, []);
   const { statements, attachments } = await readStatementBodies(request, true);
   const prepared = statements.map((statement) =>
-    prepareStatement(statement as Record<string, unknown>, client, request.version),
+    prepareStatement(statement as Record<string, unknown>, client, request.version, attachments),
   );
   checkOwnActor(client, prepared);
   await storeAttachments(sql, prepared, attachments);

@@ -164,9 +164,17 @@ function agentsOf(statement: Obj, index: IndexRows, top: boolean): void {
 
 /**
  * A valid statement as it will be stored: id (a new UUID when absent), stored, authority and version set by
- * the LRS, timestamp defaulting to stored, and its index rows and activities.
+ * the LRS, timestamp defaulting to stored, its index rows and activities, and the SHA-2 of the attachments
+ * whose bytes came with it (`sent`: the request's parts). That is every attachment without a fileUrl, and
+ * one with a fileUrl whose bytes the client sent as well: those are stored and come back under
+ * attachments=true. A fileUrl alone never links a statement to bytes someone else sent.
  */
-export function prepareStatement(input: Obj, client: LrsClient, version: XapiVersion): Prepared {
+export function prepareStatement(
+  input: Obj,
+  client: LrsClient,
+  version: XapiVersion,
+  sent: ReadonlyMap<string, unknown> = new Map(),
+): Prepared {
   const received = structuredClone(input);
   normalizeContext(received);
   if (typeof received.id !== 'string') received.id = randomUUID();
@@ -207,9 +215,7 @@ export function prepareStatement(input: Obj, client: LrsClient, version: XapiVer
     index: [...index.rows.values()],
     refTarget,
     voids: verb.id === VOIDED_VERB ? refTarget : null,
-    attachmentSha2: [
-      ...new Set(attachments.filter((a) => a.fileUrl === undefined).map((a) => String(a.sha2).toLowerCase())),
-    ],
+    attachmentSha2: [...new Set(attachments.map((a) => String(a.sha2).toLowerCase()).filter((h) => sent.has(h)))],
     activities,
   };
 }

@@ -1,7 +1,7 @@
 // The Statement Resource over HTTP: LRS credentials (created by an admin, HTTP Basic, scopes, revocation),
 // PUT/POST/GET by id, what the LRS sets (stored, authority, version), immutability (409), batches rejected as a
 // whole, validation answers naming the property, a student's own statements only, and nothing readable at rest.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
@@ -209,6 +209,47 @@ describe('storing and reading statements', () => {
     const audited = await app.db.sql`
       select count(*)::int as n from audit_log where route = 'xapi/statements' and method = 'GET' and phi`;
     expect(audited[0]?.n).toBeGreaterThan(0);
+  });
+
+  test('an attachment with a fileUrl whose bytes were sent as a part comes back with them (XAPI-00161)', async () => {
+    const bytes = `handout ${randomUUID()} é`;
+    const sha2 = createHash('sha256').update(bytes).digest('hex');
+    const withUrl = {
+      usageType: 'http://example.org/handout',
+      display: { 'en-US': 'Handout' },
+      contentType: 'text/plain',
+      length: Buffer.byteLength(bytes),
+      sha2,
+      fileUrl: 'http://example.org/handout.txt',
+    };
+    const sentId = randomUUID();
+    const sent = statement({ id: sentId, attachments: [withUrl] });
+    const boundary = `b-${randomUUID()}`;
+    const body =
+      `--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(sent)}\r\n` +
+      `--${boundary}\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n` +
+      `X-Experience-API-Hash: ${sha2}\r\n\r\n${bytes}\r\n--${boundary}--\r\n`;
+    const posted = await xapi('POST', '/statements', basic(full), body, {
+      'Content-Type': `multipart/mixed; boundary=${boundary}`,
+    });
+    expect(posted.status, await posted.clone().text()).toBe(200);
+    const plain = await xapi('GET', `/statements?statementId=${sentId}&attachments=false`, basic(full));
+    expect(plain.headers.get('content-type')).toMatch(/^application\/json/);
+    const got = await xapi('GET', `/statements?statementId=${sentId}&attachments=true`, basic(full));
+    expect(got.headers.get('content-type')).toMatch(/^multipart\/mixed; boundary=/);
+    const text = await got.text();
+    expect(text).toContain(`X-Experience-API-Hash: ${sha2}`);
+    expect(text).toContain(bytes);
+
+    // The same fileUrl attachment sent without its bytes (JSON only) does not reach the bytes stored above.
+    const urlOnlyId = randomUUID();
+    const urlOnly = statement({ id: urlOnlyId, attachments: [withUrl] });
+    expect((await xapi('POST', '/statements', basic(full), urlOnly)).status).toBe(200);
+    const bare = await xapi('GET', `/statements?statementId=${urlOnlyId}&attachments=true`, basic(full));
+    expect(bare.headers.get('content-type')).toMatch(/^multipart\/mixed; boundary=/);
+    const bareText = await bare.text();
+    expect(bareText).toContain(urlOnlyId);
+    expect(bareText).not.toContain(bytes);
   });
 
   test('About is open and lists both versions', async () => {
