@@ -6,8 +6,11 @@ import { z } from 'zod';
 import { sealAgreement } from '../lib/agreement-document';
 import { AgreementSchema, type FormData, formSchemaFor } from '../lib/agreement-template';
 import {
+  AGREEMENT_ORDER,
   AGREEMENT_READERS,
   AGREEMENT_STAFF,
+  AGREEMENT_STATUSES,
+  agreementPageQuery,
   eventsOf,
   findAgreement,
   insertAgreement,
@@ -24,11 +27,12 @@ import {
   toTemplateView,
   voidAgreement,
 } from '../lib/agreements';
-import { agreementView, eventView, SignaturePng, sendSigningLink } from '../lib/agreements-http';
+import { agreementListItem, agreementView, eventView, SignaturePng, sendSigningLink } from '../lib/agreements-http';
 import { endpoint } from '../lib/endpoint';
 import { badRequest, fieldErrors, notFound } from '../lib/errors';
 import { openFile } from '../lib/files';
 import { created, json, streamed } from '../lib/http';
+import { limitSchema, nextLink, pageOf } from '../lib/pagination';
 import { multiLine, singleLine } from '../lib/text';
 import { EmailAddress, PersonName } from '../lib/users';
 
@@ -137,6 +141,56 @@ endpoint({
     audit.resourceIds.agreementId = id;
     const row = await findAgreement(sql, id, caller);
     return created(agreementView(row!), `/api/agreements/${id}`);
+  },
+});
+
+const EARLIEST_DAY = '2000-01-01';
+const LATEST_DAY = '2099-12-31';
+const schoolDay = z.iso
+  .date({ error: 'A date as YYYY-MM-DD' })
+  .refine((day) => day >= EARLIEST_DAY && day <= LATEST_DAY, {
+    message: `Must be between ${EARLIEST_DAY} and ${LATEST_DAY}`,
+  });
+
+// Strict: a misspelt filter (`?student_id=`) must not silently widen a list of personal data.
+const AgreementListQuery = z
+  .strictObject({
+    limit: limitSchema,
+    cursor: AGREEMENT_ORDER.cursor,
+    status: z.enum(AGREEMENT_STATUSES).optional(),
+    studentId: z.uuid().optional(),
+    leadId: z.uuid().optional(),
+    /** Inclusive school days (Atlanta time) of sending and of the signer's signature. */
+    sentFrom: schoolDay.optional(),
+    sentTo: schoolDay.optional(),
+    signedFrom: schoolDay.optional(),
+    signedTo: schoolDay.optional(),
+  })
+  .superRefine((query, ctx) => {
+    for (const [from, to] of [
+      ['sentFrom', 'sentTo'],
+      ['signedFrom', 'signedTo'],
+    ] as const) {
+      const [start, end] = [query[from], query[to]];
+      if (start && end && start > end)
+        ctx.addIssue({ code: 'custom', path: [from], message: `${from} is after ${to}` });
+    }
+    if (query.studentId && query.leadId) {
+      ctx.addIssue({ code: 'custom', path: ['leadId'], message: 'An agreement goes to a student or a lead: give one' });
+    }
+  });
+
+endpoint({
+  name: 'agreements-list',
+  methods: ['GET'],
+  route: 'agreements',
+  access: AGREEMENT_READERS,
+  phi: true,
+  query: AgreementListQuery,
+  handler: async function listAgreements({ sql, query, caller, request }) {
+    const rows = await agreementPageQuery(sql, query, caller, query.cursor, query.limit);
+    const page = pageOf(rows, query.limit, (read) => read.map(agreementListItem));
+    return json(page, 200, nextLink(request.url, page.next));
   },
 });
 

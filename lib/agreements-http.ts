@@ -2,7 +2,14 @@
 // emailed signing link (a one-time token, queued in the outbox in the request's transaction), and the
 // drawn signature's format check.
 import { z } from 'zod';
-import { type AgreementRow, type EventRow, formDataOf, type Person } from './agreements';
+import {
+  type AgreementListRow,
+  type AgreementRow,
+  type EventRow,
+  formDataOf,
+  type Person,
+  recipientNameOf,
+} from './agreements';
 import { config } from './config';
 import type { AnySql } from './db';
 import { issueToken, newToken, portalLink } from './one-time-links';
@@ -32,6 +39,12 @@ export function agreementView(row: AgreementRow, options: { withForm?: boolean }
       : null,
     ...(options.withForm ? { formData: formDataOf(row) } : {}),
   };
+}
+
+/** A row of the staff list: the agreement without its form data, and whom it went to by name. */
+export function agreementListItem(row: AgreementListRow) {
+  const view = agreementView(row);
+  return { ...view, recipient: { ...view.recipient, ...recipientNameOf(row) } };
 }
 
 export const eventView = (event: EventRow) => ({

@@ -11,6 +11,8 @@ import { config } from './config';
 import { decrypt, emailBlindIndex, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
 import { conflict, declareConstraints, notFound } from './errors';
+import { keyset } from './pagination';
+import { SCHOOL } from './school';
 
 declareConstraints({
   document_templates_name_version_key: {
@@ -25,7 +27,8 @@ export const AGREEMENT_STAFF: readonly Role[] = ['admin', 'registrar'];
 /** Staff who may also read agreements and send them (admissions). */
 export const AGREEMENT_READERS: readonly Role[] = ['admin', 'registrar', 'admissions_manager', 'admissions_counselor'];
 
-export type AgreementStatus = 'pending' | 'viewed' | 'student_signed' | 'completed' | 'voided' | 'expired';
+export const AGREEMENT_STATUSES = ['pending', 'viewed', 'student_signed', 'completed', 'voided', 'expired'] as const;
+export type AgreementStatus = (typeof AGREEMENT_STATUSES)[number];
 const OPEN: readonly AgreementStatus[] = ['pending', 'viewed'];
 
 export interface Origin {
@@ -224,6 +227,86 @@ export async function findAgreement(sql: AnySql, id: string, caller: Caller | nu
      where d.id = ${id} and ${caller ? agreementVisible(sql, caller) : sql`true`}
      ${lock ? sql`for update of d` : sql``}`;
   return row ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The staff list (GET agreements)
+// ---------------------------------------------------------------------------------------------------
+
+/** Newest first, on signed_documents_created_idx (migration 0019). */
+export const AGREEMENT_ORDER = keyset(
+  [
+    ['d.created_at', 'time'],
+    ['d.id', 'uuid'],
+  ],
+  'desc',
+);
+
+export interface AgreementFilter {
+  status?: AgreementStatus | undefined;
+  studentId?: string | undefined;
+  leadId?: string | undefined;
+  /** Inclusive school days (YYYY-MM-DD, Atlanta time) on sent_at and student_signed_at. */
+  sentFrom?: string | undefined;
+  sentTo?: string | undefined;
+  signedFrom?: string | undefined;
+  signedTo?: string | undefined;
+}
+
+export interface AgreementListRow extends AgreementRow {
+  page_key: string[];
+  user_first: string | null;
+  user_last: string | null;
+  lead_first: string | null;
+  lead_last: string | null;
+}
+
+/** `column` falls on the school days from..to (either bound optional): the day starts at midnight in Atlanta. */
+function onSchoolDays(sql: AnySql, column: string, from: string | undefined, to: string | undefined) {
+  const dayStart = (day: string) => sql`(${day}::date::timestamp at time zone ${SCHOOL.timeZone})`;
+  const nextDayStart = (day: string) => sql`((${day}::date + 1)::timestamp at time zone ${SCHOOL.timeZone})`;
+  return sql`${from ? sql`and ${sql(column)} >= ${dayStart(from)}` : sql``}
+             ${to ? sql`and ${sql(column)} < ${nextDayStart(to)}` : sql``}`;
+}
+
+/** One page of agreements the caller reaches, with the recipient's encrypted names (decrypted by the view). */
+export function agreementPageQuery(
+  sql: AnySql,
+  filter: AgreementFilter,
+  caller: Caller,
+  after: readonly [string, string] | undefined,
+  limit: number,
+) {
+  return sql<AgreementListRow[]>`
+    select ${agreementColumns(sql)}, ${AGREEMENT_ORDER.key(sql)},
+           u.first_name_ciphertext as user_first, u.last_name_ciphertext as user_last,
+           l.first_name_ciphertext as lead_first, l.last_name_ciphertext as lead_last
+      from signed_documents d join document_templates t on t.id = d.template_id
+      left join users u on u.id = d.user_id
+      left join leads l on l.id = d.lead_id
+     where ${agreementVisible(sql, caller)}
+       ${filter.status ? sql`and d.status = ${filter.status}` : sql``}
+       ${filter.studentId ? sql`and d.user_id = ${filter.studentId}` : sql``}
+       ${filter.leadId ? sql`and d.lead_id = ${filter.leadId}` : sql``}
+       ${onSchoolDays(sql, 'd.sent_at', filter.sentFrom, filter.sentTo)}
+       ${onSchoolDays(sql, 'd.student_signed_at', filter.signedFrom, filter.signedTo)}
+       and ${AGREEMENT_ORDER.after(sql, after)}
+     ${AGREEMENT_ORDER.orderBy(sql)}
+     limit ${limit + 1}`;
+}
+
+/** The recipient's name on a list row (the student's account or the lead). */
+export function recipientNameOf(row: AgreementListRow): { firstName: string; lastName: string } {
+  if (row.user_first && row.user_last) {
+    return {
+      firstName: decrypt(row.user_first, 'users.first_name'),
+      lastName: decrypt(row.user_last, 'users.last_name'),
+    };
+  }
+  return {
+    firstName: decrypt(row.lead_first as string, 'leads.first_name'),
+    lastName: decrypt(row.lead_last as string, 'leads.last_name'),
+  };
 }
 
 export const formDataOf = (row: AgreementRow): FormData =>

@@ -17,6 +17,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import type { Role } from '../lib/access';
 import type { DeclaredRoute } from '../lib/endpoint';
+import { insertCompletedAgreement } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { insertLedger } from './helpers/ledger';
@@ -136,6 +137,8 @@ beforeAll(async () => {
     });
     expect(saved.status, 'a lesson version saved').toBe(201);
   }
+  // Two agreements (lib/agreements.ts), listed for agreement staff.
+  for (const student of students) await insertCompletedAgreement(sql, student.id);
   // Two refunds due (lib/refunds.ts): two paid enrollments of FUZZ-B withdrawn.
   for (const { studentId, enrollmentId } of fuzzEnrollments.slice(2)) {
     await sql`update enrollments set created_at = now() - interval '60 days' where id = ${enrollmentId}`;
