@@ -20,6 +20,7 @@ import {
   recordWithdrawal,
   refundsDuePageQuery,
   remitRefund,
+  reverseRefundApproval,
   toDueViews,
   WITHDRAWAL_RECORDERS,
 } from '../lib/refunds';
@@ -146,6 +147,24 @@ endpoint({
     if (refund?.approval?.adjustmentEntryId) audit.resourceIds.adjustmentEntryId = refund.approval.adjustmentEntryId;
     if (refund?.approval?.refundEntryId) audit.resourceIds.refundEntryId = refund.approval.refundEntryId;
     return json(refund);
+  },
+});
+
+endpoint({
+  name: 'ledger-refund-approval-reverse',
+  methods: ['POST'],
+  route: 'ledger/refunds/{id}/approval-reversal',
+  access: LEDGER_POSTERS,
+  phi: true,
+  params: Params,
+  body: z.strictObject({ reason: multiLine(1000, { min: 10 }) }),
+  handler: async function reverseApprovalOfRefund({ sql, params, body, caller, audit }) {
+    audit.resourceIds.approvalReversalId = await reverseRefundApproval(sql, params.id, {
+      reason: body.reason,
+      by: caller.userId,
+    });
+    audit.event = 'refund_approval_reversed';
+    return json(await findRefund(sql, params.id, caller));
   },
 });
 

@@ -5,7 +5,7 @@
 // lib/ledger-statements.ts.
 import { z } from 'zod';
 import { endpoint } from '../lib/endpoint';
-import { conflict, notFound } from '../lib/errors';
+import { conflict, HttpError, notFound } from '../lib/errors';
 import { bytes, created, json } from '../lib/http';
 import {
   ALL_LEDGER_READERS,
@@ -65,6 +65,19 @@ endpoint({
 
 const Reversal = z.strictObject({ reason: multiLine(500) });
 
+/** The 409 of reversing an entry a refund's approval posted: the approval is undone as a whole. */
+function refundEntryReversal(refundId: string) {
+  const route = `/api/ledger/refunds/${refundId}/approval-reversal`;
+  return new HttpError({
+    status: 409,
+    slug: 'refund-approval-entry',
+    title: 'Posted by a refund’s approval',
+    detail: `This entry was posted by the approval of refund ${refundId}; undo that approval (both of its entries) with POST ${route}`,
+    errors: [{ field: 'params.id', message: `Posted by the approval of refund ${refundId}` }],
+    headers: { Link: `<${route}>; rel="related"` },
+  });
+}
+
 endpoint({
   name: 'ledger-reverse',
   methods: ['POST'],
@@ -82,6 +95,8 @@ endpoint({
         throw conflict('A reversal cannot be reversed; post the original entry again instead');
       case 'already-reversed':
         throw conflict(`This entry is already reversed by entry ${outcome.by}`);
+      case 'refund-entry':
+        throw refundEntryReversal(outcome.refundId);
       case 'reversed':
         audit.resourceIds.entryId = outcome.entry.id;
         return created(toEntryView(outcome.entry));

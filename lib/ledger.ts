@@ -196,34 +196,52 @@ export type ReversalOutcome =
   | { kind: 'reversed'; entry: EntryRow }
   | { kind: 'not-found' }
   | { kind: 'already-reversed'; by: string }
-  | { kind: 'is-reversal' };
+  | { kind: 'is-reversal' }
+  | { kind: 'refund-entry'; refundId: string };
+
+/** "A refund's approval posted this entry": the condition on a ledger_entries row aliased `le`. */
+const postedByRefundApproval = (sql: AnySql) => sql`
+  exists (select 1 from refunds r where r.adjustment_entry_id = le.id or r.refund_entry_id = le.id)`;
 
 /**
  * Posts the reversal of an entry: same student, enrollment, amount and the other direction, its
  * reason in the memo. An entry is reversed at most once (a unique constraint settles a race) and a
- * reversal is never reversed (post the original again instead).
+ * reversal is never reversed (post the original again instead). An entry a refund's approval posted
+ * is refused (`refund-entry`) unless `ofRefundApproval`: lib/refunds.ts reverseRefundApproval undoes
+ * the approval as a whole, so the refund's status and the ledger cannot disagree.
  */
-export async function reverseEntry(sql: AnySql, entryId: string, reason: string, postedBy: string) {
+export async function reverseEntry(
+  sql: AnySql,
+  entryId: string,
+  reason: string,
+  postedBy: string,
+  options: { ofRefundApproval?: boolean } = {},
+) {
   const memo = encrypt(reason, 'ledger_entry_memos.memo');
+  const refundGuard = options.ofRefundApproval ? sql`` : sql`and not ${postedByRefundApproval(sql)}`;
   const [row] = await sql<EntryRow[]>`
     with posted as (
       insert into ledger_entries (user_id, program_id, enrollment_id, kind, category, direction, amount_cents,
                                   reverses_entry_id, posted_by)
       select user_id, program_id, enrollment_id, 'reversal', kind,
              case direction when 'debit' then 'credit' else 'debit' end, amount_cents, id, ${postedBy}
-        from ledger_entries
-       where id = ${entryId} and kind <> 'reversal'
+        from ledger_entries le
+       where le.id = ${entryId} and le.kind <> 'reversal' ${refundGuard}
       on conflict (reverses_entry_id) do nothing
       returning *),
     ${withMemo(sql, memo)}
     select ${sql(ENTRY_COLUMNS)}, ${memo}::text as memo_ciphertext from posted`;
   if (row) return { kind: 'reversed', entry: row } satisfies ReversalOutcome;
-  const [original] = await sql<{ kind: EntryKind; reversed_by: string | null }[]>`
-    select o.kind, r.id as reversed_by
+  const [original] = await sql<{ kind: EntryKind; reversed_by: string | null; refund_id: string | null }[]>`
+    select o.kind, r.id as reversed_by,
+           (select f.id from refunds f where f.adjustment_entry_id = o.id or f.refund_entry_id = o.id) as refund_id
       from ledger_entries o left join ledger_entries r on r.reverses_entry_id = o.id
      where o.id = ${entryId}`;
   if (!original) return { kind: 'not-found' } satisfies ReversalOutcome;
   if (original.kind === 'reversal') return { kind: 'is-reversal' } satisfies ReversalOutcome;
+  if (original.refund_id && !original.reversed_by && !options.ofRefundApproval) {
+    return { kind: 'refund-entry', refundId: original.refund_id } satisfies ReversalOutcome;
+  }
   return { kind: 'already-reversed', by: original.reversed_by ?? '' } satisfies ReversalOutcome;
 }
 

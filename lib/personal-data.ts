@@ -229,6 +229,10 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   refund_overrides: {
     reason_ciphertext: encrypted('refund_overrides.reason'),
   },
+  refund_approval_reversals: {
+    payee: STATE,
+    reason_ciphertext: encrypted('refund_approval_reversals.reason'),
+  },
   refund_due_notices: { level: STATE },
   lrs_credentials: {
     key: none('a random public key id of an LRS credential (lib/xapi-credentials.ts)'),

@@ -15,7 +15,7 @@ import { decrypt, decryptRows, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
 import { illegalTransition, OPEN_STATUSES, transitionEnrollment } from './enrollments';
 import { badRequest, conflict, declareConstraints, HttpError, notFound } from './errors';
-import { formatCents, postEntry } from './ledger';
+import { formatCents, postEntry, reverseEntry } from './ledger';
 import { enqueueMessage } from './outbox';
 import { keyset } from './pagination';
 import { computeRefund, REFUND_JURISDICTION, type RefundInputs, type RefundRule, RuleParameters } from './refund-rules';
@@ -306,6 +306,21 @@ interface RefundRow {
   remittance_reference: string | null;
   created_at: Date;
   overrides: OverrideRow[] | null;
+  approval_reversals: ApprovalReversalRow[] | null;
+}
+
+interface ApprovalReversalRow {
+  id: string;
+  approved_at: string;
+  approved_by: string;
+  approved_adjustment_cents: number;
+  approved_refund_cents: number;
+  payee: string;
+  adjustment_reversal_entry_id: string | null;
+  refund_reversal_entry_id: string | null;
+  reason_ciphertext: string;
+  reversed_at: string;
+  reversed_by: string;
 }
 
 interface OverrideRow {
@@ -325,7 +340,15 @@ const refundColumns = (sql: AnySql) => sql`
   (select json_agg(json_build_object('id', o.id, 'adjustment_cents', o.adjustment_cents, 'refund_cents', o.refund_cents,
                                      'reason_ciphertext', o.reason_ciphertext, 'overridden_at', o.overridden_at,
                                      'overridden_by', o.overridden_by) order by o.overridden_at, o.id)
-     from refund_overrides o where o.refund_id = r.id) as overrides`;
+     from refund_overrides o where o.refund_id = r.id) as overrides,
+  (select json_agg(json_build_object('id', v.id, 'approved_at', v.approved_at, 'approved_by', v.approved_by,
+                                     'approved_adjustment_cents', v.approved_adjustment_cents,
+                                     'approved_refund_cents', v.approved_refund_cents, 'payee', v.payee,
+                                     'adjustment_reversal_entry_id', v.adjustment_reversal_entry_id,
+                                     'refund_reversal_entry_id', v.refund_reversal_entry_id,
+                                     'reason_ciphertext', v.reason_ciphertext, 'reversed_at', v.reversed_at,
+                                     'reversed_by', v.reversed_by) order by v.reversed_at, v.id)
+     from refund_approval_reversals v where v.refund_id = r.id) as approval_reversals`;
 
 /** The refund as the API shows it: the calculation and its working, overrides, what is in force, approval, remittance. */
 export function toRefundView(row: RefundRow) {
@@ -338,6 +361,19 @@ export function toRefundView(row: RefundRow) {
     overriddenBy: o.overridden_by,
   }));
   const latest = overrides.at(-1);
+  const approvalReversals = (row.approval_reversals ?? []).map((v) => ({
+    id: v.id,
+    approvedAt: new Date(v.approved_at).toISOString(),
+    approvedBy: v.approved_by,
+    adjustmentCents: Number(v.approved_adjustment_cents),
+    refundCents: Number(v.approved_refund_cents),
+    payee: v.payee,
+    adjustmentReversalEntryId: v.adjustment_reversal_entry_id,
+    refundReversalEntryId: v.refund_reversal_entry_id,
+    reason: decrypt(v.reason_ciphertext, 'refund_approval_reversals.reason'),
+    reversedAt: new Date(v.reversed_at).toISOString(),
+    reversedBy: v.reversed_by,
+  }));
   const { tier, ...inputs } = row.inputs;
   const calculation = {
     basis: row.basis,
@@ -381,6 +417,8 @@ export function toRefundView(row: RefundRow) {
           refundEntryId: row.refund_entry_id,
         }
       : null,
+    /** Approvals undone (POST ledger/refunds/{id}/approval-reversal), oldest first. */
+    approvalReversals,
     remittance: row.remitted_at
       ? { remittedAt: row.remitted_at.toISOString(), remittedBy: row.remitted_by, reference: row.remittance_reference }
       : null,
@@ -548,6 +586,56 @@ export async function approveRefund(
            payee = ${approval.payee}, override_id = ${t.override_id},
            adjustment_entry_id = ${adjustment?.id ?? null}, refund_entry_id = ${refund?.id ?? null}
      where id = ${refundId}`;
+}
+
+interface ApprovedRefund {
+  status: string;
+  approved_at: Date | null;
+  adjustment_entry_id: string | null;
+  refund_entry_id: string | null;
+}
+
+/** Reverses one entry an approval posted (null stays null); a reversal already there is a 409. */
+async function reverseApprovalEntry(sql: AnySql, entryId: string | null, reason: string, by: string) {
+  if (!entryId) return null;
+  const outcome = await reverseEntry(sql, entryId, reason, by, { ofRefundApproval: true });
+  if (outcome.kind !== 'reversed') throw conflict(`Entry ${entryId} of this approval is already reversed`);
+  return outcome.entry.id;
+}
+
+/**
+ * Finance undoes an approval as a whole: reverses the tuition reduction and the refund entry it
+ * posted, keeps the approval with the reason in refund_approval_reversals, and returns the refund to
+ * `calculated` (an admin may override it, finance approve it again), in the caller's transaction. 409
+ * unless the refund is approved and not remitted (a remitted refund was paid).
+ */
+export async function reverseRefundApproval(sql: AnySql, refundId: string, reversal: { reason: string; by: string }) {
+  const [refund] = await sql<ApprovedRefund[]>`
+    select status, approved_at, adjustment_entry_id, refund_entry_id from refunds where id = ${refundId} for update`;
+  if (!refund) throw notFound('No such refund');
+  if (refund.status === 'calculated') throw conflict('This refund is not approved: there is no approval to reverse');
+  if (refund.status === 'remitted') {
+    throw conflict('This refund is remitted: it was paid, and its approval can no longer be reversed');
+  }
+  const adjustmentReversal = await reverseApprovalEntry(sql, refund.adjustment_entry_id, reversal.reason, reversal.by);
+  const refundReversal = await reverseApprovalEntry(sql, refund.refund_entry_id, reversal.reason, reversal.by);
+  const [kept] = await sql<{ id: string }[]>`
+    insert into refund_approval_reversals (refund_id, approved_at, approved_by, approved_adjustment_cents,
+                                           approved_refund_cents, payee, override_id, adjustment_entry_id,
+                                           refund_entry_id, adjustment_reversal_entry_id, refund_reversal_entry_id,
+                                           reason_ciphertext, reversed_by)
+    select id, approved_at, approved_by, approved_adjustment_cents, approved_refund_cents, payee, override_id,
+           adjustment_entry_id, refund_entry_id, ${adjustmentReversal}, ${refundReversal},
+           ${encrypt(reversal.reason, 'refund_approval_reversals.reason')}, ${reversal.by}
+      from refunds where id = ${refundId}
+    returning id`;
+  await sql`
+    update refunds
+       set status = 'calculated', approved_at = null, approved_by = null, approved_adjustment_cents = null,
+           approved_refund_cents = null, payee = null, override_id = null, adjustment_entry_id = null,
+           refund_entry_id = null
+     where id = ${refundId}`;
+  return kept?.id as string;
 }
 
 /** Finance records the remittance of an approved refund (its check number or transfer reference). */

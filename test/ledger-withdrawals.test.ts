@@ -488,6 +488,101 @@ describe('override, approval, remittance', () => {
   });
 });
 
+describe('undoing an approval', () => {
+  test('its entries are not reversed one by one; the approval-reversal route undoes both and the refund follows', async () => {
+    const { student, enrollmentId } = await enrolled({ tuition: 400_000, paid: 100_000 });
+    const refund = ((await (await withdraw(enrollmentId, { kind: 'unofficial' })).json()) as WithdrawalAnswer)
+      .refund as Refund;
+    expect(refund.calculation).toMatchObject({ adjustmentCents: 400_000, refundCents: 100_000 });
+    expect(await enrollmentBalance(student.id, enrollmentId)).toBe(300_000);
+    const approve = () => send('POST', `/ledger/refunds/${refund.id}/approval`, { as: roles.finance, body: {} });
+    const approved = (await (await approve()).json()) as Refund;
+    expect(await enrollmentBalance(student.id, enrollmentId)).toBe(0);
+    const posted = [approved.approval?.adjustmentEntryId, approved.approval?.refundEntryId] as string[];
+
+    // The generic reversal refuses either entry, pointing at the refund's route; nothing is posted.
+    const undo = `/api/ledger/refunds/${refund.id}/approval-reversal`;
+    for (const entryId of posted) {
+      const refused = await send('POST', `/ledger/entries/${entryId}/reversal`, {
+        as: roles.finance,
+        body: { reason: 'Approved by mistake' },
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get('link')).toBe(`<${undo}>; rel="related"`);
+      const problem = (await refused.json()) as { type: string; detail: string; errors: { field: string }[] };
+      expect(problem.type).toBe('urn:aada:problem:refund-approval-entry');
+      expect(problem.errors.map((error) => error.field)).toEqual(['params.id']);
+      expect(problem.detail).toContain(undo);
+    }
+    expect(await enrollmentBalance(student.id, enrollmentId)).toBe(0);
+
+    // Finance only, with a reason; unknown refunds are 404s.
+    const path = `/ledger/refunds/${refund.id}/approval-reversal`;
+    const reason = 'Approved to the wrong payee';
+    expect((await send('POST', path, { as: roles.admin, body: { reason } })).status).toBe(403);
+    expect((await send('POST', path, { as: student, body: { reason } })).status).toBe(403);
+    const short = await send('POST', path, { as: roles.finance, body: { reason: 'oops' } });
+    expect(short.status).toBe(400);
+    expect(await fieldsOf(short)).toEqual(['body.reason']);
+    expect(
+      (await send('POST', `/ledger/refunds/${randomUUID()}/approval-reversal`, { as: roles.finance, body: { reason } }))
+        .status,
+    ).toBe(404);
+
+    // Two at once make one reversal; the refund is calculated again and keeps the undone approval.
+    const answers = await Promise.all([1, 2].map(() => send('POST', path, { as: roles.finance, body: { reason } })));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 409]);
+    const reversed = (await (
+      await send('GET', `/ledger/refunds/${refund.id}`, { as: roles.finance })
+    ).json()) as Refund & {
+      approvalReversals: { reason: string; adjustmentCents: number; refundCents: number; payee: string }[];
+    };
+    expect(reversed.status).toBe('calculated');
+    expect(reversed.approval).toBeNull();
+    expect(reversed.approvalReversals).toEqual([
+      expect.objectContaining({ reason, adjustmentCents: 400_000, refundCents: 100_000, payee: 'student' }),
+    ]);
+    expect(await enrollmentBalance(student.id, enrollmentId)).toBe(300_000);
+    const reversals = await app.db.sql<{ reverses_entry_id: string }[]>`
+      select reverses_entry_id from ledger_entries where kind = 'reversal' and enrollment_id = ${enrollmentId}`;
+    expect(reversals.map((row) => row.reverses_entry_id).sort()).toEqual([...posted].sort());
+    const [stored] = await app.db.sql<{ n: number }[]>`
+      select count(*)::int as n from refund_approval_reversals where reason_ciphertext like ${'%wrong payee%'}`;
+    expect(stored?.n).toBe(0);
+
+    // It can be overridden and approved again; the new approval posts the override's figures.
+    const override = await send('POST', `/ledger/refunds/${refund.id}/override`, {
+      as: roles.admin,
+      body: { adjustmentCents: 350_000, refundCents: 50_000, reason: 'Kit kept: $500 retained' },
+    });
+    expect(override.status).toBe(201);
+    const again = (await (await approve()).json()) as Refund;
+    expect(again.status).toBe('approved');
+    expect(again.inForce).toEqual({ source: 'override', adjustmentCents: 350_000, refundCents: 50_000 });
+    expect(await enrollmentBalance(student.id, enrollmentId)).toBe(0);
+
+    // Once remitted it was paid: no reversal of its approval.
+    await send('POST', `/ledger/refunds/${refund.id}/remittance`, { as: roles.finance, body: { reference: 'CHK 77' } });
+    expect((await send('POST', path, { as: roles.finance, body: { reason } })).status).toBe(409);
+
+    // The database: a reversal row is never changed or removed, and a refund is un-approved only with one.
+    await expect(app.db.sql`update refund_approval_reversals set payee = 'third_party'`).rejects.toThrow();
+    await expect(app.db.sql`delete from refund_approval_reversals`).rejects.toThrow();
+    const { enrollmentId: other } = await enrolled({ paid: 100_000 });
+    const otherRefund = ((await (await withdraw(other, { kind: 'official' })).json()) as WithdrawalAnswer)
+      .refund as Refund;
+    expect(
+      (await send('POST', `/ledger/refunds/${otherRefund.id}/approval`, { as: roles.finance, body: {} })).status,
+    ).toBe(200);
+    await expect(
+      app.db.sql`update refunds set status = 'calculated', approved_at = null, approved_by = null,
+                   approved_adjustment_cents = null, approved_refund_cents = null, payee = null, override_id = null,
+                   adjustment_entry_id = null, refund_entry_id = null
+                 where id = ${otherRefund.id}`,
+    ).rejects.toThrow();
+  });
+});
+
 describe('the refunds-due list', () => {
   test('lists open refunds by due date with their amount in force; remitted and zero refunds are not listed', async () => {
     const { enrollmentId } = await enrolled({ daysAgo: 60, tuition: 100_000, paid: 100_000 });

@@ -349,6 +349,7 @@ describe('the schema', () => {
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
       'lesson_versions', // append-only: every save of a lesson is a new version
       'lrs_credentials', // column-level: only the revocation columns
+      'refund_approval_reversals', // append-only: an undone approval stays on record
       'refund_due_notices', // a notice sent stays sent
       'refund_overrides', // append-only: a later override is a new row
       'refund_rules', // a rule change is a new row
