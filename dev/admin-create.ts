@@ -14,11 +14,10 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { emailBlindIndex } from '../lib/crypto';
 import { HttpError } from '../lib/errors';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import { revokeAllForUser } from '../lib/sessions';
-import { EmailAddress, insertUser, PersonName } from '../lib/users';
+import { EmailAddress, emailIndexMatches, insertUser, PersonName } from '../lib/users';
 import { openLocalDatabase } from './local-database';
 
 const USAGE = 'usage: npm run admin:create -- --email ADDRESS [--first NAME --last NAME]';
@@ -116,7 +115,7 @@ export async function createOrGrantAdmin(
   password: () => Promise<string>,
 ): Promise<AdminOutcome> {
   const [existing] = await sql<{ id: string; status: string }[]>`
-    select id, status from users where email_blind_index = ${emailBlindIndex(request.email)}`;
+    select id, status from users u where ${emailIndexMatches(sql, sql`u.email_blind_index`, request.email)}`;
   // Read (and check) the password before the transaction: a prompt must not hold a connection open.
   const newPassword = existing ? null : await password();
   if (newPassword !== null) checkPasswordLength(newPassword);

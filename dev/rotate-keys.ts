@@ -6,7 +6,7 @@
 //   2. DATABASE_URL=<owner connection> PII_ENCRYPTION_KEYS=<same value> npm run keys:rotate
 //      (the owner, because the app role may not update append-only tables such as document_signatures);
 //   3. when it reports "complete", remove `old` from PII_ENCRYPTION_KEYS.
-// The blind-index key (PII_BLIND_INDEX_KEY) is not rotated by this command.
+// The blind-index key (PII_BLIND_INDEX_KEY) is rotated by `npm run keys:reindex` (dev/reindex-keys.ts).
 // Files (lib/files.ts rotateFileKeys): every stored file whose object is under an older key is streamed
 // into a new object under the current key and its row switched to it (BLOB_ENDPOINT as for the app).
 //

@@ -5,7 +5,7 @@
 // The cookies and answers are lib/session-cookies.ts; the account's SQL is lib/own-account.ts.
 import { z } from 'zod';
 import { ROLES } from '../lib/access';
-import { decrypt, emailBlindIndex } from '../lib/crypto';
+import { decrypt, emailBlindIndex, emailBlindIndexes } from '../lib/crypto';
 import { type ChangeInput, endpoint, type PublicChangeInput, type ReadInput } from '../lib/endpoint';
 import { badRequest, tooManyRequests, unauthorized } from '../lib/errors';
 import { json } from '../lib/http';
@@ -82,12 +82,14 @@ async function login({
   clientIp,
   audit,
 }: PublicChangeInput<unknown, unknown, z.infer<typeof LoginBody>>) {
-  const accountKey = emailBlindIndex(body.email);
+  // The throttle counts under the current index key; the account is found under any (a key rotation).
+  const accountIndexes = emailBlindIndexes(body.email);
+  const accountKey = accountIndexes[0] as Buffer;
   // The cookie's own account is checked inside checkSignIn; another account's cookie counts for nothing.
   const presented = presentedDevice(request);
   const [account, decision] = await Promise.all([
-    findSignInAccount(sql, accountKey),
-    checkSignIn(sql, accountKey, clientIp, presented),
+    findSignInAccount(sql, body.email),
+    checkSignIn(sql, accountIndexes, clientIp, presented),
   ]);
   audit.actingUserId = account?.id ?? null;
   if (!decision.allowed) throttled(decision, audit);
@@ -247,27 +249,28 @@ async function changeOwnPassword({
   const { userId, sessionId } = caller;
   const account = await findPasswordAccount(sql, userId);
   if (account?.status !== 'active') throw unauthorized(SESSION_ENDED);
-  // A stolen access token must not become a way to guess the password: sign-in's throttle applies.
-  const decision = await checkSignIn(sql, account.email_blind_index, clientIp);
+  // A stolen access token must not become a way to guess the password: sign-in's throttle applies, under
+  // the key sign-in counts with (the stored index may still be under a previous index key).
+  const email = decrypt(account.email_ciphertext, 'users.email');
+  const accountKey = emailBlindIndex(email);
+  const decision = await checkSignIn(sql, accountKey, clientIp);
   if (!decision.allowed) throttled(decision, audit);
   const verification = await verifyPassword(account.password_hash ?? (await decoyPasswordHash()), body.currentPassword);
   if (!verification.ok) {
     audit.event = 'password_change_failed';
-    await recordSignInFailure(sql, account.email_blind_index, clientIp);
+    await recordSignInFailure(sql, accountKey, clientIp);
     throw badRequest('The current password is not correct', [
       { field: 'body.currentPassword', message: 'Not correct' },
     ]);
   }
-  const policyProblem = checkPasswordPolicy(body.newPassword, {
-    email: decrypt(account.email_ciphertext, 'users.email'),
-  });
+  const policyProblem = checkPasswordPolicy(body.newPassword, { email });
   if (policyProblem) {
     throw badRequest('Choose another password', [{ field: 'body.newPassword', message: policyProblem }]);
   }
   // The session that made the change (the access token's `sid`) stays signed in; every other ends.
   await setPassword(sql, userId, body.newPassword);
   await revokeAllForUser(sql, userId, 'password_changed', sessionId);
-  await recordSignInSuccess(sql, account.email_blind_index, clientIp);
+  await recordSignInSuccess(sql, accountKey, clientIp);
   audit.event = 'password_changed';
   return { kind: 'empty' as const, status: 204 };
 }

@@ -31,6 +31,7 @@ import {
   refuseOverLimit,
   sourceKey,
 } from './throttle';
+import { emailIndexMatches } from './users';
 
 type Db = Sql | TransactionSql;
 
@@ -90,7 +91,7 @@ export async function requestLinkByEmail(sql: Db, request: LinkRequest): Promise
     with bucket as (${counted}),
     account as (
       select u.id from users u, bucket
-       where u.email_blind_index = ${accountKey} and bucket.count <= ${LINK_SOURCE_LIMIT}
+       where ${emailIndexMatches(sql, sql`u.email_blind_index`, request.email)} and bucket.count <= ${LINK_SOURCE_LIMIT}
          and ${request.eligible(sql, accountKey)}),
     issued as (${issued}),
     queued as (${queueForIssuedLink(sql, request.message(token))})

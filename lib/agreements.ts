@@ -13,6 +13,7 @@ import type { AnySql, TransactionSql } from './db';
 import { conflict, declareConstraints, notFound } from './errors';
 import { keyset } from './pagination';
 import { SCHOOL } from './school';
+import { emailIndexMatches } from './users';
 
 declareConstraints({
   document_templates_name_version_key: {
@@ -154,7 +155,7 @@ export async function resolveRecipient(sql: TransactionSql, recipient: Recipient
   const index = 'email' in recipient ? emailBlindIndex(recipient.email) : null;
   const [lead] = await sql<{ id: string; e: string; f: string; l: string }[]>`
     select id, email_ciphertext as e, first_name_ciphertext as f, last_name_ciphertext as l from leads
-     where ${'leadId' in recipient ? sql`id = ${recipient.leadId}` : sql`email_blind_index = ${index}`}
+     where ${'leadId' in recipient ? sql`id = ${recipient.leadId}` : emailIndexMatches(sql, sql`email_blind_index`, recipient.email)}
      order by created_at limit 1`;
   if (lead) return { userId: null, leadId: lead.id, ...names(lead, 'leads') };
   if ('leadId' in recipient) throw notFound('No such lead');

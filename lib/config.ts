@@ -48,6 +48,40 @@ const encryptionKeyList = z
       ids.add(id);
     }
   });
+/**
+ * The blind-index keys: comma-separated entries, the first indexes new values, all are looked up by.
+ * An entry is `keyId:base64` (indexes made with it carry the key id) or bare base64 (the key of the
+ * indexes written before key ids existed, stored without one; at most one such entry). Ids unique, no
+ * key twice, each canonical base64 of at least 32 bytes.
+ */
+const blindIndexKeyList = z
+  .string()
+  .min(1)
+  .superRefine((text, ctx) => {
+    const ids = new Set<string>();
+    const keys = new Set<string>();
+    let bare = 0;
+    for (const entry of text.split(',').map((item) => item.trim())) {
+      const match = /^(?:([A-Za-z0-9_-]{1,32}):)?([^:]+)$/.exec(entry);
+      const bytes = match ? base64Bytes(match[2] as string) : undefined;
+      if (!match || (bytes?.length ?? 0) < 32) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected base64 of at least 32 bytes, or keyId:base64[,keyId:base64…] while rotating',
+        });
+        return;
+      }
+      const id = match[1];
+      if (id === undefined && ++bare > 1) {
+        ctx.addIssue({ code: 'custom', message: 'only one key may be given without a key id' });
+      }
+      if (id !== undefined && ids.has(id)) ctx.addIssue({ code: 'custom', message: `key id ${id} appears twice` });
+      if (id !== undefined) ids.add(id);
+      const hex = (bytes as Buffer).toString('hex');
+      if (keys.has(hex)) ctx.addIssue({ code: 'custom', message: 'the same key appears twice' });
+      keys.add(hex);
+    }
+  });
 /** A positive count or duration for the sign-in throttle (tests lower them). */
 const limit = (fallback: number) => integer(1, 31_536_000).default(fallback);
 const flag = z
@@ -99,8 +133,17 @@ const EnvSchema = z.object({
   // Secrets (Key Vault references in Azure). Development and tests fall back to demo keys.
   /** `keyId:base64(32 bytes)` pairs, comma separated; the first encrypts, all decrypt. */
   PII_ENCRYPTION_KEYS: encryptionKeyList.optional(),
-  /** base64 of at least 32 bytes: keys the HMAC blind indexes (email lookup, name search). */
-  PII_BLIND_INDEX_KEY: base64Key.optional(),
+  /**
+   * Keys of the HMAC blind indexes of people (email lookup and uniqueness, name search): base64 of at
+   * least 32 bytes, or during a rotation `new:base64,<the previous entry>` (blindIndexKeyList).
+   */
+  PII_BLIND_INDEX_KEY: blindIndexKeyList.optional(),
+  /**
+   * Key of the xAPI record store's indexes (agents, activities, verbs, documents), which are not
+   * rotated: unset, the entry of PII_BLIND_INDEX_KEY without a key id. Set it to that entry's value
+   * before removing it from PII_BLIND_INDEX_KEY.
+   */
+  PII_XAPI_INDEX_KEY: optional(base64Key),
   /** base64 of at least 32 bytes: signs access tokens (HS256). */
   JWT_SIGNING_KEY: base64Key.optional(),
 
@@ -240,6 +283,14 @@ export function parseConfig(env: NodeJS.ProcessEnv, scope: 'app' | 'database' = 
         'Invalid configuration: BLOB_ENDPOINT must be the storage account’s https URL in production',
       );
     }
+  }
+  // The xAPI indexes are not rotated: they stay on the key without an id unless given their own.
+  const indexEntries = parsed.PII_BLIND_INDEX_KEY?.split(',').map((entry) => entry.trim()) ?? [];
+  if (indexEntries.length > 0 && indexEntries.every((entry) => entry.includes(':')) && !parsed.PII_XAPI_INDEX_KEY) {
+    throw new ConfigError(
+      'Invalid configuration: PII_XAPI_INDEX_KEY is required when every entry of PII_BLIND_INDEX_KEY has a key id: ' +
+        'set it to the value of the entry without one (the key the xAPI indexes were made with) before removing that entry',
+    );
   }
   const DB_SSL = parsed.DB_SSL ?? (parsed.APP_ENV === 'production' ? 'verify-full' : 'prefer');
   if (parsed.APP_ENV === 'production') refuseUnverifiedTls(DB_SSL, parsed.DATABASE_URL, parsed.DB_HOST);

@@ -27,10 +27,23 @@ export type PiiField =
   | 'credentials.revoke_reason'
   | (string & {});
 
+/**
+ * A key of the people indexes (email blind index, name tokens). `id` null is the key of the indexes
+ * written before key ids existed: its indexes are the bare HMAC. Every other key's indexes start with
+ * `<id>:` in ASCII, so a row says which key made it and a re-index can find what is left.
+ */
+export interface IndexKey {
+  id: string | null;
+  key: Buffer;
+}
+
 interface KeyRing {
   current: { id: string; key: Buffer };
   byId: Map<string, Buffer>;
-  blindIndexKey: Buffer;
+  /** The first indexes new values; every one is looked up by (PII_BLIND_INDEX_KEY). */
+  indexKeys: IndexKey[];
+  /** The xAPI record store's indexes (PII_XAPI_INDEX_KEY, else the key without an id). */
+  xapiIndexKey: Buffer;
 }
 
 let ring: KeyRing | undefined;
@@ -41,7 +54,20 @@ function decodeKey(name: string, base64: string): Buffer {
   return key;
 }
 
-export function parseKeyRing(cfg: Pick<Config, 'APP_ENV' | 'PII_ENCRYPTION_KEYS' | 'PII_BLIND_INDEX_KEY'>): KeyRing {
+/** `keyId:base64` or bare base64 entries (lib/config.ts checks them; this reads them). */
+function parseIndexKeys(value: string): IndexKey[] {
+  return value.split(',').map((entry) => {
+    const match = /^(?:([A-Za-z0-9_-]{1,32}):)?([^:]+)$/.exec(entry.trim());
+    if (!match) throw new ConfigError('PII_BLIND_INDEX_KEY: expected base64 or keyId:base64[,…]');
+    return { id: match[1] ?? null, key: decodeKey('PII_BLIND_INDEX_KEY', match[2] as string) };
+  });
+}
+
+export function parseKeyRing(
+  cfg: Pick<Config, 'APP_ENV' | 'PII_ENCRYPTION_KEYS' | 'PII_BLIND_INDEX_KEY'> & {
+    PII_XAPI_INDEX_KEY?: string | undefined;
+  },
+): KeyRing {
   const production = cfg.APP_ENV === 'production';
   const encryptionKeys = cfg.PII_ENCRYPTION_KEYS ?? (production ? undefined : DEMO_ENCRYPTION_KEYS);
   const blindIndexKey = cfg.PII_BLIND_INDEX_KEY ?? (production ? undefined : DEMO_BLIND_INDEX_KEY);
@@ -59,10 +85,16 @@ export function parseKeyRing(cfg: Pick<Config, 'APP_ENV' | 'PII_ENCRYPTION_KEYS'
     byId.set(id, key);
   }
   const firstId = /^([^:]+):/.exec(entries[0] ?? '')?.[1] as string;
+  const indexKeys = parseIndexKeys(blindIndexKey);
+  const xapi = cfg.PII_XAPI_INDEX_KEY
+    ? decodeKey('PII_XAPI_INDEX_KEY', cfg.PII_XAPI_INDEX_KEY)
+    : indexKeys.find((entry) => entry.id === null)?.key;
+  if (!xapi) throw new ConfigError('PII_XAPI_INDEX_KEY is required when every PII_BLIND_INDEX_KEY entry has a key id');
   return {
     current: { id: firstId, key: byId.get(firstId) as Buffer },
     byId,
-    blindIndexKey: decodeKey('PII_BLIND_INDEX_KEY', blindIndexKey),
+    indexKeys,
+    xapiIndexKey: xapi,
   };
 }
 
@@ -174,27 +206,58 @@ export function normalizeEmail(email: string): string {
   return email.normalize('NFKC').trim().toLowerCase();
 }
 
-function hmac(purpose: string, value: string): Buffer {
-  return createHmac('sha256', keys().blindIndexKey).update(`${purpose}\u0000${value}`).digest();
+function hmacWith(key: Buffer, purpose: string, value: string): Buffer {
+  return createHmac('sha256', key).update(`${purpose}\u0000${value}`).digest();
 }
 
-/** Keyed blind index of an email: equality lookups and uniqueness without decrypting. */
+/** The people-index keys, the current one (which indexes new values) first. */
+export function indexKeys(): readonly IndexKey[] {
+  return keys().indexKeys;
+}
+
+/** What the indexes made with a key start with: nothing for the key without an id, else `<id>:`. */
+export function indexPrefix(id: string | null): Buffer {
+  return id === null ? Buffer.alloc(0) : Buffer.from(`${id}:`, 'ascii');
+}
+
+const withPrefix = (index: IndexKey, hmac: Buffer) =>
+  index.id === null ? hmac : Buffer.concat([indexPrefix(index.id), hmac]);
+
+const EMAIL_INDEX_BYTES = 32;
+
+function emailIndexWith(index: IndexKey, email: string): Buffer {
+  return withPrefix(index, hmacWith(index.key, 'email', normalizeEmail(email)));
+}
+
+/** Keyed blind index of an email under the current index key: what a row stores, uniqueness without decrypting. */
 export function emailBlindIndex(email: string): Buffer {
-  return hmac('email', normalizeEmail(email));
+  return emailIndexWith(keys().indexKeys[0] as IndexKey, email);
+}
+
+/** The email's blind index under every configured index key, current first: what a lookup compares. */
+export function emailBlindIndexes(email: string): Buffer[] {
+  return keys().indexKeys.map((index) => emailIndexWith(index, email));
 }
 
 /**
  * Keyed blind index of a value for one purpose (`xapi-agent`, …), truncated to `bytes`: equality lookups
- * without the value. Purposes keep the indexes of different things apart.
+ * without the value. Purposes keep the indexes of different things apart. Under the xAPI index key,
+ * which does not rotate (PII_XAPI_INDEX_KEY).
  */
 export function blindIndex(purpose: string, value: string, bytes = 32): Buffer {
-  return hmac(purpose, value).subarray(0, bytes);
+  return hmacWith(keys().xapiIndexKey, purpose, value).subarray(0, bytes);
 }
 
 /** Longest name prefix that gets its own search token; longer searches filter after decryption. */
 export const NAME_PREFIX_MAX = 8;
 const NAME_PREFIX_MIN = 2;
 const NAME_TOKEN_BYTES = 12;
+
+/** Stored lengths of a key's indexes: what tells a key without an id from one with (lib/index-keys.ts). */
+export const indexLengths = (id: string | null) => ({
+  email: indexPrefix(id).length + EMAIL_INDEX_BYTES,
+  nameToken: indexPrefix(id).length + NAME_TOKEN_BYTES,
+});
 
 export function normalizeName(name: string): string {
   return name
@@ -205,28 +268,47 @@ export function normalizeName(name: string): string {
     .trim();
 }
 
+const nameTokenWith = (index: IndexKey, prefix: string) =>
+  withPrefix(index, hmacWith(index.key, 'name', prefix).subarray(0, NAME_TOKEN_BYTES));
+
 /**
- * Search tokens for the prefixes (2..8 characters) of every word of a person's names. What they
- * reveal to someone holding the database but not the key: which rows share a name prefix, and
- * roughly how many words and characters a name has (up to 8) — no letters.
+ * Search tokens for the prefixes (2..8 characters) of every word of a person's names, under the
+ * current index key. What they reveal to someone holding the database but not the key: which rows
+ * share a name prefix, and roughly how many words and characters a name has (up to 8) — no letters.
  */
 export function nameSearchTokens(...names: string[]): Buffer[] {
+  const index = keys().indexKeys[0] as IndexKey;
   const tokens = new Map<string, Buffer>();
   for (const word of names.flatMap((name) => normalizeName(name).split(' ')).filter(Boolean)) {
     const chars = [...word];
     for (let length = NAME_PREFIX_MIN; length <= Math.min(chars.length, NAME_PREFIX_MAX); length++) {
       const prefix = chars.slice(0, length).join('');
-      if (!tokens.has(prefix)) tokens.set(prefix, hmac('name', prefix).subarray(0, NAME_TOKEN_BYTES));
+      if (!tokens.has(prefix)) tokens.set(prefix, nameTokenWith(index, prefix));
     }
   }
   return [...tokens.values()];
 }
 
-/** The token to look up for a typed prefix, or null when it is too short to search by. */
-export function nameSearchToken(prefix: string): Buffer | null {
+/** The prefix a typed word is searched by, or null when it is too short to search by. */
+function searchedPrefix(prefix: string): string | null {
   const chars = [...normalizeName(prefix).split(' ')[0]!];
-  if (chars.length < NAME_PREFIX_MIN) return null;
-  return hmac('name', chars.slice(0, NAME_PREFIX_MAX).join('')).subarray(0, NAME_TOKEN_BYTES);
+  return chars.length < NAME_PREFIX_MIN ? null : chars.slice(0, NAME_PREFIX_MAX).join('');
+}
+
+/** The token to look up for a typed prefix under the current key, or null when it is too short to search by. */
+export function nameSearchToken(prefix: string): Buffer | null {
+  const searched = searchedPrefix(prefix);
+  return searched === null ? null : nameTokenWith(keys().indexKeys[0] as IndexKey, searched);
+}
+
+/**
+ * The tokens of typed words under each index key (one list per key, current first; words too short to
+ * search by left out): a row matches when its tokens hold every token of one list, since all of a
+ * row's tokens are made with one key.
+ */
+export function nameSearchTokenSets(words: readonly string[]): Buffer[][] {
+  const prefixes = words.map(searchedPrefix).filter((prefix): prefix is string => prefix !== null);
+  return keys().indexKeys.map((index) => prefixes.map((prefix) => nameTokenWith(index, prefix)));
 }
 
 // Files (lib/files.ts) are encrypted as a stream of segments, so neither side ever holds a whole file

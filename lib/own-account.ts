@@ -3,16 +3,17 @@
 // a password change. Account columns and views are lib/users.ts.
 import type { AnySql, TransactionSql } from './db';
 import { hashPassword } from './passwords';
-import { type UserRow, updateAccount, userColumns } from './users';
+import { emailIndexMatches, type UserRow, updateAccount, userColumns } from './users';
 
 export interface SignInAccount extends UserRow {
   password_hash: string | null;
 }
 
-/** The account an email's blind index names, with its password hash; undefined for none. */
-export async function findSignInAccount(sql: AnySql, accountKey: Buffer): Promise<SignInAccount | undefined> {
+/** The account of an email (its blind index under any index key), with its password hash; undefined for none. */
+export async function findSignInAccount(sql: AnySql, email: string): Promise<SignInAccount | undefined> {
   const [row] = await sql<SignInAccount[]>`
-    select ${userColumns(sql)}, u.password_hash from users u where u.email_blind_index = ${accountKey}`;
+    select ${userColumns(sql)}, u.password_hash from users u
+     where ${emailIndexMatches(sql, sql`u.email_blind_index`, email)}`;
   return row;
 }
 

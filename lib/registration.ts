@@ -23,7 +23,7 @@ import {
   refuseOverLimit,
   sourceKey,
 } from './throttle';
-import { insertUser } from './users';
+import { emailIndexMatches, insertUser } from './users';
 
 /** The emailed link is valid this long. */
 export const REQUEST_TTL_SECONDS = 30 * 60;
@@ -123,7 +123,7 @@ export async function requestRegistration(
              now() + make_interval(secs => ${REQUEST_TTL_SECONDS}), ${from.ip}::inet, ${userAgent}
         from bucket
        where bucket.count <= ${SOURCE_LIMIT}
-         and not exists (select 1 from users where email_blind_index = ${blindIndex})
+         and not exists (select 1 from users u where ${emailIndexMatches(sql, sql`u.email_blind_index`, email)})
       on conflict (email_blind_index) do update
          set email_ciphertext = excluded.email_ciphertext,
              status = 'pending', expires_at = excluded.expires_at, verified_at = null, completed_at = null,

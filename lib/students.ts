@@ -10,14 +10,16 @@
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { type Caller, type RecordReach, type RecordScope, type Role, recordVisibleSql, scopeOf } from './access';
-import { decryptRows, emailBlindIndex, normalizeName } from './crypto';
-import { BYTEA_ARRAY, type Sql, type TransactionSql, UUID_ARRAY } from './db';
+import { decryptRows, normalizeName } from './crypto';
+import { type Sql, type TransactionSql, UUID_ARRAY } from './db';
 import { badRequest, forbidden, notFound } from './errors';
 import { keyset, type Page, pageOf, sealCursor, sealedCursorSchema } from './pagination';
 import { revokeAllForUser } from './sessions';
 import {
   type AccountChange,
+  emailIndexMatches,
   type NameSearch,
+  nameTokensMatch,
   toUserViews,
   type UserRow,
   type UserView,
@@ -79,8 +81,8 @@ function studentWhere(sql: Db, filter: StudentFilter, scope: RecordScope): Fragm
   const byEnrollment = filter.programId !== undefined || filter.enrollmentStatus !== undefined;
   return sql`${studentVisible(sql, scope)}
     ${filter.status ? sql`and u.status = ${filter.status}` : sql``}
-    ${filter.email ? sql`and u.email_blind_index = ${emailBlindIndex(filter.email)}` : sql``}
-    ${filter.name ? sql`and u.name_search_tokens @> ${sql.array(filter.name.tokens, BYTEA_ARRAY)}` : sql``}
+    ${filter.email ? sql`and ${emailIndexMatches(sql, sql`u.email_blind_index`, filter.email)}` : sql``}
+    ${filter.name ? sql`and (${nameTokensMatch(sql, filter.name)})` : sql``}
     ${
       byEnrollment
         ? sql`and exists (select 1 from enrollments e

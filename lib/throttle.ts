@@ -32,7 +32,7 @@ import type { HttpRequest } from '@azure/functions';
 import type postgres from 'postgres';
 import { cookieValue, derivedSigningKey } from './auth';
 import { type Config, config } from './config';
-import type { Sql, TransactionSql } from './db';
+import { BYTEA_ARRAY, type Sql, type TransactionSql } from './db';
 import { tooManyRequests } from './errors';
 
 /** The limits (lib/config.ts; tests lower them through the environment). */
@@ -210,9 +210,18 @@ function secondsUntilFewerThan(sql: Db, n: number, windowSeconds: number, where:
                where ${where} and not success and attempted_at > now() - ${window})`;
 }
 
+/**
+ * An account as the throttle knows it: the email's blind index under the current index key, or that
+ * index first and then the email's index under every other configured key (lib/crypto.ts
+ * emailBlindIndexes), so a device cookie still counts for an account not yet re-indexed.
+ */
+export type AccountKey = Buffer | readonly Buffer[];
+
 /** SQL of the throttle's state for one account and source: what checkSignIn and the unlock request read. */
-function signInState(sql: Db, accountKey: Buffer, clientIp: string | null, device: PresentedDevice | null) {
+function signInState(sql: Db, account: AccountKey, clientIp: string | null, device: PresentedDevice | null) {
   const l = throttleLimits();
+  const indexes = Buffer.isBuffer(account) ? [account] : [...account];
+  const accountKey = indexes[0] as Buffer;
   const source = sourceOf(sql, clientIp);
   const deviceId = device?.deviceId ?? null;
   return {
@@ -233,7 +242,7 @@ function signInState(sql: Db, accountKey: Buffer, clientIp: string | null, devic
                            where account_key = ${accountKey} and source_ip is not distinct from ${source} and success
                              and attempted_at > now() - make_interval(days => ${l.LOGIN_KNOWN_SOURCE_DAYS}))
                   or (exists (select 1 from users where id = ${device?.userId ?? null}::uuid
-                                                  and email_blind_index = ${accountKey})
+                                                  and email_blind_index = any(${sql.array(indexes, BYTEA_ARRAY)}::bytea[]))
                       and ${secondsUntilFewerThan(
                         sql,
                         l.LOGIN_MAX_FAILURES,
@@ -251,7 +260,7 @@ function signInState(sql: Db, accountKey: Buffer, clientIp: string | null, devic
  */
 export async function checkSignIn(
   sql: Db,
-  accountKey: Buffer,
+  accountKey: AccountKey,
   clientIp: string | null,
   device: PresentedDevice | null = null,
 ): Promise<ThrottleDecision> {
@@ -274,7 +283,7 @@ export async function checkSignIn(
  * SQL that is true when sign-in to this account is refused to this source because of failures (the
  * ceiling without being trusted, or this source's own lockout): when an unlock link is worth sending.
  */
-export function signInLockedOut(sql: Db, accountKey: Buffer, clientIp: string | null): postgres.Fragment {
+export function signInLockedOut(sql: Db, accountKey: AccountKey, clientIp: string | null): postgres.Fragment {
   const state = signInState(sql, accountKey, clientIp, null);
   return sql`(${state.lockout} is not null or (${state.ceiling} is not null and not ${state.trusted}))`;
 }

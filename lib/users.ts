@@ -7,8 +7,10 @@ import {
   decrypt,
   decryptRows,
   emailBlindIndex,
+  emailBlindIndexes,
   encrypt,
   nameSearchToken,
+  nameSearchTokenSets,
   nameSearchTokens,
   normalizeEmail,
   normalizeName,
@@ -88,8 +90,11 @@ const NAME_WORDS_MAX = 4;
 
 /** A typed name search: the tokens the index narrows by, and the check on the decrypted names. */
 export interface NameSearch {
-  /** One per typed word long enough to have one (an initial only filters the decrypted rows). */
-  tokens: Buffer[];
+  /**
+   * Per index key (lib/crypto.ts nameSearchTokenSets), one token per typed word long enough to have one
+   * (an initial only filters the decrypted rows); more than one list while the index key rotates.
+   */
+  tokenSets: Buffer[][];
   /**
    * A prefix token covers the first NAME_PREFIX_MAX characters of a word, so longer searches (and
    * the rare truncated-HMAC collision) are settled here: every typed word must begin one of the
@@ -112,13 +117,50 @@ export const NameSearchInput = singleLine(100)
   )
   .transform(
     (words): NameSearch => ({
-      tokens: words.map((word) => nameSearchToken(word)).filter((token): token is Buffer => token !== null),
+      tokenSets: nameSearchTokenSets(words),
       matches: (person) => {
         const own = [...nameWords(person.firstName), ...nameWords(person.lastName)];
         return words.every((word) => own.some((candidate) => candidate.startsWith(word)));
       },
     }),
   );
+
+/** A row's name tokens hold every typed word's token under one of the index keys (lib/crypto.ts). */
+export function nameTokensMatch(sql: Sql, search: NameSearch): postgres.Fragment {
+  return search.tokenSets
+    .map((tokens) => sql`u.name_search_tokens @> ${sql.array(tokens, BYTEA_ARRAY)}::bytea[]`)
+    .reduce((all, one) => sql`${all} or ${one}`);
+}
+
+/**
+ * `column` (an email blind index) is the address's index under any configured index key: while the key
+ * rotates, rows not yet re-indexed still carry the previous key's index.
+ */
+export function emailIndexMatches(sql: Sql, column: postgres.Fragment, email: string): postgres.Fragment {
+  return sql`${column} = any(${sql.array(emailBlindIndexes(email), BYTEA_ARRAY)}::bytea[])`;
+}
+
+/**
+ * Holds, until the transaction ends, every other creation or change to the same address, whichever
+ * index key its instance writes with. The unique index refuses two rows with one index, but while the
+ * key rotates an address may be indexed under either key, so a new row is checked against every key's
+ * index under this lock. Keyed by the index under the oldest configured key, the one every instance
+ * shares while the new key is being deployed (lib/crypto.ts indexKeys).
+ */
+export async function lockEmail(sql: Sql, email: string): Promise<void> {
+  const indexes = emailBlindIndexes(email);
+  const oldest = indexes[indexes.length - 1] as Buffer;
+  const lockKey = oldest.subarray(oldest.length - 8).toString('hex');
+  await sql`select pg_advisory_xact_lock(('x' || ${lockKey})::bit(64)::bigint)`;
+}
+
+/** The address is indexed under an older key by another account (the unique index judges the current key). */
+function heldUnderOlderKey(sql: Sql, email: string, except: string | null): postgres.Fragment {
+  const older = emailBlindIndexes(email).slice(1);
+  if (older.length === 0) return sql`false`;
+  return sql`exists (select 1 from users o where o.email_blind_index = any(${sql.array(older, BYTEA_ARRAY)}::bytea[])
+                       and o.id is distinct from ${except}::uuid)`;
+}
 
 export const USER_STATUSES = ['active', 'inactive', 'locked', 'pending'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -140,14 +182,16 @@ export interface NewUser {
  */
 export async function insertUser(sql: Sql, user: NewUser): Promise<{ id: string }> {
   const passwordHash = user.password === null ? null : await hashPassword(user.password);
+  await lockEmail(sql, user.email);
   const [row] = await sql<{ id: string }[]>`
     with created as (
       insert into users (email_ciphertext, email_blind_index, first_name_ciphertext, last_name_ciphertext,
                          name_search_tokens, password_hash, status)
-      values (${encrypt(user.email.trim(), 'users.email')}, ${emailBlindIndex(user.email)},
-              ${encrypt(user.firstName, 'users.first_name')}, ${encrypt(user.lastName, 'users.last_name')},
-              ${sql.array(nameSearchTokens(user.firstName, user.lastName), BYTEA_ARRAY)}, ${passwordHash},
-              ${user.status ?? 'active'})
+      select ${encrypt(user.email.trim(), 'users.email')}, ${emailBlindIndex(user.email)},
+             ${encrypt(user.firstName, 'users.first_name')}, ${encrypt(user.lastName, 'users.last_name')},
+             ${sql.array(nameSearchTokens(user.firstName, user.lastName), BYTEA_ARRAY)}, ${passwordHash},
+             ${user.status ?? 'active'}
+       where not ${heldUnderOlderKey(sql, user.email, null)}
       on conflict (email_blind_index) do nothing
       returning id),
     granted as (
@@ -208,6 +252,11 @@ export async function updateAccount(
   const sealed = (value: string | undefined, field: 'users.email' | 'users.first_name' | 'users.last_name') =>
     value === undefined ? null : encrypt(value, field);
   const reactivated = change.status === 'active';
+  if (change.email !== undefined) {
+    await lockEmail(sql, change.email);
+    const [taken] = await sql`select 1 where ${heldUnderOlderKey(sql, change.email, id)}`;
+    if (taken) throw constraintProblem(EMAIL_TAKEN, change);
+  }
   const [row] = await sql<UserRow[]>`
     update users as u set
       email_ciphertext = coalesce(${sealed(change.email, 'users.email')}::text, u.email_ciphertext),
@@ -313,8 +362,8 @@ export function userPageQuery(
      where ${USER_ORDER.after(sql, after)}
        ${filter.status ? sql`and u.status = ${filter.status}` : sql``}
        ${filter.role ? sql`and exists (select 1 from user_roles r where r.user_id = u.id and r.role_name = ${filter.role})` : sql``}
-       ${filter.email ? sql`and u.email_blind_index = ${emailBlindIndex(filter.email)}` : sql``}
-       ${filter.name ? sql`and u.name_search_tokens @> ${sql.array(filter.name.tokens, BYTEA_ARRAY)}` : sql``}
+       ${filter.email ? sql`and ${emailIndexMatches(sql, sql`u.email_blind_index`, filter.email)}` : sql``}
+       ${filter.name ? sql`and (${nameTokensMatch(sql, filter.name)})` : sql``}
      ${USER_ORDER.orderBy(sql)}
      limit ${limit + 1}`;
 }

@@ -99,13 +99,40 @@ describe('configuration', () => {
       Buffer.alloc(31, 7).toString('base64'),
       `${KEY_32.slice(0, 10)}*${KEY_32.slice(10)}`,
       'a-passphrase-someone-typed-instead-of-a-key',
-      `k1:${KEY_32}`,
+      ...(name === 'JWT_SIGNING_KEY' ? [`k1:${KEY_32}`] : [`k1:${KEY_32.slice(4)}`, `k1:${KEY_32}:x`]),
     ]) {
       const refusal = refusalOf({ [name]: value });
       expect(refusal, value).toMatch(new RegExp(`${name}: expected base64 of at least 32 bytes`));
       expect(refusal, value).not.toContain(value);
     }
     expect(refusalOf({ [name]: Buffer.alloc(48, 7).toString('base64') })).toBe('started');
+  });
+
+  const OTHER_32 = Buffer.alloc(32, 9).toString('base64');
+  test.each([
+    ['a key id used twice', `k2:${KEY_32},k2:${OTHER_32}`, /key id k2 appears twice/],
+    ['two keys without a key id', `${KEY_32},${OTHER_32}`, /only one key may be given without a key id/],
+    ['the same key under two ids', `k2:${KEY_32},k3:${KEY_32}`, /the same key appears twice/],
+    ['the same key with and without an id', `k2:${KEY_32},${KEY_32}`, /the same key appears twice/],
+    ['a short key under an id', `k2:${Buffer.alloc(31, 7).toString('base64')},${KEY_32}`, /expected base64/],
+    ['a key id with a dot', `k.2:${OTHER_32},${KEY_32}`, /expected base64/],
+    ['an empty entry', `k2:${OTHER_32},`, /expected base64/],
+  ])('PII_BLIND_INDEX_KEY with %s is refused by name, without the key', (_, value, reason) => {
+    const refusal = refusalOf({ PII_BLIND_INDEX_KEY: value });
+    expect(refusal).toMatch(/PII_BLIND_INDEX_KEY/);
+    expect(refusal).toMatch(reason);
+    expect(refusal).not.toContain(KEY_32);
+  });
+
+  test('a rotation of the index key starts; without the key that has no id the xAPI key must be named', () => {
+    expect(refusalOf({ PII_BLIND_INDEX_KEY: `k2:${OTHER_32},${KEY_32}` })).toBe('started');
+    const alone = refusalOf({ PII_BLIND_INDEX_KEY: `k2:${OTHER_32}` });
+    expect(alone).toMatch(/PII_XAPI_INDEX_KEY is required/);
+    expect(alone).not.toContain(OTHER_32);
+    expect(refusalOf({ PII_BLIND_INDEX_KEY: `k2:${OTHER_32}`, PII_XAPI_INDEX_KEY: KEY_32 })).toBe('started');
+    expect(refusalOf({ PII_BLIND_INDEX_KEY: `k2:${OTHER_32}`, PII_XAPI_INDEX_KEY: 'short' })).toMatch(
+      /PII_XAPI_INDEX_KEY: expected base64 of at least 32 bytes/,
+    );
   });
 
   test('well-formed keys start, rotated key lists included', () => {

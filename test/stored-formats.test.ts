@@ -12,12 +12,15 @@ import { z } from 'zod';
 import { issueAccessToken } from '../lib/auth';
 import { resetConfigForTests } from '../lib/config';
 import {
+  blindIndex,
   decrypt,
   decryptBytes,
   emailBlindIndex,
+  emailBlindIndexes,
   encrypt,
   encryptBytes,
   nameSearchToken,
+  nameSearchTokenSets,
   nameSearchTokens,
   resetKeysForTests,
 } from '../lib/crypto';
@@ -150,6 +153,50 @@ describe('blind indexes and name search tokens (HMAC-SHA256)', () => {
     expect(nameSearchToken('Müllersbacher')?.toString('hex'), STORED).toBe(tokenOf('mullersb'));
     expect(nameSearchToken('MULLERSB')?.toString('hex'), STORED).toBe(tokenOf('mullersb'));
     expect(nameSearchToken('m'), STORED).toBeNull();
+  });
+});
+
+describe('blind indexes of a rotated index key (PII_BLIND_INDEX_KEY=k2:…,<the key without an id>)', () => {
+  /** Index key bytes 0x40..0x5f under the id k2; the key without an id stays 0x20..0x3f. */
+  const ROTATING = `k2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=,${KEYS.PII_BLIND_INDEX_KEY}`;
+  const rotating = <T>(make: () => T, extra: Record<string, string> = {}): T => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { PII_BLIND_INDEX_KEY: ROTATING }, extra);
+    resetConfigForTests();
+    resetKeysForTests();
+    try {
+      return make();
+    } finally {
+      process.env = saved;
+      resetConfigForTests();
+      resetKeysForTests();
+    }
+  };
+
+  test('an index under a key with an id is "<id>:" in ASCII, then the HMAC (the key without one: the bare HMAC)', () => {
+    const [current, previous] = rotating(() => emailBlindIndexes('Zoe.Muller@example.edu'));
+    expect(current?.toString('hex'), STORED).toBe(
+      '6b323a5fc69f669f011fcb278c9c9a8fcf54d8dfa347a17563e6df3656c4d3d4d12e5e',
+    );
+    expect(previous?.toString('hex'), STORED).toBe('dc3d26dffc17fab2c027131dd18e453bfbc5f068e200631cbfc78728f78c0c29');
+    expect(rotating(() => emailBlindIndex('zoe.muller@example.edu')).equals(current as Buffer)).toBe(true);
+  });
+
+  test('name tokens carry the same prefix; a search looks under every key', () => {
+    const tokens = rotating(() => nameSearchTokens('Zoë').map((token) => token.toString('hex')));
+    expect(tokens, STORED).toEqual(['6b323adb9dd1a32ff8529537e77521', '6b323a586a6d481af26e63345345dc']);
+    const sets = rotating(() => nameSearchTokenSets(['zoe']).map((set) => set.map((token) => token.toString('hex'))));
+    expect(sets, STORED).toEqual([['6b323a586a6d481af26e63345345dc'], ['7c58e56ecc7b06690efba59f']]);
+  });
+
+  test('the xAPI indexes stay on the key without an id, or on PII_XAPI_INDEX_KEY once that is set', () => {
+    const verb = () => blindIndex('xapi-verb', 'http://adlnet.gov/expapi/verbs/completed', 16).toString('hex');
+    expect(verb(), STORED).toBe('4ec54e5577e644c2ecbe7859a3c27285');
+    expect(rotating(verb), STORED).toBe('4ec54e5577e644c2ecbe7859a3c27285');
+    const retired = { PII_BLIND_INDEX_KEY: 'k2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=' };
+    expect(rotating(verb, { ...retired, PII_XAPI_INDEX_KEY: KEYS.PII_BLIND_INDEX_KEY }), STORED).toBe(
+      '4ec54e5577e644c2ecbe7859a3c27285',
+    );
   });
 });
 
