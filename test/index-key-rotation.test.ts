@@ -121,7 +121,10 @@ describe('rotating the people-index key', () => {
     expect(await signIn('fresh.student@example.test', 'Another-Long-Passphrase-42')).toBe(200);
   });
 
-  test('during: a re-index killed after its first batch leaves rows on both keys, and everything still works', async () => {
+  // The commands start their own Node with tsx, slow on a loaded machine: these tests wait longer.
+  test('during: a re-index killed after its first batch leaves rows on both keys, and everything still works', {
+    timeout: 180_000,
+  }, async () => {
     let killed = false;
     const run = await runCommand(
       ['--batch-size', '2', '--pause-ms', '2000'],
@@ -153,7 +156,7 @@ describe('rotating the people-index key', () => {
     await everyoneWorks();
   });
 
-  test('the command runs again to the end, then allows retiring the old key', async () => {
+  test('the command runs again to the end, then allows retiring the old key', { timeout: 180_000 }, async () => {
     const run = await runCommand([], { PII_BLIND_INDEX_KEY: ROTATING });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Complete:');
