@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { CSRF_COOKIE } from './auth';
 
 export interface DocsAsset {
   /** The fingerprinted name the page links: `swagger-ui-bundle.3f2a….js`. */
@@ -18,9 +19,19 @@ export interface DocsAsset {
 /**
  * Starts Swagger UI on the page's element, with its settings read from the element's data attributes
  * (an inline script would need the CSP to allow inline scripts). Try-it-out requests carry the browser's
- * cookies; the CSRF header is the caller's to add (Swagger UI's Authorize dialog takes a Bearer token).
+ * cookies, and an unsafe one echoes the CSRF cookie (readable on the API's own host, which serves this
+ * page) in the X-CSRF-Token header, as the portals do; Swagger UI's Authorize dialog takes a Bearer token.
  */
 const START_SCRIPT = `'use strict';
+function csrfCookie() {
+  var match = document.cookie.match(/(?:^|; )${CSRF_COOKIE}=([^;]*)/);
+  return match ? decodeURIComponent(match[1]) : '';
+}
+function withCsrfHeader(request) {
+  var token = csrfCookie();
+  if (token && !/^(GET|HEAD|OPTIONS)$/i.test(request.method)) request.headers['X-CSRF-Token'] = token;
+  return request;
+}
 window.addEventListener('DOMContentLoaded', function () {
   var element = document.getElementById('swagger-ui');
   window.ui = SwaggerUIBundle({
@@ -30,6 +41,7 @@ window.addEventListener('DOMContentLoaded', function () {
     deepLinking: false,
     tryItOutEnabled: false,
     withCredentials: true,
+    requestInterceptor: withCsrfHeader,
     presets: [SwaggerUIBundle.presets.apis],
     layout: 'BaseLayout'
   });

@@ -151,4 +151,39 @@ describe('the OpenAPI document', () => {
     const one = document.paths['/api/programs/{id}']?.get;
     expect(one?.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
   });
+
+  test('groups operations by area, summarises each, and says how each is authenticated', async () => {
+    type Operation = { summary: string; tags: string[]; description: string; security: object[] };
+    const document = (await (await app.api('/openapi.json')).json()) as {
+      servers: { url: string }[];
+      tags: { name: string }[];
+      paths: Record<string, Record<string, Operation>>;
+      components: { securitySchemes: Record<string, { type: string; in?: string; name?: string }> };
+    };
+    expect(document.servers).toEqual([{ url: '/' }]);
+    const operations = Object.values(document.paths).flatMap((methods) => Object.values(methods));
+    const tagNames = document.tags.map((tag) => tag.name);
+    for (const operation of operations) {
+      expect(operation.summary.length).toBeGreaterThan(2);
+      expect(tagNames).toContain(operation.tags[0]);
+    }
+    expect(document.paths['/api/students/{id}']?.get?.tags).toEqual(['students']);
+    // Cookie sign-in must send the CSRF header on unsafe methods; Bearer needs nothing else.
+    expect(document.components.securitySchemes.csrf).toMatchObject({
+      type: 'apiKey',
+      in: 'header',
+      name: 'X-CSRF-Token',
+    });
+    expect(document.paths['/api/students']?.post?.security).toEqual([{ bearer: [] }, { cookie: [], csrf: [] }]);
+    expect(document.paths['/api/students']?.get?.security).toEqual([{ bearer: [] }, { cookie: [] }]);
+    // Refresh and logout are not "Public": the refresh token (body or cookie) authenticates them.
+    const refresh = document.paths['/api/auth/refresh']?.post;
+    expect(refresh?.description).not.toContain('Public');
+    expect(refresh?.security).toEqual([{}, { refreshCookie: [], csrf: [] }]);
+    expect(document.components.securitySchemes.refreshCookie).toMatchObject({
+      in: 'cookie',
+      name: '__Secure-aada-refresh',
+    });
+    expect(document.paths['/api/auth/login']?.post?.security).toEqual([]);
+  });
 });

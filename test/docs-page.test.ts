@@ -100,4 +100,56 @@ describe.skipIf(skipBrowserTests)('the docs page in Chromium', () => {
     // A CSP refusal or a script error would be logged here.
     expect(tab.errors).toEqual([]);
   }, 120_000);
+
+  // "Try it out" with cookie sign-in: an unsafe request must carry the CSRF header, as the portals send it,
+  // or the API refuses it with a 403. The page's request interceptor echoes the CSRF cookie.
+  test('"Try it out" changes data with cookie sign-in: the page sends the CSRF header', async () => {
+    const { createTestUser, TEST_PASSWORD } = await import('./helpers/users');
+    const user = await createTestUser(app.db.sql, { roles: ['student'], firstName: 'Grace', lastName: 'Hopper' });
+    const tab = await browser.newPage();
+    await tab.page.goto(`${app.url}/docs`);
+    const signedIn = await tab.page.evaluate(
+      async (email, password) =>
+        (
+          await fetch('/api/auth/login', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ email, password }),
+          })
+        ).status,
+      user.email,
+      TEST_PASSWORD,
+    );
+    expect(signedIn).toBe(200);
+
+    // The operation's block (PATCH auth/me): scrolled to, since the virtual list renders only rows in view.
+    const block = '#operations-auth-auth-me-update';
+    await tab.page.waitForSelector('.opblock', { timeout: 90_000 });
+    for (let step = 0; step < 400 && !(await tab.page.$(block)); step++) {
+      await tab.page.evaluate(() =>
+        (globalThis as unknown as { scrollBy(x: number, y: number): void }).scrollBy(0, 300),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await tab.page.$eval(block, (element) => (element as unknown as { scrollIntoView(): void }).scrollIntoView());
+    await tab.page.click(`${block} .opblock-summary`);
+    await tab.page.click(`${block} .try-out__btn`);
+    const body = `${block} textarea.body-param__text`;
+    await tab.page.waitForSelector(body);
+    await tab.page.$eval(body, (element) => {
+      (element as unknown as { value: string }).value = '';
+    });
+    await tab.page.type(body, '{"firstName": "Amazing"}');
+    await tab.page.click(`${block} .execute`);
+    const status = `${block} .live-responses-table tr.response .response-col_status`;
+    await tab.page.waitForSelector(status, { timeout: 30_000 });
+    expect((await tab.page.$eval(status, (element) => element.textContent ?? '')).trim()).toBe('200');
+
+    // The change is stored: the profile, read again with the same cookies, has the new name.
+    const firstName = await tab.page.evaluate(
+      async () => ((await (await fetch('/api/auth/me')).json()) as { firstName: string }).firstName,
+    );
+    expect(firstName).toBe('Amazing');
+    expect(tab.errors).toEqual([]);
+  }, 120_000);
 });
