@@ -96,13 +96,43 @@ function cacheControl(policy: CachePolicy): string {
   }
 }
 
+/**
+ * The request headers a browser may send cross-origin: the portal's (Authorization, Content-Type,
+ * If-None-Match, X-CSRF-Token) and those xAPI content sends to the LRS (X-Experience-API-Version on every
+ * request, If-Match / If-None-Match on documents). One list for every route: a header a route ignores does
+ * it no harm, and a preflight is answered before the route is known (lib/endpoint.ts).
+ */
+const CORS_ALLOW_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'If-Match',
+  'If-None-Match',
+  'X-CSRF-Token',
+  'X-Experience-API-Version',
+].join(', ');
+
+/**
+ * The response headers a page's script may read: paging and retries, and the LRS's version, consistency
+ * and document headers (xAPI clients read ETag for concurrency and Consistent-Through for `since` queries).
+ */
+const CORS_EXPOSE_HEADERS = [
+  'ETag',
+  'Last-Modified',
+  'Link',
+  'Location',
+  'Retry-After',
+  'X-Experience-API-Consistent-Through',
+  'X-Experience-API-Version',
+  'X-Request-Id',
+].join(', ');
+
 /** Credentialed CORS for configured origins only: the Origin is echoed, never `*`. */
 export function corsHeaders(origin: string | null): Record<string, string> {
   if (!origin || !config().CORS_ALLOWED_ORIGINS.includes(origin)) return {};
   return {
     'Access-Control-Allow-Origin': origin,
     'Access-Control-Allow-Credentials': 'true',
-    'Access-Control-Expose-Headers': 'ETag, Link, Location, Retry-After, X-Request-Id',
+    'Access-Control-Expose-Headers': CORS_EXPOSE_HEADERS,
   };
 }
 
@@ -112,7 +142,7 @@ export function preflightHeaders(origin: string | null, methods: readonly string
   return {
     ...cors,
     'Access-Control-Allow-Methods': methods.join(', '),
-    'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-None-Match, X-CSRF-Token',
+    'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
     'Access-Control-Max-Age': '600',
   };
 }
