@@ -3,11 +3,15 @@
 // their own enrollments: hours against required, and what needs their attention. Every figure is the
 // count the matching list would give: active students (GET students with an active enrollment),
 // enrollments by status, clock hours attended this week, open enrollments below the attendance
-// threshold (GET attendance/below-threshold), open complaints (not resolved or closed).
+// threshold (GET attendance/below-threshold), open complaints (not resolved or closed), and the office's
+// refunds coming due within REFUND_DUE_WARNING_DAYS and overdue, with their amounts in force (GET
+// ledger/refunds-due?withinDays=10 split by `overdue`). Amounts of money are no names either, so the
+// answer stays `private` as before.
 import { type Caller, type RecordScope, scopeOf } from './access';
 import { belowThreshold, clockHoursOf, enrollmentMinutes, isCurrentLine } from './attendance';
 import { APPEAL_WINDOW_DAYS } from './complaints';
 import { config } from './config';
+import { openRefundsDue, REFUND_DUE_WARNING_DAYS } from './refunds';
 import type { AnySql } from './db';
 import { SCHOOL } from './school';
 import { ENROLLMENT_STATUSES, enrollmentVisible, STUDENT_REACH } from './students';
@@ -21,7 +25,17 @@ interface SchoolCounts {
   week_minutes: number;
   below_threshold: number;
   open_complaints: number | null;
+  refunds_due: { coming_due: number; coming_due_cents: number; overdue: number; overdue_cents: number } | null;
 }
+
+/** The open refunds due within the warning days (the timer's) and past due: counts and cents in force. */
+const refundsDueCounts = (sql: AnySql) => sql`
+  (select json_build_object(
+            'coming_due', count(*) filter (where d.days_left >= 0),
+            'coming_due_cents', coalesce(sum(d.refund_cents) filter (where d.days_left >= 0), 0),
+            'overdue', count(*) filter (where d.days_left < 0),
+            'overdue_cents', coalesce(sum(d.refund_cents) filter (where d.days_left < 0), 0))
+     from ${openRefundsDue(sql, REFUND_DUE_WARNING_DAYS)})`;
 
 /** The office's and an instructor's counts: the school, or the programmes taught. */
 async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boolean) {
@@ -42,7 +56,8 @@ async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boo
         withComplaints
           ? sql`(select count(*)::int from complaints c where c.status in ('submitted', 'in_review', 'appealed'))`
           : sql`null::int`
-      } as open_complaints`;
+      } as open_complaints,
+      ${withComplaints ? refundsDueCounts(sql) : sql`null::json`} as refunds_due`;
   const counts = row as SchoolCounts;
   const byStatus = Object.fromEntries(ENROLLMENT_STATUSES.map((status) => [status, counts.by_status?.[status] ?? 0]));
   return {
@@ -52,6 +67,15 @@ async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boo
     attendanceThresholdPercent: percent,
     belowAttendanceThreshold: counts.below_threshold,
     ...(withComplaints ? { openComplaints: counts.open_complaints } : {}),
+    ...(counts.refunds_due ? { refundsDue: refundsDueView(counts.refunds_due) } : {}),
+  };
+}
+
+function refundsDueView(due: NonNullable<SchoolCounts['refunds_due']>) {
+  return {
+    withinDays: REFUND_DUE_WARNING_DAYS,
+    comingDue: { count: due.coming_due, amountCents: Number(due.coming_due_cents) },
+    overdue: { count: due.overdue, amountCents: Number(due.overdue_cents) },
   };
 }
 

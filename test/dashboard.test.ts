@@ -3,6 +3,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
+import { insertLedger } from './helpers/ledger';
 import {
   assignInstructor,
   createComplianceRecords,
@@ -18,6 +19,7 @@ const app = useTestApp();
 let staff: TestUser;
 let instructor: TestUser;
 let finance: TestUser;
+let registrar: TestUser;
 let student: TestUser;
 let weekDay: string;
 
@@ -28,11 +30,60 @@ interface SchoolView {
   clockHoursThisWeek: number;
   belowAttendanceThreshold: number;
   openComplaints?: number;
+  refundsDue?: {
+    withinDays: number;
+    comingDue: { count: number; amountCents: number };
+    overdue: { count: number; amountCents: number };
+  };
+}
+
+/**
+ * Refunds of withdrawals noticed `daysAgo` days ago (due 45 days after): 50 and 55 days ago are overdue,
+ * 40 is due in 5 days (within 10), 20 in 25 days (not yet); the one remitted and the one owing nothing
+ * are not due at all. Each in a programme nobody teaches, by a student with nothing else.
+ */
+async function createRefunds(sql: typeof app.db.sql) {
+  const { programId } = await createProgram(sql, { code: 'DASH-R', hours: [20] });
+  for (const [daysAgo, paid, remit] of [
+    [50, 120_000, false],
+    [55, 30_000, false],
+    [40, 70_000, false],
+    [20, 90_000, false],
+    [50, 50_000, true],
+    [50, 0, false],
+  ] as const) {
+    const who = await createTestUser(sql, { roles: ['student'] });
+    const enrollmentId = await createEnrollment(sql, who.id, programId, { status: 'active' });
+    await sql`update enrollments set created_at = now() - interval '60 days' where id = ${enrollmentId}`;
+    await insertLedger(
+      sql,
+      [
+        { studentId: who.id, enrollmentId, kind: 'charge', amountCents: 200_000 },
+        ...(paid ? [{ studentId: who.id, enrollmentId, kind: 'payment' as const, amountCents: paid }] : []),
+      ],
+      finance.id,
+    );
+    const notifiedAt = new Date(Date.now() - daysAgo * 86_400_000).toISOString();
+    const withdrawn = await send('POST', `/enrollments/${enrollmentId}/withdrawal`, {
+      as: registrar,
+      body: { kind: 'official', notifiedAt },
+    });
+    expect(withdrawn.status, await withdrawn.clone().text()).toBe(201);
+    if (!remit) continue;
+    const { refund } = (await withdrawn.json()) as { refund: { id: string } };
+    for (const [action, body] of [
+      ['approval', {}],
+      ['remittance', { reference: 'CHK 9' }],
+    ] as const) {
+      const answer = await send('POST', `/ledger/refunds/${refund.id}/${action}`, { as: finance, body });
+      expect(answer.status, action).toBe(200);
+    }
+  }
 }
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  ({ staff, instructor, finance, student } = await createRoleAccounts(sql));
+  ({ staff, instructor, finance, registrar, student } = await createRoleAccounts(sql));
   const taught = await createProgram(sql, { code: 'DASH-A', hours: [20] });
   const other = await createProgram(sql, { code: 'DASH-B', hours: [20] });
   await assignInstructor(sql, instructor.id, taught.programId);
@@ -80,6 +131,7 @@ beforeAll(async () => {
     startsAt,
     lines: lines.other,
   });
+  await createRefunds(sql);
 });
 
 /** Every item of a list, following `next`. */
@@ -123,6 +175,22 @@ describe('the dashboard', () => {
     const complaints = await all<{ status: string }>('/complaints', staff);
     const open = complaints.filter((c) => ['submitted', 'in_review', 'appealed'].includes(c.status));
     expect(view.openComplaints).toBe(open.length);
+    // Refunds due: those of the finance list within the timer's 10 days, split by overdue.
+    const due = await all<{ overdue: boolean; refundCents: number }>('/ledger/refunds-due?withinDays=10', finance);
+    const sum = (items: typeof due) => items.reduce((cents, item) => cents + item.refundCents, 0);
+    const overdue = due.filter((item) => item.overdue);
+    const coming = due.filter((item) => !item.overdue);
+    expect(view.refundsDue).toEqual({
+      withinDays: 10,
+      comingDue: { count: coming.length, amountCents: sum(coming) },
+      overdue: { count: overdue.length, amountCents: sum(overdue) },
+    });
+    // By hand: 0 % completed, so each refund is what was paid.
+    expect(view.refundsDue).toEqual({
+      withinDays: 10,
+      comingDue: { count: 1, amountCents: 70_000 },
+      overdue: { count: 2, amountCents: 150_000 },
+    });
     const again = await send('GET', '/dashboard', { as: staff, headers: { 'If-None-Match': etag } });
     expect(again.status).toBe(304);
   });
@@ -131,6 +199,7 @@ describe('the dashboard', () => {
     const view = (await (await send('GET', '/dashboard', { as: instructor })).json()) as SchoolView;
     expect(view.view).toBe('programmes taught');
     expect(view.openComplaints).toBeUndefined();
+    expect(view.refundsDue).toBeUndefined();
     expect(view.activeStudents).toBe(2);
     await expectCountsOfLists(instructor, view);
   });
