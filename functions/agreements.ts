@@ -17,8 +17,8 @@ import {
   insertSignature,
   insertTemplate,
   listTemplates,
+  RESENDABLE,
   recordEvent,
-  requireOpen,
   requireStatus,
   resolveRecipient,
   setTemplateActive,
@@ -232,7 +232,7 @@ endpoint({
   handler: async function resendAgreement({ sql, params, caller, clientIp, request }) {
     const row = await findAgreement(sql, params.id, caller, true);
     if (!row) throw notFound('No such agreement');
-    requireOpen(row, 'only an unsigned agreement is sent again');
+    requireStatus(row, RESENDABLE, 'only an unsigned agreement is sent again');
     // A new link replaces the previous one: only the latest email works.
     await sendSigningLink(sql, row.id, await signerOf(sql, row));
     await recordEvent(sql, row.id, 'resent', {
@@ -240,7 +240,7 @@ endpoint({
       clientIp,
       userAgent: request.headers.get('user-agent'),
     });
-    return json(agreementView(row));
+    return json(agreementView((await findAgreement(sql, row.id, caller))!));
   },
 });
 

@@ -234,7 +234,7 @@ var poolMaxCeiling = 10
 var timerPoolMax = 2
 
 // The timer functions of functions/ (app.timer), one scale group each.
-var timerFunctionNames = ['audit-retention', 'maintenance', 'outbox-sender', 'refunds-due']
+var timerFunctionNames = ['agreement-reminders', 'audit-retention', 'maintenance', 'outbox-sender', 'refunds-due']
 
 var httpInstances = maximumInstanceCount + httpAlwaysReadyInstances
 var timerInstances = length(timerFunctionNames)

@@ -9,11 +9,13 @@ import {
   formDataOf,
   type Person,
   recipientNameOf,
+  recordLinkSent,
 } from './agreements';
 import { config } from './config';
 import type { AnySql } from './db';
 import { issueToken, newToken, portalLink } from './one-time-links';
 import { enqueueMessage } from './outbox';
+import { schoolDateTime } from './school';
 
 const iso = (at: Date | null) => at?.toISOString() ?? null;
 
@@ -59,14 +61,9 @@ export const eventView = (event: EventRow) => ({
 
 /** Issues the agreement's signing link (replacing any earlier one) and queues the email with it. */
 export async function sendSigningLink(sql: AnySql, agreementId: string, person: Person): Promise<void> {
-  const { token, hash } = newToken();
   const days = config().AGREEMENT_LINK_DAYS;
-  await issueToken(sql, {
-    purpose: 'agreement_signing',
-    owner: { signedDocumentId: agreementId },
-    hash,
-    ttlSeconds: days * 24 * 3600,
-  });
+  const { token, expiresAt } = await issueSigningToken(sql, agreementId, days * 24 * 3600);
+  await recordLinkSent(sql, agreementId, expiresAt);
   await enqueueMessage(sql, {
     kind: 'agreement_signing',
     recipient: person.email,
@@ -76,6 +73,41 @@ export async function sendSigningLink(sql: AnySql, agreementId: string, person: 
       `Review and sign it here:\n\n${portalLink('sign', token)}\n\nThe link works for ${days} days. ` +
       'You may ask the registrar for a paper copy at any time.\n',
   });
+}
+
+/**
+ * A reminder of an unsigned agreement: a new link replacing the earlier one (the token is kept only as
+ * a hash, so the earlier link cannot be sent again), expiring when that one would have: a reminder
+ * never extends the time to sign.
+ */
+export async function sendSigningReminder(
+  sql: AnySql,
+  agreementId: string,
+  person: Person,
+  secondsLeft: number,
+): Promise<void> {
+  const { token, expiresAt } = await issueSigningToken(sql, agreementId, secondsLeft);
+  await enqueueMessage(sql, {
+    kind: 'agreement_signing',
+    recipient: person.email,
+    subject: 'Reminder: your enrollment agreement is waiting for your signature',
+    body:
+      `Hello ${person.firstName},\n\nyour enrollment agreement with Atlanta Academy of Dental Assisting is not ` +
+      `signed yet. Review and sign it here:\n\n${portalLink('sign', token)}\n\nThis link replaces the one in ` +
+      `our earlier email and works until ${schoolDateTime(expiresAt)} (Atlanta time). ` +
+      'You may ask the registrar for a paper copy at any time.\n',
+  });
+}
+
+async function issueSigningToken(sql: AnySql, agreementId: string, ttlSeconds: number) {
+  const { token, hash } = newToken();
+  const [issued] = await issueToken(sql, {
+    purpose: 'agreement_signing',
+    owner: { signedDocumentId: agreementId },
+    hash,
+    ttlSeconds,
+  });
+  return { token, expiresAt: (issued as { expires_at: Date }).expires_at };
 }
 
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

@@ -31,6 +31,8 @@ export const AGREEMENT_READERS: readonly Role[] = ['admin', 'registrar', 'admiss
 export const AGREEMENT_STATUSES = ['pending', 'viewed', 'student_signed', 'completed', 'voided', 'expired'] as const;
 export type AgreementStatus = (typeof AGREEMENT_STATUSES)[number];
 const OPEN: readonly AgreementStatus[] = ['pending', 'viewed'];
+/** What staff may send again: an open agreement, or one whose link expired unsigned. */
+export const RESENDABLE: readonly AgreementStatus[] = [...OPEN, 'expired'];
 
 export interface Origin {
   userId: string | null;
@@ -328,6 +330,18 @@ export async function insertAgreement(
             (now() + make_interval(years => ${years}))::date, ${input.by}, now())
     returning id`;
   return (row as { id: string }).id;
+}
+
+/**
+ * Records the link just issued: when, until when, and no reminder yet for it. A resend of an expired
+ * agreement opens it again (its trail keeps the expiry, then the resend).
+ */
+export async function recordLinkSent(sql: AnySql, id: string, expiresAt: Date): Promise<void> {
+  await sql`update signed_documents
+               set link_sent_at = now(), link_expires_at = ${expiresAt}, reminders_sent = 0, expired_at = null,
+                   status = case when status <> 'expired' then status
+                                 when viewed_at is null then 'pending' else 'viewed' end
+             where id = ${id}`;
 }
 
 /** The agreement's signer: its student account or its lead, decrypted. */

@@ -171,6 +171,29 @@ const EnvSchema = z.object({
   // Enrollment agreements (lib/agreements.ts).
   /** Days an emailed signing link works. */
   AGREEMENT_LINK_DAYS: integer(1, 90).default(14),
+  /**
+   * Days after a signing link was sent (or resent) on which an unsigned agreement gets a reminder
+   * email: ascending, each shorter than AGREEMENT_LINK_DAYS (checked below); empty for none. The link
+   * expires, and the agreement with it, AGREEMENT_LINK_DAYS after sending (functions/agreement-reminders.ts).
+   */
+  AGREEMENT_REMINDER_DAYS: z
+    .string()
+    .default('3,7')
+    .transform((text, ctx) => {
+      const parts = text
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean);
+      const days = parts.map(Number);
+      const valid =
+        parts.every((part) => /^[0-9]{1,2}$/.test(part)) &&
+        days.every((day, i) => day >= 1 && (i === 0 || day > (days[i - 1] as number)));
+      if (!valid || days.length > 10) {
+        ctx.addIssue({ code: 'custom', message: 'expected ascending whole days, comma-separated (3,7), at most 10' });
+        return z.NEVER;
+      }
+      return days;
+    }),
   /** Days the signer may still read the status and their copy with the link after signing. */
   AGREEMENT_READABLE_DAYS: integer(1, 365).default(30),
   /** Years a completed agreement is kept from its completion (no route deletes one). */
@@ -290,6 +313,13 @@ export function parseConfig(env: NodeJS.ProcessEnv, scope: 'app' | 'database' = 
     throw new ConfigError(
       'Invalid configuration: PII_XAPI_INDEX_KEY is required when every entry of PII_BLIND_INDEX_KEY has a key id: ' +
         'set it to the value of the entry without one (the key the xAPI indexes were made with) before removing that entry',
+    );
+  }
+  const lastReminder = parsed.AGREEMENT_REMINDER_DAYS.at(-1);
+  if (lastReminder !== undefined && lastReminder >= parsed.AGREEMENT_LINK_DAYS) {
+    throw new ConfigError(
+      `Invalid configuration: AGREEMENT_REMINDER_DAYS (${parsed.AGREEMENT_REMINDER_DAYS.join(',')}) must all come ` +
+        `before the link expires (AGREEMENT_LINK_DAYS ${parsed.AGREEMENT_LINK_DAYS})`,
     );
   }
   const DB_SSL = parsed.DB_SSL ?? (parsed.APP_ENV === 'production' ? 'verify-full' : 'prefer');

@@ -18,3 +18,15 @@ export const schoolDate = (instant: Date): string => SCHOOL_DAY.format(instant);
  * UTC, so no time zone moves it to the day before.
  */
 export const calendarDate = (date: Date): string => CALENDAR_DAY.format(date);
+
+const SCHOOL_MINUTE = new Intl.DateTimeFormat('en-GB', {
+  day: 'numeric',
+  month: 'long',
+  year: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  timeZone: SCHOOL.timeZone,
+});
+
+/** An instant as a person at the school reads it, to the minute ("15 December 2026 at 10:30"). */
+export const schoolDateTime = (instant: Date): string => SCHOOL_MINUTE.format(instant);

@@ -13,6 +13,19 @@ describe('configuration', () => {
     expect(() => parseConfig({ DATABASE_URL: 'not a url' })).toThrow(/DATABASE_URL/);
   });
 
+  test('agreement reminders: ascending whole days before the link expires, or none', () => {
+    expect(parseConfig(base).AGREEMENT_REMINDER_DAYS).toEqual([3, 7]);
+    expect(parseConfig({ ...base, AGREEMENT_REMINDER_DAYS: '' }).AGREEMENT_REMINDER_DAYS).toEqual([]);
+    expect(parseConfig({ ...base, AGREEMENT_REMINDER_DAYS: ' 1, 5 ,13' }).AGREEMENT_REMINDER_DAYS).toEqual([1, 5, 13]);
+    for (const bad of ['7,3', '3,3', '0', '-1', '2.5', 'three', '0x3', '1,2,3,4,5,6,7,8,9,10,11']) {
+      expect(() => parseConfig({ ...base, AGREEMENT_REMINDER_DAYS: bad }), bad).toThrow(/AGREEMENT_REMINDER_DAYS/);
+    }
+    expect(() => parseConfig({ ...base, AGREEMENT_REMINDER_DAYS: '3,14' })).toThrow(/AGREEMENT_LINK_DAYS 14/);
+    expect(
+      parseConfig({ ...base, AGREEMENT_REMINDER_DAYS: '3,14', AGREEMENT_LINK_DAYS: '21' }).AGREEMENT_LINK_DAYS,
+    ).toBe(21);
+  });
+
   test('without DATABASE_URL the discrete settings are required, by name', () => {
     expect(() => parseConfig({ DB_HOST: 'server' })).toThrow(/DB_NAME, DB_USER/);
   });

@@ -489,12 +489,24 @@ describe('connection budget: pool size x instances fits the PostgreSQL SKU', () 
   });
 
   it("counts one scale group per timer the app registers, each with the timers' small pool", () => {
-    expect(registeredTimers).toEqual(['audit-retention', 'maintenance', 'outbox-sender', 'refunds-due']);
+    expect(registeredTimers).toEqual([
+      'agreement-reminders',
+      'audit-retention',
+      'maintenance',
+      'outbox-sender',
+      'refunds-due',
+    ]);
     expect(budget.timerFunctions).toEqual(registeredTimers);
     expect(budget.timerPoolMax).toBe(TIMER_POOL_MAX);
     expect(TIMER_POOL_MAX).toBeLessThanOrEqual(2);
     // Every timer takes its connections from timerDb (TIMER_POOL_MAX), never from the HTTP pool.
-    for (const file of ['audit-retention.ts', 'maintenance.ts', 'outbox-sender.ts', 'refunds-due.ts']) {
+    for (const file of [
+      'agreement-reminders.ts',
+      'audit-retention.ts',
+      'maintenance.ts',
+      'outbox-sender.ts',
+      'refunds-due.ts',
+    ]) {
       const source = readFileSync(join(FUNCTIONS, file), 'utf8');
       expect(source, file).toMatch(/timerDb\(\)/);
       expect(source, file).not.toMatch(/\bdb\(\)/);
