@@ -147,6 +147,14 @@ const EnvSchema = z.object({
   /** base64 of at least 32 bytes: signs access tokens (HS256). */
   JWT_SIGNING_KEY: base64Key.optional(),
 
+  /**
+   * base64 of at least 32 bytes: signs the short-lived addresses of H5P activities' files (lib/h5p.ts).
+   * Development and tests use a demo key; production without it issues and honours no address.
+   */
+  H5P_ASSET_KEY: base64Key.optional(),
+  /** How long a signed H5P asset address works: long enough to load and play an activity. */
+  H5P_ASSET_URL_SECONDS: integer(60, 86_400).default(3_600),
+
   /** base64 PKCS#12 (no passphrase) of the certificate that seals PDFs (lib/pdf-seal.ts); Key Vault in Azure. */
   PDF_SEAL_CERTIFICATE: optional(z.base64()),
 

@@ -98,6 +98,15 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     name: none("a course file's name within its module (guide.pdf), chosen by the programme's instructors"),
     kind: STATE,
   },
+  h5p_activities: {
+    activity_key: none("the id a lesson names in its (H5P: id) marker, chosen by the programme's instructors"),
+    title: COURSE_CONTENT,
+    main_library: none('the H5P library that runs the activity (H5P.MultiChoice), from the package'),
+    h5p_json: COURSE_CONTENT,
+  },
+  h5p_activity_files: {
+    path: none('a path inside an H5P package (content/images/tooth.png), validated at upload'),
+  },
   enrollments: { status: STATE },
   enrollment_status_changes: {
     from_status: STATE,

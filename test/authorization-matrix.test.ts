@@ -25,6 +25,7 @@ import { assignInstructor, createEnrollment, createProgram } from './helpers/rec
 import { createRoleAccounts } from './helpers/roles';
 import { inBatches, paramNames, pathOf } from './helpers/routes';
 import { createTestUser, type TestUser } from './helpers/users';
+import { minimalH5p } from './helpers/zip';
 
 const app = useTestApp();
 
@@ -109,6 +110,8 @@ const idsOf =
     if (name === 'version') return '1';
     // …and uploads one file of this name.
     if (name === 'name') return 'matrix.pdf';
+    // …and one H5P activity of this key.
+    if (name === 'activityKey') return 'matrix-quiz';
     return records.userId;
   };
 
@@ -343,6 +346,12 @@ async function createSchool(): Promise<{
       body: '%PDF-1.4\n%%EOF\n',
     });
     if (upload.status !== 201) throw new Error(`setting up: a content file → ${upload.status}`);
+    const activity = await app.api(`/modules/${moduleId}/h5p/matrix-quiz`, {
+      method: 'PUT',
+      headers: { ...grader.headers, 'Content-Type': 'application/zip' },
+      body: minimalH5p(),
+    });
+    if (activity.status !== 201) throw new Error(`setting up: an H5P activity → ${activity.status}`);
     const registrar = as('registrar');
     const body = { studentId: user.id, programId: program.programId };
     const transcript = await made('POST', '/transcripts', registrar, body);

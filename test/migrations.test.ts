@@ -344,6 +344,8 @@ describe('the schema', () => {
       'enrollment_status_changes',
       'externship_hours', // column-level: only the approval columns
       'externships', // column-level: only the verification columns and the end date
+      'h5p_activities', // column-level: only retiring an activity
+      'h5p_activity_files', // written once with its activity
       'idempotency_keys',
       'ledger_entries', // append-only
       'ledger_entry_memos', // append-only (key rotation runs as the owner)

@@ -1,0 +1,165 @@
+// H5P activities of a module: upload of a .h5p package under an activity key (validated, unpacked once
+// into the files store), the list for editors, retiring, the activity for its readers (its h5p.json and
+// a short-lived signed base address for its files), and the files themselves at that signed address.
+// Rules and SQL: lib/h5p.ts; who: lib/lessons.ts (the same reach as the lessons); docs/content.md.
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { endpoint } from '../lib/endpoint';
+import { declareConstraints, HttpError, notFound } from '../lib/errors';
+import { openFile } from '../lib/files';
+import {
+  ACTIVITY_KEY,
+  assetBase,
+  checkGrant,
+  findH5pActivity,
+  findH5pFile,
+  listH5pActivities,
+  MAX_PACKAGE_BYTES,
+  retireH5pActivity,
+  storeH5pActivity,
+  toH5pActivityView,
+} from '../lib/h5p';
+import { ifNoneMatchHits, json, notModified, type Reply } from '../lib/http';
+import { CONTENT_EDITORS, CONTENT_READERS, contentScope, reachableModule } from '../lib/lessons';
+
+declareConstraints({
+  h5p_activities_current_key: {
+    status: 409,
+    field: 'activityKey',
+    message: 'Another package of this key was uploaded at the same moment; try again',
+  },
+});
+
+const ModuleParams = z.object({ moduleId: z.uuid() });
+const ActivityParams = z.object({
+  moduleId: z.uuid(),
+  activityKey: z
+    .string()
+    .regex(ACTIVITY_KEY, 'An activity key of letters, digits, _ and -, as the lesson names it in (H5P: key)'),
+});
+const AssetParams = z.object({
+  activityId: z.uuid(),
+  grant: z.string().max(80),
+  file: z.string().min(1).max(255),
+});
+
+const NO_MODULE = 'No module whose activities you may see';
+
+endpoint({
+  name: 'h5p-upload',
+  methods: ['PUT'],
+  route: 'modules/{moduleId}/h5p/{activityKey}',
+  access: CONTENT_EDITORS,
+  params: ActivityParams,
+  streamedBody: true,
+  maxBodyBytes: MAX_PACKAGE_BYTES,
+  handler: async function uploadH5pPackage({ sql, params, caller, request, audit }) {
+    const module = await reachableModule(sql, contentScope(caller), params.moduleId, 'write');
+    if (!module) throw notFound(NO_MODULE);
+    const body = (request.body as AsyncIterable<Uint8Array> | null) ?? Readable.from([]);
+    const { row, replaced } = await storeH5pActivity(
+      sql,
+      { moduleId: module.id, activityKey: params.activityKey, body },
+      caller.userId,
+    );
+    audit.resourceIds.h5pActivityId = row.id;
+    return json(toH5pActivityView(row), replaced ? 200 : 201);
+  },
+});
+
+endpoint({
+  name: 'h5p-list',
+  methods: ['GET'],
+  route: 'modules/{moduleId}/h5p',
+  access: CONTENT_EDITORS,
+  params: ModuleParams,
+  handler: async function listModuleActivities({ sql, params, caller }) {
+    const module = await reachableModule(sql, contentScope(caller), params.moduleId, 'write');
+    if (!module) throw notFound(NO_MODULE);
+    return json({ items: (await listH5pActivities(sql, module.id)).map(toH5pActivityView) });
+  },
+});
+
+endpoint({
+  name: 'h5p-retire',
+  methods: ['DELETE'],
+  route: 'modules/{moduleId}/h5p/{activityKey}',
+  access: CONTENT_EDITORS,
+  params: ActivityParams,
+  handler: async function retireModuleActivity({ sql, params, caller }) {
+    const module = await reachableModule(sql, contentScope(caller), params.moduleId, 'write');
+    if (!module || !(await retireH5pActivity(sql, module.id, params.activityKey, caller.userId))) {
+      throw notFound('No such activity of a module you may change');
+    }
+    return { kind: 'empty', status: 204 };
+  },
+});
+
+endpoint({
+  name: 'h5p-get',
+  methods: ['GET'],
+  route: 'modules/{moduleId}/h5p/{activityKey}',
+  access: CONTENT_READERS,
+  // no-store: the answer carries a signed address that works for anyone holding it until it expires.
+  params: ActivityParams,
+  handler: async function openActivity({ sql, params, caller }) {
+    const module = await reachableModule(sql, contentScope(caller), params.moduleId, 'read');
+    const row = module ? await findH5pActivity(sql, module.id, params.activityKey) : null;
+    if (!row) throw notFound('No such activity of a module you may see');
+    const { base, expiresAt } = assetBase(row.id);
+    return json({
+      ...toH5pActivityView(row),
+      h5p: row.h5p_json,
+      // h5p-standalone's options, and any player's: h5p.json and the libraries at the base, content/ below it.
+      player: { h5pJsonPath: base, contentJsonPath: `${base}content`, librariesPath: base },
+      assetBase: base,
+      expiresAt: expiresAt.toISOString(),
+    });
+  },
+});
+
+const grantRefused = (expired: boolean) =>
+  new HttpError({
+    status: expired ? 410 : 404,
+    slug: expired ? 'h5p-address-expired' : 'not-found',
+    title: expired ? 'This address has expired' : 'Not found',
+    detail: expired
+      ? 'The signed address of this activity has expired: open the activity again for a new one'
+      : 'No such file (the address is not one this application signed)',
+  });
+
+endpoint({
+  name: 'h5p-asset',
+  methods: ['GET'],
+  route: 'h5p-assets/{activityId}/{grant}/{*file}',
+  // The signed grant in the address is the credential: a sandboxed frame sends no cookie and no token.
+  access: 'public',
+  cache: 'private',
+  params: AssetParams,
+  handler: async function serveActivityFile({ sql, params, request }): Promise<Reply> {
+    const check = checkGrant(params.activityId, params.grant);
+    if (check !== 'valid') throw grantRefused(check === 'expired');
+    const file = await findH5pFile(sql, params.activityId, params.file);
+    if (!file) throw grantRefused(false);
+    const etag = `"${file.sha256.toString('base64url')}"`;
+    if (ifNoneMatchHits(request.headers.get('if-none-match'), etag)) return notModified(etag);
+    const opened = await openFile(sql, file.stored_file_id);
+    if (!opened) throw grantRefused(false);
+    return {
+      kind: 'stream',
+      status: 200,
+      contentType: file.content_type,
+      body: opened.content,
+      headers: {
+        ETag: etag,
+        'Content-Length': file.byte_size,
+        // Opened as a page, it is inert: an opaque origin, no script, nothing fetched.
+        'Content-Security-Policy': "sandbox; default-src 'none'; frame-ancestors *",
+        // A player in a sandboxed frame has an opaque origin (Origin: null): its fetches are cross-origin,
+        // without credentials; the grant in the address is what lets them in.
+        'Access-Control-Allow-Origin': '*',
+        'Cross-Origin-Resource-Policy': 'cross-origin',
+      },
+    };
+  },
+});
