@@ -248,6 +248,8 @@ async function runScenarios(
 ): Promise<ScenarioOutcome[]> {
   const outcomes: ScenarioOutcome[] = [];
   for (const one of scenarios) {
+    // --skip also names scenarios (ping, login, …) beside the parts (coldstart, index, scaleout).
+    if (options.skip.has(one.key)) continue;
     await quiesce(admin);
     const outcome = await runScenario(one, ctx, {
       connections: options.connections,

@@ -233,6 +233,36 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    key: 'payment-replay',
+    title: 'POST students/{id}/payments (finance, one Idempotency-Key replayed: the stored answer)',
+    indexSensitive: false,
+    request: (ctx) => {
+      if (!ctx.finance || !ctx.student) return 'no finance or student token';
+      // The probe posts the payment; every measured request is its replay (same key, same body).
+      return {
+        path: `/students/${ctx.student.id}/payments`,
+        method: 'POST',
+        headers: { ...ctx.finance, 'Content-Type': 'application/json', 'Idempotency-Key': randomUUID() },
+        body: JSON.stringify({ method: 'cash', amountCents: 1_000 }),
+      };
+    },
+  },
+  {
+    key: 'ledger-history',
+    title: 'GET students/{id}/ledger (finance: one student’s history, first page)',
+    indexSensitive: false,
+    request: (ctx) =>
+      ctx.finance && ctx.student
+        ? { path: `/students/${ctx.student.id}/ledger?limit=50`, headers: ctx.finance }
+        : 'no finance or student token',
+  },
+  {
+    key: 'balances-page',
+    title: 'GET ledger/balances?limit=50 (finance: a page of students’ balances)',
+    indexSensitive: false,
+    request: (ctx) => (ctx.finance ? { path: '/ledger/balances?limit=50', headers: ctx.finance } : 'no finance token'),
+  },
+  {
     key: 'statement',
     title: 'GET students/{id}/statement (a student, their own, JSON)',
     indexSensitive: false,

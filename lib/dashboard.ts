@@ -11,8 +11,8 @@ import { type Caller, type RecordScope, scopeOf } from './access';
 import { belowThreshold, clockHoursOf, enrollmentMinutes, isCurrentLine } from './attendance';
 import { APPEAL_WINDOW_DAYS } from './complaints';
 import { config } from './config';
-import { openRefundsDue, REFUND_DUE_WARNING_DAYS } from './refunds';
 import type { AnySql } from './db';
+import { openRefundsDue, REFUND_DUE_WARNING_DAYS } from './refunds';
 import { SCHOOL } from './school';
 import { ENROLLMENT_STATUSES, enrollmentVisible, STUDENT_REACH } from './students';
 
