@@ -17,6 +17,7 @@ import {
   insertSignature,
   insertTemplate,
   listTemplates,
+  markCounterSigned,
   RESENDABLE,
   recordEvent,
   requireStatus,
@@ -287,7 +288,7 @@ endpoint({
       png: body.signaturePng,
     } as const;
     await insertSignature(sql, row.id, signature, origin);
-    await sql`update signed_documents set counter_signed_at = now() where id = ${row.id}`;
+    await markCounterSigned(sql, row.id);
     await recordEvent(sql, row.id, 'counter_signed', origin);
     await sealAgreement(sql, row, origin);
     return json(agreementView((await findAgreement(sql, row.id, caller))!));

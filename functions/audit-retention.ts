@@ -8,6 +8,7 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import { z } from 'zod';
+import { pruneAuditLog } from '../lib/audit-trail';
 import { timerDb } from '../lib/db';
 
 export const DEFAULT_AUDIT_RETENTION_DAYS = 2190; // six years
@@ -33,26 +34,9 @@ export function retentionDaysFromEnv(env: NodeJS.ProcessEnv = process.env): numb
   return parsed.data;
 }
 
-/** Removes audit rows older than `retentionDays` (PHI rows: six years at least); returns how many. */
-export async function pruneAuditLog(retentionDays: number, runId: string): Promise<number> {
-  // One statement: prune and record the pruning atomically (no recorded prune that did not happen,
-  // no prune without its record).
-  const [row] = await timerDb()<{ removed: string }[]>`
-    with pruned as (
-      select prune_audit_log(make_interval(days => ${retentionDays}::int)) as removed
-    )
-    insert into audit_log (request_id, method, route, resource_ids, status, duration_ms, phi, event)
-    select ${runId}, 'TIMER', 'audit-retention',
-           jsonb_build_object('removed', removed::text, 'retentionDays', ${String(retentionDays)}::text),
-           200, (extract(epoch from clock_timestamp() - now()) * 1000)::int, false, 'audit_log_pruned'
-      from pruned
-    returning resource_ids ->> 'removed' as removed`;
-  return Number(row?.removed ?? 0);
-}
-
 export async function auditRetention(_timer: Timer, context: InvocationContext): Promise<void> {
   const retentionDays = retentionDaysFromEnv();
-  const removed = await pruneAuditLog(retentionDays, context.invocationId);
+  const removed = await pruneAuditLog(timerDb(), retentionDays, context.invocationId);
   context.log(`audit retention: removed ${removed} rows older than ${retentionDays} days (PHI rows kept six years)`);
 }
 

@@ -10,11 +10,11 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import { type Sql, timerDb } from '../lib/db';
 import { configuredSender, type DeliveryReport, deliverPending, pruneDelivered } from '../lib/outbox';
+import { pruneExpiredRegistrations } from '../lib/registration';
 
 /** Messages per batch, and batches per run (one run must end well before the next minute). */
 const BATCH = 50;
 const MAX_BATCHES = 10;
-const REGISTRATION_RETENTION_DAYS = 30;
 
 export async function sendOutbox(_timer: Timer | null, context: InvocationContext): Promise<void> {
   const sql = timerDb();
@@ -25,14 +25,9 @@ export async function sendOutbox(_timer: Timer | null, context: InvocationContex
     delivery = { error };
   }
   const pruned = await pruneDelivered(sql);
-  const [registrations] = await sql<{ removed: number }[]>`
-    with removed as (
-      delete from registration_requests
-       where expires_at < now() - make_interval(days => ${REGISTRATION_RETENTION_DAYS})
-      returning 1)
-    select count(*)::int as removed from removed`;
+  const registrations = await pruneExpiredRegistrations(sql);
   // Counts only: never a recipient, a body or a link.
-  const prunedText = `pruned ${pruned} messages and ${registrations?.removed ?? 0} registration requests`;
+  const prunedText = `pruned ${pruned} messages and ${registrations} registration requests`;
   if ('error' in delivery) {
     context.log(`outbox: delivery did not run; ${prunedText}`);
     throw delivery.error;

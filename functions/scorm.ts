@@ -11,11 +11,10 @@
 // plaintext columns until `npm run keys:rotate` encrypts them; a row is read from whichever is set, and
 // a write of either field clears its plaintext.
 import { z } from 'zod';
-import { decrypt, encrypt } from '../lib/crypto';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
-import { scormScope, scormVisible } from '../lib/scorm';
+import { findLearnerScormRecord, findOwnScormRecord, saveOwnScormRecord, scormScope, toScormView } from '../lib/scorm';
 
 /** SCORM 2004 SPM of cmi.suspend_data (the column's CHECK says the same). */
 const SUSPEND_DATA_MAX = 64_000;
@@ -58,40 +57,6 @@ const ScormUpdate = z
 const ModuleParams = z.object({ moduleId: z.uuid() });
 const LearnerParams = z.object({ moduleId: z.uuid(), userId: z.uuid() });
 
-interface ScormRow {
-  user_id: string;
-  module_id: string;
-  lesson_status: string;
-  score_scaled: string | null;
-  score_raw: string | null;
-  session_time: string | null;
-  suspend_data_ciphertext: string | null;
-  interactions_ciphertext: string | null;
-  /** Legacy plaintext (before 0008), NULL once keys:rotate has run or the field was written again. */
-  suspend_data: string | null;
-  interactions: unknown[] | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const toRecord = (row: ScormRow) => ({
-  userId: row.user_id,
-  moduleId: row.module_id,
-  lessonStatus: row.lesson_status,
-  // numeric arrives as a string (exact); these fit a double.
-  scoreScaled: row.score_scaled === null ? null : Number(row.score_scaled),
-  scoreRaw: row.score_raw === null ? null : Number(row.score_raw),
-  sessionTime: row.session_time,
-  suspendData: row.suspend_data_ciphertext
-    ? decrypt(row.suspend_data_ciphertext, 'scorm_records.suspend_data')
-    : row.suspend_data,
-  interactions: row.interactions_ciphertext
-    ? (JSON.parse(decrypt(row.interactions_ciphertext, 'scorm_records.interactions')) as unknown[])
-    : (row.interactions ?? []),
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
-});
-
 endpoint({
   name: 'scorm-save',
   methods: ['PUT'],
@@ -103,31 +68,9 @@ endpoint({
   params: ModuleParams,
   body: ScormUpdate,
   handler: async function scormSave({ sql, params, body, caller }) {
-    const suspendData = body.suspendData === undefined ? null : encrypt(body.suspendData, 'scorm_records.suspend_data');
-    const interactions =
-      body.interactions === undefined ? null : encrypt(JSON.stringify(body.interactions), 'scorm_records.interactions');
-    const [row] = await sql<ScormRow[]>`
-      insert into scorm_records (user_id, module_id, lesson_status, score_scaled, score_raw, session_time,
-                                 suspend_data_ciphertext, interactions_ciphertext)
-      select ${caller.userId}, m.id, coalesce(${body.lessonStatus ?? null}::text, 'not attempted'),
-             ${body.scoreScaled ?? null}::numeric, ${body.scoreRaw ?? null}::numeric, ${body.sessionTime ?? null}::text,
-             ${suspendData}::text, ${interactions}::text
-        from modules m
-       where m.id = ${params.moduleId}
-         and exists (select 1 from enrollments e
-                      where e.user_id = ${caller.userId} and e.program_id = m.program_id and e.status = 'active')
-      on conflict (user_id, module_id) do update set
-             lesson_status = coalesce(${body.lessonStatus ?? null}::text, scorm_records.lesson_status),
-             score_scaled = coalesce(${body.scoreScaled ?? null}::numeric, scorm_records.score_scaled),
-             score_raw = coalesce(${body.scoreRaw ?? null}::numeric, scorm_records.score_raw),
-             session_time = coalesce(${body.sessionTime ?? null}::text, scorm_records.session_time),
-             suspend_data_ciphertext = coalesce(${suspendData}::text, scorm_records.suspend_data_ciphertext),
-             suspend_data = case when ${suspendData}::text is null then scorm_records.suspend_data end,
-             interactions_ciphertext = coalesce(${interactions}::text, scorm_records.interactions_ciphertext),
-             interactions = case when ${interactions}::text is null then scorm_records.interactions end
-      returning *`;
+    const row = await saveOwnScormRecord(sql, caller.userId, params.moduleId, body);
     if (!row) throw notFound('No module of a programme you are actively enrolled in');
-    return json(toRecord(row));
+    return json(toScormView(row));
   },
 });
 
@@ -139,10 +82,9 @@ endpoint({
   phi: true,
   params: ModuleParams,
   handler: async function scormOwn({ sql, params, caller }) {
-    const [row] = await sql<ScormRow[]>`
-      select * from scorm_records where user_id = ${caller.userId} and module_id = ${params.moduleId}`;
+    const row = await findOwnScormRecord(sql, caller.userId, params.moduleId);
     if (!row) throw notFound('No resume data for this module');
-    return json(toRecord(row));
+    return json(toScormView(row));
   },
 });
 
@@ -156,13 +98,8 @@ endpoint({
   params: LearnerParams,
   handler: async function scormLearner({ sql, params, caller }) {
     // lib/scorm.ts decides whose records the caller reaches; anything else is a 404.
-    const [row] = await sql<ScormRow[]>`
-      select s.*
-        from scorm_records s
-        join modules m on m.id = s.module_id
-       where s.user_id = ${params.userId} and s.module_id = ${params.moduleId}
-         and ${scormVisible(sql, scormScope(caller))}`;
+    const row = await findLearnerScormRecord(sql, scormScope(caller), params.userId, params.moduleId);
     if (!row) throw notFound('No resume data for this learner and module');
-    return json(toRecord(row));
+    return json(toScormView(row));
   },
 });

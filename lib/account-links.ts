@@ -1,11 +1,13 @@
 // Emailed links that let a person into their account: the invitation an account created by staff
-// gets, the "forgot password" reset link, and (with its own redeem step, functions/unlock.ts) the
-// sign-in unlock link. Every one is a one-time token of lib/one-time-links.ts and goes out through
-// the outbox; this module holds the two steps they share:
+// gets, the "forgot password" reset link, and the sign-in unlock link (functions/account-links.ts
+// declares their routes). Every one is a one-time token of lib/one-time-links.ts and goes out through
+// the outbox; this module holds their messages and statements:
 //   - asking for a link by email address (`requestLinkByEmail`): the same statement, the same work and
 //     the same answer whether or not the address has an account, so nothing can be learnt from it;
 //   - choosing a password with an invitation or reset link (`setPasswordWithLink`): the token is used
-//     up, the password checked by the one password rule, every session of the account ended.
+//     up, the password checked by the one password rule, every session of the account ended;
+//   - redeeming an unlock link (`redeemUnlockLink`): the token is used up; the route then trusts the
+//     source it was opened from. It signs nobody in: the password is still needed.
 import type postgres from 'postgres';
 import { decrypt, emailBlindIndex } from './crypto';
 import type { Sql, TransactionSql } from './db';
@@ -17,6 +19,7 @@ import {
   looksLikeToken,
   newToken,
   portalLink,
+  redeemToken,
   type TokenPurpose,
 } from './one-time-links';
 import { enqueueMessage, type OutboxMessage, queueForIssuedLink } from './outbox';
@@ -29,6 +32,7 @@ import {
   rateLimitDecision,
   rateLimitHit,
   refuseOverLimit,
+  signInLockedOut,
   sourceKey,
 } from './throttle';
 import { emailIndexMatches } from './users';
@@ -45,6 +49,8 @@ export const LINK_RESEND_INTERVAL_SECONDS = 60;
 export const RESET_LINK_TTL_SECONDS = 30 * 60;
 /** An invitation waits for its owner for a week (the account has no password until then). */
 export const INVITATION_TTL_SECONDS = 7 * 24 * 60 * 60;
+/** An unlock link lets one more source try the password; short-lived like a reset link. */
+export const UNLOCK_LINK_TTL_SECONDS = 30 * 60;
 
 /** The portal page both the invitation and the reset link open: "choose your password". */
 const SET_PASSWORD_PAGE = 'account/set-password';
@@ -59,16 +65,15 @@ export async function countLinkUse(sql: Db, scope: string, clientIp: string | nu
   );
 }
 
-export interface LinkRequest {
+/** A kind of link a person asks for by email address ("forgot password", "let me sign in again"). */
+export interface EmailedLink {
   purpose: TokenPurpose;
   /** The rate limit's scope for this step (`unlock-request`, `password-reset-request`). */
   scope: string;
-  email: string;
-  clientIp: string | null;
   ttlSeconds: number;
   /** Which accounts get a link, as a condition on `users u` (e.g. only those whose sign-in is paused). */
-  eligible: (sql: Db, accountKey: Buffer) => postgres.Fragment;
-  message: (token: string) => OutboxMessage;
+  eligible: (sql: Db, accountKey: Buffer, clientIp: string | null) => postgres.Fragment;
+  message: (email: string, token: string) => OutboxMessage;
 }
 
 /**
@@ -76,25 +81,30 @@ export interface LinkRequest {
  * source is under its limit, issues the link and queues its email: one statement whatever the outcome.
  * Over the limit it throws 429 (its count is kept when the route commits refusals).
  */
-export async function requestLinkByEmail(sql: Db, request: LinkRequest): Promise<void> {
-  const accountKey = emailBlindIndex(request.email);
+export async function requestLinkByEmail(
+  sql: Db,
+  link: EmailedLink,
+  email: string,
+  clientIp: string | null,
+): Promise<void> {
+  const accountKey = emailBlindIndex(email);
   const { token, hash } = newToken();
-  const counted = rateLimitHit(sql, sourceKey(sql, request.scope, request.clientIp), LINK_SOURCE_WINDOW_SECONDS);
+  const counted = rateLimitHit(sql, sourceKey(sql, link.scope, clientIp), LINK_SOURCE_WINDOW_SECONDS);
   const issued = issueToken(sql, {
-    purpose: request.purpose,
+    purpose: link.purpose,
     owner: { userId: sql`(select id from account)` },
     hash,
-    ttlSeconds: request.ttlSeconds,
+    ttlSeconds: link.ttlSeconds,
     minIntervalSeconds: LINK_RESEND_INTERVAL_SECONDS,
   });
   const [bucket] = await sql<RateLimitBucket[]>`
     with bucket as (${counted}),
     account as (
       select u.id from users u, bucket
-       where ${emailIndexMatches(sql, sql`u.email_blind_index`, request.email)} and bucket.count <= ${LINK_SOURCE_LIMIT}
-         and ${request.eligible(sql, accountKey)}),
+       where ${emailIndexMatches(sql, sql`u.email_blind_index`, email)} and bucket.count <= ${LINK_SOURCE_LIMIT}
+         and ${link.eligible(sql, accountKey, clientIp)}),
     issued as (${issued}),
-    queued as (${queueForIssuedLink(sql, request.message(token))})
+    queued as (${queueForIssuedLink(sql, link.message(email, token))})
     select count, retry_after from bucket`;
   refuseOverLimit(rateLimitDecision(bucket, LINK_SOURCE_LIMIT));
 }
@@ -102,7 +112,7 @@ export async function requestLinkByEmail(sql: Db, request: LinkRequest): Promise
 const linkValidity = (seconds: number) =>
   seconds >= 24 * 60 * 60 ? `${Math.round(seconds / 86_400)} days` : `${Math.round(seconds / 60)} minutes`;
 
-export function resetMessage(email: string, token: string): OutboxMessage {
+function resetMessage(email: string, token: string): OutboxMessage {
   return {
     kind: 'password_reset',
     recipient: email,
@@ -119,6 +129,44 @@ export function resetMessage(email: string, token: string): OutboxMessage {
     ].join('\n'),
   };
 }
+
+function unlockMessage(email: string, token: string): OutboxMessage {
+  return {
+    kind: 'sign_in_unlock',
+    recipient: email,
+    subject: 'Signing in to the Atlanta Academy of Dental Assisting',
+    body: [
+      'Hello,',
+      '',
+      'Signing in to your account was paused after repeated wrong passwords, and someone, hopefully',
+      `you, asked to be let through. Open this link within ${linkValidity(UNLOCK_LINK_TTL_SECONDS)} on the device and network`,
+      'you want to sign in from; then sign in with your password as usual:',
+      '',
+      portalLink('sign-in/unlock', token),
+      '',
+      'The link does not sign anyone in and does not change your password. If you did not ask for it,',
+      'someone may be guessing your password: ignore this message and consider changing your password.',
+    ].join('\n'),
+  };
+}
+
+/** "Forgot password": any account that can still be opened, active or waiting for its first password. */
+export const PASSWORD_RESET_LINK: EmailedLink = {
+  purpose: 'password_reset',
+  scope: 'password-reset-request',
+  ttlSeconds: RESET_LINK_TTL_SECONDS,
+  eligible: (sql) => sql`u.status in ('active', 'pending')`,
+  message: resetMessage,
+};
+
+/** "Let me sign in again": only an active account whose sign-in is refused to this source. */
+export const SIGN_IN_UNLOCK_LINK: EmailedLink = {
+  purpose: 'sign_in_unlock',
+  scope: 'unlock-request',
+  ttlSeconds: UNLOCK_LINK_TTL_SECONDS,
+  eligible: (sql, accountKey, clientIp) => sql`u.status = 'active' and ${signInLockedOut(sql, accountKey, clientIp)}`,
+  message: unlockMessage,
+};
 
 function invitationMessage(email: string, token: string): OutboxMessage {
   return {
@@ -209,4 +257,18 @@ export async function setPasswordWithLink(tx: TransactionSql, token: string, pas
     update users set password_hash = ${passwordHash}, status = 'active' where id = ${owner.id}`;
   await revokeAllForUser(tx, owner.id, 'password_changed');
   return owner;
+}
+
+/**
+ * Uses up an unlock link in the caller's transaction and returns its account (for trusting the source
+ * and the audit row); an unknown, used, expired or superseded token is a 400 naming `token`.
+ */
+export async function redeemUnlockLink(tx: Db, token: string): Promise<{ id: string; email_blind_index: Buffer }> {
+  const refuse = () => invalidToken('token', 'from the sign-in page');
+  if (!looksLikeToken(token)) throw refuse();
+  const [account] = await tx<{ id: string; email_blind_index: Buffer }[]>`
+    with redeemed as (${redeemToken(tx, 'sign_in_unlock', token)})
+    select u.id, u.email_blind_index from users u join redeemed r on r.user_id = u.id`;
+  if (!account) throw refuse();
+  return account;
 }

@@ -399,6 +399,11 @@ export async function voidAgreement(sql: AnySql, id: string, by: string, reason:
              where id = ${id}`;
 }
 
+/** The school's counter-signature is on the document (the signature row itself is insertSignature). */
+export async function markCounterSigned(sql: AnySql, id: string): Promise<void> {
+  await sql`update signed_documents set counter_signed_at = now() where id = ${id}`;
+}
+
 export interface SignatureRow {
   signature_type: Signature['kind'];
   signature_ciphertext: string;

@@ -266,3 +266,23 @@ async function rollUpNextDay(sql: Sql): Promise<boolean> {
     return true;
   });
 }
+
+/**
+ * Removes audit rows older than `retentionDays` (PHI rows: six years at least) through prune_audit_log(),
+ * the app role's only way to delete them, and records the pruning; returns how many went.
+ */
+export async function pruneAuditLog(sql: Sql, retentionDays: number, runId: string): Promise<number> {
+  // One statement: prune and record the pruning atomically (no recorded prune that did not happen,
+  // no prune without its record).
+  const [row] = await sql<{ removed: string }[]>`
+    with pruned as (
+      select prune_audit_log(make_interval(days => ${retentionDays}::int)) as removed
+    )
+    insert into audit_log (request_id, method, route, resource_ids, status, duration_ms, phi, event)
+    select ${runId}, 'TIMER', 'audit-retention',
+           jsonb_build_object('removed', removed::text, 'retentionDays', ${String(retentionDays)}::text),
+           200, (extract(epoch from clock_timestamp() - now()) * 1000)::int, false, 'audit_log_pruned'
+      from pruned
+    returning resource_ids ->> 'removed' as removed`;
+  return Number(row?.removed ?? 0);
+}

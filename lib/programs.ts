@@ -69,6 +69,38 @@ export function cataloguePageQuery(sql: AnySql, after: readonly [string] | undef
      limit ${limit + 1}`;
 }
 
+export interface CatalogueProgramRow extends ProgramRow {
+  modules: {
+    id: string;
+    code: string;
+    title: string;
+    description: string | null;
+    deliveryType: string;
+    clockHours: number;
+    requiresInPerson: boolean;
+    position: number;
+  }[];
+}
+
+/** One active programme with its modules in order, in one round trip (the database aggregates them). */
+export async function findCatalogueProgram(sql: AnySql, id: string): Promise<CatalogueProgramRow | undefined> {
+  const [row] = await sql<CatalogueProgramRow[]>`
+    select p.id, p.code, p.name, p.credential_level, p.total_clock_hours, p.description,
+           coalesce(
+             (select json_agg(json_build_object(
+                       'id', m.id, 'code', m.code, 'title', m.title, 'description', m.description,
+                       'deliveryType', m.delivery_type, 'clockHours', m.clock_hours,
+                       'requiresInPerson', m.requires_in_person, 'position', m.position)
+                     order by m.position)
+                from modules m where m.program_id = p.id),
+             '[]'::json) as modules
+      from programs p
+     where p.id = ${id} and p.status = 'active'`;
+  return row;
+}
+
+export const toCatalogueProgramView = (row: CatalogueProgramRow) => ({ ...toProgramView(row), modules: row.modules });
+
 export interface ManagedProgramListRow extends ManagedProgramRow {
   module_count: number;
   open_enrollments: number;

@@ -3,7 +3,7 @@
 // hash, expiring, single use), of two purposes: the emailed one only verifies, the registration token
 // only completes, and the request's status says which step is next.
 import { decrypt, emailBlindIndex, encrypt } from './crypto';
-import type { TransactionSql } from './db';
+import type { AnySql, TransactionSql } from './db';
 import { badRequest } from './errors';
 import {
   invalidToken as invalidLink,
@@ -35,6 +35,8 @@ const RESEND_INTERVAL_SECONDS = 60;
 const SOURCE_LIMIT = 10;
 const SOURCE_WINDOW_SECONDS = 60;
 const USER_AGENT_MAX = 512;
+/** A registration request is forgotten this many days after it expired (the outbox timer prunes). */
+const REGISTRATION_RETENTION_DAYS = 30;
 
 // ---------------------------------------------------------------------------------------------------
 // Tokens, limits, messages
@@ -216,4 +218,15 @@ export async function completeRegistration(
     });
     return { userId: user.id, requestId: claimed.id };
   });
+}
+
+/** Deletes the requests that expired over REGISTRATION_RETENTION_DAYS ago; returns how many. */
+export async function pruneExpiredRegistrations(sql: AnySql): Promise<number> {
+  const [row] = await sql<{ removed: number }[]>`
+    with removed as (
+      delete from registration_requests
+       where expires_at < now() - make_interval(days => ${REGISTRATION_RETENTION_DAYS})
+      returning 1)
+    select count(*)::int as removed from removed`;
+  return row?.removed ?? 0;
 }

@@ -670,7 +670,8 @@ describe('the summary over rolled-up days', () => {
 
 describe('retention', () => {
   test('prunes rows older than the retention but keeps PHI-access rows younger than six years', async () => {
-    const { pruneAuditLog } = await retentionModule();
+    const { pruneAuditLog } = await auditModule();
+    const { timerDb } = await import('../lib/db');
     const route = `fixture/retention/${randomUUID()}`;
     const cases = [
       ['plain, 100 days', '100 days', false, 'removed'],
@@ -686,7 +687,7 @@ describe('retention', () => {
         values (now() - ${age}::interval, ${label}, 'GET', ${route}, 200, ${phi})`;
     }
     const runId = randomUUID();
-    const removed = await pruneAuditLog(90, runId);
+    const removed = await pruneAuditLog(timerDb(), 90, runId);
     expect(removed).toBe(3);
     const left = await app.db.sql<{ request_id: string }[]>`select request_id from audit_log where route = ${route}`;
     expect(left.map((row) => row.request_id).sort()).toEqual(
@@ -705,7 +706,7 @@ describe('retention', () => {
       phi: false,
       user_id: null,
     });
-    await expect(pruneAuditLog(89, randomUUID())).rejects.toMatchObject({ code: '22023' });
+    await expect(pruneAuditLog(timerDb(), 89, randomUUID())).rejects.toMatchObject({ code: '22023' });
   });
 
   test('AUDIT_RETENTION_DAYS: six years by default, at least 90 days, whole days only', async () => {
