@@ -312,13 +312,15 @@ function wantsAttachments(request: XapiRequest): boolean {
   return value === 'true';
 }
 
-/** Headers of every statement read: Consistent-Through (now: every commit before it is visible) and Last-Modified. */
-function readHeaders(statements: readonly StoredStatement[]): Record<string, string> {
-  const now = new Date();
+/**
+ * Headers of every statement read: Consistent-Through (lib/xapi-statements.ts consistentThrough, taken before
+ * the read) and Last-Modified (the newest `stored` of the answer, else that time).
+ */
+function readHeaders(statements: readonly StoredStatement[], through: Date): Record<string, string> {
   const latest = statements.reduce((max, s) => Math.max(max, Date.parse(String(s.statement.stored))), 0);
   return {
-    'X-Experience-API-Consistent-Through': now.toISOString(),
-    'Last-Modified': new Date(latest || now.getTime()).toUTCString(),
+    'X-Experience-API-Consistent-Through': through.toISOString(),
+    'Last-Modified': new Date(latest || through.getTime()).toUTCString(),
   };
 }
 
@@ -337,20 +339,30 @@ async function withAttachments(
 }
 
 /** The answer to GET by statementId / voidedStatementId. */
-export async function singleStatementReply(sql: AnySql, found: StoredStatement, request: XapiRequest): Promise<Reply> {
+export async function singleStatementReply(
+  sql: AnySql,
+  found: StoredStatement,
+  request: XapiRequest,
+  through: Date,
+): Promise<Reply> {
   const body = formatted(found.statement, formatOf(request), request);
-  const headers = readHeaders([found]);
+  const headers = readHeaders([found], through);
   if (wantsAttachments(request)) return withAttachments(sql, body, [found], headers);
   return { kind: 'json', status: 200, body, headers };
 }
 
 /** The answer to a filtered GET: a StatementResult. */
-export async function statementsReply(page: StatementPage, request: XapiRequest, sql?: AnySql): Promise<Reply> {
+export async function statementsReply(
+  sql: AnySql,
+  page: StatementPage,
+  request: XapiRequest,
+  through: Date,
+): Promise<Reply> {
   const body = {
     statements: page.statements.map((s) => formatted(s.statement, page.query.format, request)),
     more: page.more ?? '',
   };
-  const headers = readHeaders(page.statements);
-  if (page.query.attachments && sql) return withAttachments(sql, body, page.statements, headers);
+  const headers = readHeaders(page.statements, through);
+  if (page.query.attachments) return withAttachments(sql, body, page.statements, headers);
   return { kind: 'json', status: 200, body, headers };
 }

@@ -8,7 +8,14 @@ import { readStatementBodies, storeAttachments } from './xapi-attachments';
 import { type LrsClient, READ_STATEMENTS, requireScope } from './xapi-auth';
 import { onlyParameters, parameter, type XapiRequest, xapiBadRequest } from './xapi-protocol';
 import { queryStatements, singleStatementReply, statementsReply } from './xapi-queries';
-import { checkOwnActor, findStatement, prepareStatement, storeStatements } from './xapi-statements';
+import {
+  checkOwnActor,
+  consistentThrough,
+  findStatement,
+  markStatementWrite,
+  prepareStatement,
+  storeStatements,
+} from './xapi-statements';
 import { isUuid } from './xapi-validation';
 
 /** PUT statements?statementId=: stores one statement under that id (204), or finds it stored alike. */
@@ -19,6 +26,7 @@ export async function putStatement(sql: AnySql, request: XapiRequest, client: Lr
   if (!statementId) throw xapiBadRequest('PUT needs the statementId parameter', 'statementId');
   if (!isUuid(statementId)) throw xapiBadRequest('statementId must be a UUID', 'statementId');
   const { statements, attachments } = await readStatementBodies(request, false);
+  await markStatementWrite(sql);
   const statement = statements[0] as Record<string, unknown>;
   if (statement.id !== undefined && String(statement.id).toLowerCase() !== statementId.toLowerCase()) {
     throw xapiBadRequest('The statement id differs from statementId', 'statementId');
@@ -35,6 +43,7 @@ export async function postStatements(sql: AnySql, request: XapiRequest, client: 
   requireScope(client, 'statements/write');
   onlyParameters(request, []);
   const { statements, attachments } = await readStatementBodies(request, true);
+  await markStatementWrite(sql);
   const prepared = statements.map((statement) =>
     prepareStatement(statement as Record<string, unknown>, client, request.version, attachments),
   );
@@ -51,8 +60,10 @@ export async function getStatements(sql: AnySql, request: XapiRequest, client: L
   requireScope(client, ...READ_STATEMENTS);
   const statementId = parameter(request, 'statementId');
   const voidedId = parameter(request, 'voidedStatementId');
+  // Before the read's query: a write committing between the two would otherwise be claimed as seen.
+  const through = await consistentThrough(sql);
   if (statementId === undefined && voidedId === undefined)
-    return statementsReply(await queryStatements(sql, request, client), request, sql);
+    return statementsReply(sql, await queryStatements(sql, request, client), request, through);
   if (statementId !== undefined && voidedId !== undefined) {
     throw xapiBadRequest('Give statementId or voidedStatementId, not both', 'statementId');
   }
@@ -65,5 +76,5 @@ export async function getStatements(sql: AnySql, request: XapiRequest, client: L
     throw xapiBadRequest('The statement id must be a UUID', statementId ? 'statementId' : 'voidedStatementId');
   const found = await findStatement(sql, id, voidedId !== undefined, client);
   if (!found) throw notFound('No such statement');
-  return singleStatementReply(sql, found, request);
+  return singleStatementReply(sql, found, request, through);
 }

@@ -233,6 +233,40 @@ export function checkOwnActor(client: LrsClient, statements: readonly Prepared[]
 // Storing
 // ---------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------
+// Consistent-Through (Communication §2.1.3): the time before which every statement is visible
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * The application_name a statement write gives its transaction (SET LOCAL: it reverts at commit), so that a
+ * read on any instance sees, in pg_stat_activity, that the write is in flight.
+ */
+const STATEMENT_WRITE_MARK = 'aada-xapi-statement-write';
+
+/**
+ * Marks the caller's transaction as a statement write. Call it before the statements get their `stored`
+ * time (prepareStatement): every stored time of the write is then at or after the transaction's start.
+ */
+export async function markStatementWrite(sql: AnySql): Promise<void> {
+  await sql`select set_config('application_name', ${STATEMENT_WRITE_MARK}, true)`;
+}
+
+/**
+ * The honest X-Experience-API-Consistent-Through of a read, taken before the read's query: now, or the start of
+ * the oldest statement write still in flight on any instance if earlier. A write that has not committed
+ * may store statements with a `stored` from its start on, and they may become visible after this read; a
+ * write starting later stores later times. It assumes the instances' and the database's clocks agree (NTP);
+ * `stored` comes from the instance.
+ */
+export async function consistentThrough(sql: AnySql): Promise<Date> {
+  const [row] = await sql<{ through: Date }[]>`
+    select least(clock_timestamp(),
+                 (select min(xact_start) from pg_stat_activity
+                   where application_name = ${STATEMENT_WRITE_MARK} and datname = current_database()
+                     and pid <> pg_backend_pid())) as through`;
+  return new Date(row?.through ?? Date.now());
+}
+
 /**
  * Stores prepared statements in the caller's transaction. An id stored before with the same content is
  * left as it is (its statement is not stored again); with other content the whole batch is a 409. Returns

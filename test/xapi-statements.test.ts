@@ -2,6 +2,7 @@
 // PUT/POST/GET by id, what the LRS sets (stored, authority, version), immutability (409), batches rejected as a
 // whole, validation answers naming the property, a student's own statements only, and nothing readable at rest.
 import { createHash, randomUUID } from 'node:crypto';
+import postgres from 'postgres';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
@@ -250,6 +251,29 @@ describe('storing and reading statements', () => {
     const bareText = await bare.text();
     expect(bareText).toContain(urlOnlyId);
     expect(bareText).not.toContain(bytes);
+  });
+
+  test('Consistent-Through is no later than the start of a statement write still in flight', async () => {
+    const idle = await xapi('GET', '/statements?limit=1', basic(full));
+    expect(Date.parse(idle.headers.get('x-experience-api-consistent-through') ?? '')).not.toBeNaN();
+    // A write transaction of another instance, open (marked as lib/xapi-statements.ts marks its writes), on
+    // the app's own database role as every instance is (pg_stat_activity shows a role its own sessions).
+    const instance = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+    try {
+      await instance.begin(async (tx) => {
+        await tx`select set_config('application_name', 'aada-xapi-statement-write', true)`;
+        const [row] = await tx<{ started: Date }[]>`select now() as started`;
+        const read = await xapi('GET', '/statements?limit=1', basic(full));
+        const through = Date.parse(read.headers.get('x-experience-api-consistent-through') ?? '');
+        expect(through).toBeLessThanOrEqual(new Date(row?.started ?? 0).getTime());
+      });
+    } finally {
+      await instance.end();
+    }
+    const after = await xapi('GET', '/statements?limit=1', basic(full));
+    expect(Date.parse(after.headers.get('x-experience-api-consistent-through') ?? '')).toBeGreaterThan(
+      Date.parse(idle.headers.get('x-experience-api-consistent-through') ?? ''),
+    );
   });
 
   test('About is open and lists both versions', async () => {
