@@ -19,6 +19,10 @@
 // to do. It waits by polling pg_try_advisory_lock rather than blocking in pg_advisory_lock, because a
 // session blocked inside a statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock holder
 // waits for every older snapshot to end: holder and waiter would deadlock.
+//
+// Why one file over 350 lines: the parser of the file format, the checksums, the lock and the
+// apply/rollback steps are one protocol whose rules (never apply a changed file, one runner at a time)
+// must be read together; split, each part would lean on the others' invariants.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -11,6 +11,9 @@
 //
 // pdf-lib and fontkit are loaded on the first document, not at import: they cost about a second to
 // load, which no other request of the app should pay on a cold start.
+//
+// Why one file over 350 lines: layout, page breaking and font fallback all rest on the same text
+// measuring and page state; a split would pass that state between modules with no caller gaining.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { PDFDocument, PDFFont, PDFImage, PDFPage } from 'pdf-lib';

@@ -9,6 +9,9 @@
 //
 // Who reaches a transcript is visibleTo() below. Transcripts are never deleted: regenerating makes a
 // new one.
+//
+// Why one file over 350 lines: the rule (GPA, clock hours), the stored snapshot and its printed view
+// must agree line for line; keeping them together keeps what is certified and what is printed in step.
 import { createHash, randomUUID } from 'node:crypto';
 import { type Caller, type RecordReach, type Role, recordVisibleSql, scopeOf } from './access';
 import { decryptBytes, decryptRows, encryptBytes } from './crypto';
