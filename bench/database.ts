@@ -2,7 +2,10 @@
 // `.data/bench-postgres` (git-ignored) so `npm start` and the tests never see the generated rows,
 // and with `max_connections` chosen per start (the scale-out part restarts it with a small budget).
 // Also the environment the benchmarked app runs with, and the index migration the bench toggles.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { startAzurite } from '../dev/azurite';
@@ -125,8 +128,42 @@ export async function setSeedIndexes(admin: postgres.Sql, direction: 'up' | 'dow
  * and PDF_SEAL_CERTIFICATE for productionEnv; returns the stop of Azurite.
  */
 export async function startBenchServices(log: (line: string) => void): Promise<() => Promise<void>> {
-  const blobs = await startAzurite({ port: await freePort(), log });
+  // Production refuses an http files store: Azurite serves HTTPS with a throwaway self-signed
+  // certificate for 127.0.0.1, which the instances trust through NODE_EXTRA_CA_CERTS (read when each
+  // spawned Node starts; they inherit this process's environment).
+  const tls = selfSignedLoopbackCertificate();
+  process.env.NODE_EXTRA_CA_CERTS = tls.certPath;
+  const blobs = await startAzurite({ port: await freePort(), log, tls });
   process.env.BLOB_ENDPOINT = blobs.endpoint;
   process.env.PDF_SEAL_CERTIFICATE = developmentSealCertificate().toString('base64');
   return () => blobs.stop();
+}
+
+/** A certificate and key for 127.0.0.1 in a temporary directory, made by the openssl command. */
+function selfSignedLoopbackCertificate() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'aada-bench-tls-'));
+  const certPath = path.join(dir, 'cert.pem');
+  const keyPath = path.join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { certPath, keyPath };
 }

@@ -555,8 +555,11 @@ async function main() {
   const options = parseOptions();
   const began = performance.now();
   const machine: MachineInfo = machineInfo();
-  // The bench keys (the generator encrypted with them), for decrypting sign-in emails here.
-  Object.assign(process.env, BENCH_SECRETS);
+  // The bench keys (the generator encrypted with them), for decrypting sign-in emails and minting tokens
+  // here. This process is the driver, not an instance: it reads its keys in development mode (an unset
+  // APP_ENV is production, which wants every deployment setting); the instances it spawns get
+  // productionEnv, whose APP_ENV=production overrides this one.
+  Object.assign(process.env, { APP_ENV: 'development', ...BENCH_SECRETS });
   const stopServices = await startBenchServices(log);
   let server = await startBenchPostgres();
   let admin = postgres(withDatabase(server.adminUrl, BENCH_DATABASE), { max: 1, onnotice: () => {} });

@@ -36,8 +36,10 @@ export async function startAzurite(opts: {
   port: number;
   location?: string;
   log?: (line: string) => void;
+  /** Serve HTTPS with this certificate and key (PEM files): production refuses an http endpoint. */
+  tls?: { certPath: string; keyPath: string };
 }): Promise<RunningAzurite> {
-  const endpoint = `http://127.0.0.1:${opts.port}/${AZURITE_ACCOUNT}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${opts.port}/${AZURITE_ACCOUNT}`;
   if (await answers(opts.port, 1_000)) {
     opts.log?.(`Using the blob store (Azurite) already running on 127.0.0.1:${opts.port}`);
     return { endpoint, started: false, stop: async () => {} };
@@ -51,6 +53,7 @@ export async function startAzurite(opts: {
   );
   const main = require.resolve('azurite/dist/src/blob/main.js');
   const args = ['--blobHost', '127.0.0.1', '--blobPort', String(opts.port), '--silent', '--disableTelemetry'];
+  if (opts.tls) args.push('--cert', opts.tls.certPath, '--key', opts.tls.keyPath);
   const child = spawn(process.execPath, [main, ...args, '--skipApiVersionCheck', ...storage], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
