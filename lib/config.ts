@@ -82,6 +82,17 @@ const blindIndexKeyList = z
       keys.add(hex);
     }
   });
+/** Whether bytes are an X.509 certificate (DER). node-forge is loaded only when there is one to check. */
+const isDerCertificate = (bytes: Buffer | undefined): boolean => {
+  if (!bytes) return false;
+  try {
+    const forge = require('node-forge') as typeof import('node-forge');
+    forge.pki.certificateFromAsn1(forge.asn1.fromDer(bytes.toString('binary')));
+    return true;
+  } catch {
+    return false;
+  }
+};
 /** A positive count or duration for the sign-in throttle (tests lower them). */
 const limit = (fallback: number) => integer(1, 31_536_000).default(fallback);
 const flag = z
@@ -157,6 +168,15 @@ const EnvSchema = z.object({
 
   /** base64 PKCS#12 (no passphrase) of the certificate that seals PDFs (lib/pdf-seal.ts); Key Vault in Azure. */
   PDF_SEAL_CERTIFICATE: optional(z.base64()),
+  /**
+   * The certificates that sealed PDFs before the current one (after a rotation), comma-separated, each
+   * base64 of the DER certificate (no private key: they only verify). lib/pdf-seal.ts trusts them and the
+   * current one; a sealed file is verified only if its digest is also one of ours in the files store.
+   */
+  PDF_SEAL_PREVIOUS_CERTIFICATES: commaList.refine(
+    (entries) => entries.every((entry) => isDerCertificate(base64Bytes(entry))),
+    'expected base64 DER certificates, comma-separated',
+  ),
 
   /** The student portal; links in emails point at its pages. */
   APP_PUBLIC_URL: z.preprocess(

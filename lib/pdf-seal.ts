@@ -6,7 +6,8 @@
 // The certificate: PDF_SEAL_CERTIFICATE, a base64 PKCS#12 without passphrase (in Azure a Key Vault
 // certificate, whose secret is exactly that). Production refuses to start without it (lib/config.ts);
 // elsewhere a self-signed development certificate is made once per process (npm start keeps one in
-// .data, so PDFs sealed yesterday still verify).
+// .data, so PDFs sealed yesterday still verify). After a rotation the earlier certificates (without
+// their keys) go into PDF_SEAL_PREVIOUS_CERTIFICATES, so what they sealed still verifies as ours.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type forgeType from 'node-forge';
@@ -28,6 +29,7 @@ export interface SealIdentity {
 }
 
 let identity: SealIdentity | undefined;
+let trusted: Set<string> | undefined;
 
 /** A self-signed certificate of the school for development and tests (never production). */
 export function developmentSealCertificate(): Buffer {
@@ -75,6 +77,39 @@ export function sealIdentity(): SealIdentity {
     identity = { p12, fingerprint: fingerprintOf(cert), subject };
   }
   return identity;
+}
+
+/**
+ * Fingerprints of every certificate whose seals are ours: the current one and PDF_SEAL_PREVIOUS_CERTIFICATES
+ * (a rotation must not make yesterday's sealed agreements unverifiable). A malformed entry fails naming it.
+ */
+function trustedFingerprints(): Set<string> {
+  if (!trusted) {
+    const f = forge();
+    const previous = config().PDF_SEAL_PREVIOUS_CERTIFICATES.map((entry, i) => {
+      try {
+        return fingerprintOf(
+          f.pki.certificateFromAsn1(f.asn1.fromDer(Buffer.from(entry, 'base64').toString('binary'))),
+        );
+      } catch {
+        throw new Error(`PDF_SEAL_PREVIOUS_CERTIFICATES entry ${i + 1} is not a DER certificate`);
+      }
+    });
+    trusted = new Set([sealIdentity().fingerprint, ...previous]);
+  }
+  return trusted;
+}
+
+/** The DER certificate of a PKCS#12, base64: what goes into PDF_SEAL_PREVIOUS_CERTIFICATES at a rotation. */
+export function certificateOfP12(p12: Buffer): string {
+  const f = forge();
+  return Buffer.from(f.asn1.toDer(f.pki.certificateToAsn1(certificateOf(p12))).getBytes(), 'binary').toString('base64');
+}
+
+/** Forgets the certificates read from the configuration (tests rotate them within one process). */
+export function resetSealIdentityForTests(): void {
+  identity = undefined;
+  trusted = undefined;
 }
 
 /** Adds the signature field to a document being built; `seal` below fills it once the file is saved. */
@@ -154,7 +189,7 @@ export function verifySeal(pdf: Buffer): SealCheck {
     const publicKey = cert.publicKey as forgeType.pki.rsa.PublicKey;
     const signatureValid = publicKey.verify(attributesDigest, message.rawCapture.signature);
     const intact = wholeFile && signedDigest === digest && signatureValid;
-    return { sealed: true, ours: fingerprintOf(cert) === sealIdentity().fingerprint, intact, signedAt };
+    return { sealed: true, ours: trustedFingerprints().has(fingerprintOf(cert)), intact, signedAt };
   } catch {
     return { sealed: false, reason: 'The signature cannot be read' };
   }
