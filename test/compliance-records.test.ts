@@ -1,6 +1,7 @@
 // Skills check-offs, externships and complaints over HTTP: each life cycle and its 409s, evaluators,
 // derived externship hours, the complaint workflow with its appeal window, who may read and write
 // each record, and ugly input.
+import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
@@ -18,7 +19,6 @@ let student: TestUser;
 let otherStudent: TestUser;
 let program: { programId: string; moduleIds: string[] };
 let enrollmentId: string;
-let otherEnrollmentId: string;
 
 beforeAll(async () => {
   const sql = app.db.sql;
@@ -30,7 +30,8 @@ beforeAll(async () => {
   await assignInstructor(sql, instructor.id, program.programId);
   await assignInstructor(sql, otherInstructor.id, other.programId);
   enrollmentId = await createEnrollment(sql, student.id, program.programId);
-  otherEnrollmentId = await createEnrollment(sql, otherStudent.id, other.programId);
+  // The other student is enrolled too, in a programme this test's instructor does not teach.
+  await createEnrollment(sql, otherStudent.id, other.programId);
 });
 
 const fieldsOf = async (response: Response) =>
@@ -235,7 +236,8 @@ describe('externships', () => {
       [{ supervisor: { name: 'S', email: 'not-an-email' } }, 'body.supervisor.email'],
       [{ supervisor: { name: 'S', phone: 'call me' } }, 'body.supervisor.phone'],
       [{ siteName: 'Tab\there' }, 'body.siteName'],
-      [{ enrollmentId: otherEnrollmentId.replace(/.$/, '0') }, 'body.enrollmentId'],
+      // An enrollment that does not exist (a fresh random id: editing a digit of a real one could hit it).
+      [{ enrollmentId: randomUUID() }, 'body.enrollmentId'],
       [{ startDate: '2026-02-30' }, 'body.startDate'],
     ];
     for (const [extra, field] of cases) {
