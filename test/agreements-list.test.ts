@@ -2,7 +2,7 @@
 // lead and sent/signed school days, keyset pages followed to the end without repeats, who may call it,
 // an audit row marked as personal data, and every bad filter a 400 naming its field.
 import { beforeAll, describe, expect, test } from 'vitest';
-import { publishTemplate, SCHOOL_PART, signaturePng, signerForm, signingTokenFor } from './helpers/agreements';
+import { publishTemplate, SCHOOL_PART, signAs, signingTokenFor } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { createRoleAccounts, type RoleAccounts } from './helpers/roles';
@@ -61,16 +61,7 @@ beforeAll(async () => {
   await publishTemplate(roles.admin);
   ids.jordanSigned = await sendTo({ studentId: jordan.id });
   const token = await signingTokenFor(app.db.sql, jordan.email);
-  expect((await post('/agreements/signing/open', { token })).status).toBe(200);
-  expect(
-    (await post('/agreements/signing/consent', { token, disclosureVersion: '2026-12-01', accept: true })).status,
-  ).toBe(200);
-  const signed = await post('/agreements/signing/sign', {
-    token,
-    typedName: 'Jordan Listerson',
-    signaturePng: signaturePng().toString('base64'),
-    formData: signerForm('Jordan', 'Listerson', jordan.email),
-  });
+  const signed = await signAs(token, { firstName: 'Jordan', lastName: 'Listerson', email: jordan.email });
   expect(signed.status).toBe(200);
   ids.jordanPending = await sendTo({ studentId: jordan.id });
   ids.samPending = await sendTo({ studentId: sam.id });

@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { resetConfigForTests } from '../lib/config';
 import { certificateOfP12, developmentSealCertificate, resetSealIdentityForTests } from '../lib/pdf-seal';
-import { publishTemplate, SCHOOL_PART, signaturePng, signerForm, signingTokenFor } from './helpers/agreements';
+import { publishTemplate, SCHOOL_PART, signAs, signingTokenFor } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { createRoleAccounts, type RoleAccounts } from './helpers/roles';
@@ -37,16 +37,7 @@ async function sealedAgreement(email: string): Promise<{ id: string; pdf: Buffer
   expect(sent.status).toBe(201);
   const { id } = (await sent.json()) as { id: string };
   const token = await signingTokenFor(app.db.sql, email);
-  expect((await post('/agreements/signing/open', { token })).status).toBe(200);
-  expect(
-    (await post('/agreements/signing/consent', { token, disclosureVersion: '2026-12-01', accept: true })).status,
-  ).toBe(200);
-  const signed = await post('/agreements/signing/sign', {
-    token,
-    typedName: 'Rota Tion',
-    signaturePng: signaturePng().toString('base64'),
-    formData: signerForm('Rota', 'Tion', email),
-  });
+  const signed = await signAs(token, { firstName: 'Rota', lastName: 'Tion', email });
   expect(signed.status).toBe(200);
   const copy = await post('/agreements/signing/copy', { token });
   expect(copy.status).toBe(200);

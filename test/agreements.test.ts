@@ -11,7 +11,7 @@ import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { config } from '../lib/config';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from '../lib/files';
-import { publishTemplate, SCHOOL_PART, signaturePng, signerForm, signingTokenFor } from './helpers/agreements';
+import { publishTemplate, SCHOOL_PART, signAs, signaturePng, signerForm, signingTokenFor } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { createRoleAccounts, type RoleAccounts } from './helpers/roles';
@@ -34,18 +34,6 @@ async function sendTo(recipient: unknown, templateId?: string) {
   );
   expect(response.status).toBe(201);
   return (await response.json()) as { id: string; status: string };
-}
-
-async function signAs(token: string, who: { firstName: string; lastName: string; email: string }) {
-  expect((await post('/agreements/signing/open', { token })).status).toBe(200);
-  const consent = await post('/agreements/signing/consent', { token, disclosureVersion: '2026-12-01', accept: true });
-  expect(consent.status).toBe(200);
-  return post('/agreements/signing/sign', {
-    token,
-    typedName: `${who.firstName} ${who.lastName}`,
-    signaturePng: png,
-    formData: signerForm(who.firstName, who.lastName, who.email),
-  });
 }
 
 /** pkijs (not our code) checks the CMS signature over the byte ranges the PDF names. */

@@ -85,6 +85,20 @@ export const signerForm = (firstName: string, lastName: string, email: string) =
   acknowledgements: { catalog: 'JE', refundPolicy: 'JE', gnpec: 'JE', agree: true },
 });
 
+/** Opens, consents to and signs an agreement with its link's token, as the signer would; returns the sign answer. */
+export async function signAs(token: string, who: { firstName: string; lastName: string; email: string }) {
+  const post = (path: string, body: unknown) => send('POST', path, { body });
+  expect((await post('/agreements/signing/open', { token })).status).toBe(200);
+  const consent = await post('/agreements/signing/consent', { token, disclosureVersion: '2026-12-01', accept: true });
+  expect(consent.status).toBe(200);
+  return post('/agreements/signing/sign', {
+    token,
+    typedName: `${who.firstName} ${who.lastName}`,
+    signaturePng: signaturePng().toString('base64'),
+    formData: signerForm(who.firstName, who.lastName, who.email),
+  });
+}
+
 /** The signing token of the newest agreement email to `email` (from the encrypted outbox). */
 export async function signingTokenFor(sql: postgres.Sql, email: string): Promise<string> {
   const rows = await sql<{ recipient_ciphertext: string; body_ciphertext: string }[]>`
