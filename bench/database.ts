@@ -60,6 +60,7 @@ export const BENCH_SECRETS = {
   PII_ENCRYPTION_KEYS: `bench1:${benchKey('pii')}`,
   PII_BLIND_INDEX_KEY: benchKey('blind-index'),
   JWT_SIGNING_KEY: benchKey('jwt'),
+  H5P_ASSET_KEY: benchKey('h5p-assets'),
 } as const;
 
 /**

@@ -135,6 +135,8 @@ endpoint({
   // The signed grant in the address is the credential: a sandboxed frame sends no cookie and no token.
   access: 'public',
   cache: 'private',
+  // `*` without credentials (lib/http.ts says why): its readers are players in sandboxed frames.
+  cors: 'anonymous',
   params: AssetParams,
   handler: async function serveActivityFile({ sql, params, request }): Promise<Reply> {
     const check = checkGrant(params.activityId, params.grant);
@@ -155,9 +157,7 @@ endpoint({
         'Content-Length': file.byte_size,
         // Opened as a page, it is inert: an opaque origin, no script, nothing fetched.
         'Content-Security-Policy': "sandbox; default-src 'none'; frame-ancestors *",
-        // A player in a sandboxed frame has an opaque origin (Origin: null): its fetches are cross-origin,
-        // without credentials; the grant in the address is what lets them in.
-        'Access-Control-Allow-Origin': '*',
+        // Loadable by a player in a sandboxed frame (an opaque origin) as a script, style or image too.
         'Cross-Origin-Resource-Policy': 'cross-origin',
       },
     };

@@ -414,6 +414,8 @@ var appSettings = {
   PII_BLIND_INDEX_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pii-blind-index-key)'
   // The school's certificate that seals agreements (a Key Vault certificate: its secret is the PKCS#12).
   PDF_SEAL_CERTIFICATE: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=pdf-seal-certificate)'
+  // Signs the short-lived addresses of H5P activities' files (lib/h5p.ts).
+  H5P_ASSET_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=h5p-asset-key)'
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -160,7 +160,7 @@ const EnvSchema = z.object({
 
   /**
    * base64 of at least 32 bytes: signs the short-lived addresses of H5P activities' files (lib/h5p.ts).
-   * Development and tests use a demo key; production without it issues and honours no address.
+   * Development and tests use a demo key; production refuses to start without it (REQUIRED_IN_PRODUCTION).
    */
   H5P_ASSET_KEY: base64Key.optional(),
   /** How long a signed H5P asset address works: long enough to load and play an activity. */
@@ -266,6 +266,8 @@ export const REQUIRED_IN_PRODUCTION = [
   'APP_PUBLIC_URL',
   'BLOB_ENDPOINT',
   'PDF_SEAL_CERTIFICATE',
+  // Without it no H5P activity opens (lib/h5p.ts issues no signed address): refused at start instead.
+  'H5P_ASSET_KEY',
 ] as const;
 
 /** The most connections one instance ever needs: one Node event loop cannot keep more busy. */

@@ -31,6 +31,7 @@ import {
 } from './errors';
 import {
   type CachePolicy,
+  type CorsMode,
   ifNoneMatchHits,
   notModified,
   preflightHeaders,
@@ -111,6 +112,12 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends Http
   access: A;
   /** Defaults to `no-store`. */
   cache?: CachePolicy;
+  /**
+   * `credentialed` (the default): CORS for the configured origins only (lib/http.ts corsHeaders).
+   * `anonymous`: `*` without credentials, for public capability addresses whose callers have an opaque
+   * origin (the signed H5P asset addresses, read by a player in a sandboxed frame); lib/http.ts says why.
+   */
+  cors?: CorsMode;
   /** Whether the route reads or changes PII/PHI (audited as such; never cacheable). */
   phi?: boolean;
   params?: ZodType<P>;
@@ -365,6 +372,10 @@ export function endpoint<
   // The version-derived ETag names no caller: it is only right for what every caller sees alike.
   if (spec.version && cache !== 'public') throw new Error(`${spec.name}: a version key needs the public cache`);
   if (spec.rawBody && spec.body) throw new Error(`${spec.name}: a raw body has no body schema`);
+  // `*` CORS only where no cookie or token is read: a capability address, never personal data.
+  if (spec.cors === 'anonymous' && (spec.access !== 'public' || spec.phi || spec.methods.some((m) => m !== 'GET'))) {
+    throw new Error(`${spec.name}: anonymous CORS is for public GET routes without personal data`);
+  }
   declared.push({
     name: spec.name,
     audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
@@ -441,7 +452,13 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   const started = performance.now();
   const requestId = context.invocationId;
   const origin = request.headers.get('origin');
-  const respondCtx = { policy: cache, requestId, origin, ifNoneMatch: request.headers.get('if-none-match') };
+  const respondCtx = {
+    policy: cache,
+    cors: spec.cors ?? 'credentialed',
+    requestId,
+    origin,
+    ifNoneMatch: request.headers.get('if-none-match'),
+  };
   if (request.method === 'OPTIONS') {
     // Every method served on the path, whichever function took the preflight: Azure gives it to the first
     // function by name whose template matches (`students-get` for `students/search`), not the most specific.
@@ -449,10 +466,9 @@ async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     // Through the one response helper, like every answer: security headers and a request id on it too.
     return respond(
       { kind: 'empty', status: 204, headers: preflightHeaders(origin, methods) },
-      {
-        ...respondCtx,
-        policy: 'no-store',
-      },
+      // A preflight lists methods for the configured origins only, whatever the route's CORS mode: the
+      // anonymous routes are simple GETs, which browsers send without one.
+      { ...respondCtx, policy: 'no-store', cors: 'credentialed' },
     );
   }
   const isPublic = spec.access === 'public';

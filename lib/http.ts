@@ -126,6 +126,22 @@ const CORS_EXPOSE_HEADERS = [
   'X-Request-Id',
 ].join(', ');
 
+/** How a route answers other origins (the route's `cors` in lib/endpoint.ts). */
+export type CorsMode = 'credentialed' | 'anonymous';
+
+/**
+ * CORS of public capability addresses (`cors: 'anonymous'`): the signed addresses of H5P files. Their
+ * readers are players in sandboxed frames (`sandbox="allow-scripts"` without `allow-same-origin`), whose
+ * origin is opaque: they send `Origin: null`, which is in no list and must never be echoed with
+ * credentials (every sandboxed page and data: document anywhere sends it). The address carries its own
+ * credential (a grant that expires), the answer holds course content and no personal data, and no cookie
+ * or token is read or needed: so `*`, never with credentials, readable by any origin that holds the
+ * address. Only the validators a player may use are exposed.
+ */
+function anonymousCorsHeaders(): Record<string, string> {
+  return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'ETag, X-Request-Id' };
+}
+
 /** Credentialed CORS for configured origins only: the Origin is echoed, never `*`. */
 export function corsHeaders(origin: string | null): Record<string, string> {
   if (!origin || !config().CORS_ALLOWED_ORIGINS.includes(origin)) return {};
@@ -187,6 +203,8 @@ function serializeCookie(cookie: Cookie): string {
 
 export interface RespondContext {
   policy: CachePolicy;
+  /** Unset: credentialed (the configured origins). */
+  cors?: CorsMode;
   requestId: string;
   origin: string | null;
   ifNoneMatch: string | null;
@@ -209,7 +227,7 @@ function responseFor(reply: Reply, ctx: RespondContext): HttpResponseInit {
   const policy: CachePolicy = success ? ctx.policy : 'no-store';
   const headers = new Headers({
     ...securityHeaders(),
-    ...corsHeaders(ctx.origin),
+    ...(ctx.cors === 'anonymous' ? anonymousCorsHeaders() : corsHeaders(ctx.origin)),
     'Cache-Control': cacheControl(policy),
     'X-Request-Id': ctx.requestId,
   });

@@ -1,5 +1,6 @@
 // Configuration an operator gets wrong must stop the app with a message naming the variable,
 // and the pool size must keep every instance inside the server's connection budget.
+import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { derivePoolMax, POOL_MAX_CEILING, parseConfig } from '../lib/config';
 
@@ -32,6 +33,31 @@ describe('configuration', () => {
 
   test('production requires its settings and secrets, by name', () => {
     expect(() => parseConfig({ ...base, APP_ENV: 'production' })).toThrow(/PII_ENCRYPTION_KEYS/);
+  });
+
+  test('production refuses to start without the key of the H5P asset addresses, and takes a good one', () => {
+    const production = {
+      APP_ENV: 'production',
+      DB_HOST: 'db.example.test',
+      DB_NAME: 'lms',
+      DB_USER: 'app',
+      DB_SSL: 'verify-full',
+      DB_MAX_CONNECTIONS: '100',
+      DB_RESERVED_CONNECTIONS: '20',
+      MAX_INSTANCES: '1',
+      TIMER_INSTANCES: '0',
+      CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
+      PII_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      PII_BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
+      JWT_SIGNING_KEY: randomBytes(32).toString('base64'),
+      APP_PUBLIC_URL: 'https://portal.example.test',
+      BLOB_ENDPOINT: 'https://files.example.test',
+      PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
+    };
+    expect(() => parseConfig(production)).toThrow(/H5P_ASSET_KEY required in production/);
+    expect(() => parseConfig({ ...production, H5P_ASSET_KEY: 'c2hvcnQ=' })).toThrow(/H5P_ASSET_KEY/);
+    const key = randomBytes(32).toString('base64');
+    expect(parseConfig({ ...production, H5P_ASSET_KEY: key }).H5P_ASSET_KEY).toBe(key);
   });
 
   test('production wants the files store over https: without BLOB_ENDPOINT, or with http, it refuses', () => {

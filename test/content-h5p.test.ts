@@ -18,7 +18,8 @@ import { createRoleAccounts, type RoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
 import { type ZipEntry, zip } from './helpers/zip';
 
-const app = useTestApp();
+const PORTAL = 'https://portal.example.test';
+const app = useTestApp({ env: { CORS_ALLOWED_ORIGINS: PORTAL } });
 
 let accounts: RoleAccounts;
 let program: TestProgram;
@@ -190,6 +191,31 @@ describe('signed addresses', () => {
     expect(expired.status).toBe(410);
     expect(await detailOf(expired)).toMatch(/expired/);
     expect((await fetchAsset(`/api/h5p-assets/${activityId}/garbage/${file}`)).status).toBe(404);
+  });
+});
+
+describe('CORS of the signed addresses (lib/http.ts anonymous CORS)', () => {
+  test('a file answers any origin with `*` and never with credentials; the activity route keeps the credentialed list', async () => {
+    const { body } = await openActivity('quiz-1');
+    const file = `${body.assetBase}content/content.json`;
+    for (const origin of ['null', PORTAL, 'https://elsewhere.example.test']) {
+      const asset = await fetchAsset(file, { Origin: origin });
+      expect([origin, asset.status, asset.headers.get('access-control-allow-origin')]).toEqual([origin, 200, '*']);
+      // `*` with credentials would be refused by browsers and would say cookies count: they do not here.
+      expect(asset.headers.get('access-control-allow-credentials')).toBeNull();
+      expect(asset.headers.get('access-control-expose-headers')).toBe('ETag, X-Request-Id');
+    }
+    // A refusal is readable by the player too (so it can say the address expired), still without credentials.
+    const refused = await fetchAsset(`${body.assetBase}content/missing.json`);
+    expect([refused.status, refused.headers.get('access-control-allow-origin')]).toEqual([404, '*']);
+    expect(refused.headers.get('access-control-allow-credentials')).toBeNull();
+
+    // The activity route (token or cookie) answers the configured portal only, with credentials, never `null`.
+    const fromPortal = await send('GET', activityUrl('quiz-1'), { as: student, headers: { Origin: PORTAL } });
+    expect(fromPortal.headers.get('access-control-allow-origin')).toBe(PORTAL);
+    expect(fromPortal.headers.get('access-control-allow-credentials')).toBe('true');
+    const fromSandbox = await send('GET', activityUrl('quiz-1'), { as: student, headers: { Origin: 'null' } });
+    expect(fromSandbox.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
 

@@ -20,6 +20,7 @@ const PRODUCTION = {
   APP_PUBLIC_URL: 'https://portal.example.test',
   BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
   PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
+  H5P_ASSET_KEY: randomBytes(32).toString('base64'),
   DB_HOST: 'psql-aada-lms-prod.postgres.database.azure.com',
   DB_NAME: 'aada_lms',
   DB_USER: 'id-aada-lms-prod',

@@ -66,6 +66,7 @@ const SECRET_SETTINGS = {
   JWT_SIGNING_KEY: 'jwt-signing-key',
   PII_ENCRYPTION_KEYS: 'pii-encryption-keys',
   PII_BLIND_INDEX_KEY: 'pii-blind-index-key',
+  H5P_ASSET_KEY: 'h5p-asset-key',
 } as const;
 
 /** Settings a Flex Consumption app must not set: the runtime comes from functionAppConfig. */

@@ -28,6 +28,7 @@ beforeAll(async () => {
     APP_PUBLIC_URL: 'https://portal.example.test',
     BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
     PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
+    H5P_ASSET_KEY: randomBytes(32).toString('base64'),
     PII_ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,
     PII_BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
     JWT_SIGNING_KEY: randomBytes(32).toString('base64'),

@@ -722,6 +722,7 @@ describe('production', () => {
     APP_PUBLIC_URL: 'https://portal.example.test',
     BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
     PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
+    H5P_ASSET_KEY: randomBytes(32).toString('base64'),
     DB_HOST: 'unused.example.test',
     DB_NAME: 'unused',
     DB_USER: 'unused',

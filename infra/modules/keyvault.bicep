@@ -1,5 +1,6 @@
 // Key Vault for the application's secrets. Only the vault and who may read it are declared here:
-// the secret values (jwt-signing-key, pii-encryption-keys, pii-blind-index-key) are set by operators
+// the secret values (jwt-signing-key, pii-encryption-keys, pii-blind-index-key,
+// h5p-asset-key, and the certificate pdf-seal-certificate) are set by operators
 // (infra/README.md), so they never pass through a template, a deployment history or a parameter file.
 // The app reads them through Key Vault references in its app settings.
 
