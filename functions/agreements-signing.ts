@@ -3,22 +3,29 @@
 // consent (the disclosure accepted, with time, address and user agent), sign (typed name, drawn
 // signature and the portal's nested form, validated field by field against the template), and after
 // signing the status and the signer's own sealed copy, still readable by the same link for
-// AGREEMENT_READABLE_DAYS. Rate-limited per source; every answer no-store. Also public: verify, which
-// says whether a PDF is one of the school's sealed agreements, unchanged.
+// AGREEMENT_READABLE_DAYS. The ESIGN Act's paper alternatives by the same link: withdrawing consent
+// before signing (the link is then spent and the agreement needs paper), and asking for a paper copy
+// (any time, recorded once). A consent to an earlier disclosure version must be given again.
+// Rate-limited per source; every answer no-store. Also public: verify, which says whether a PDF is one
+// of the school's sealed agreements, unchanged.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { sealAgreement } from '../lib/agreement-document';
 import { ESIGN_DISCLOSURE, type FormData, formSchemaFor } from '../lib/agreement-template';
 import {
   agreementBySealedDigest,
+  consentIsCurrent,
   findAgreement,
   formDataOf,
   insertSignature,
   markViewed,
   recordConsent,
+  recordConsentWithdrawal,
   recordEvent,
+  recordPaperCopyRequest,
   recordSignerSignature,
   requireOpen,
+  requireStatus,
 } from '../lib/agreements';
 import { SignaturePng } from '../lib/agreements-http';
 import { config } from '../lib/config';
@@ -63,6 +70,8 @@ const publicView = (row: NonNullable<Awaited<ReturnType<typeof findAgreement>>>)
   signedAt: row.student_signed_at?.toISOString() ?? null,
   completedAt: row.completed_at?.toISOString() ?? null,
   copyAvailable: row.sealed_file_id !== null,
+  consentWithdrawnAt: row.consent_withdrawn_at?.toISOString() ?? null,
+  paperCopyRequestedAt: row.paper_copy_requested_at?.toISOString() ?? null,
 });
 
 endpoint({
@@ -83,7 +92,9 @@ endpoint({
       schema: row.schema,
       formData: formDataOf(row),
       disclosure: ESIGN_DISCLOSURE,
-      consented: row.consent_version === ESIGN_DISCLOSURE.version,
+      consented: consentIsCurrent(row),
+      // Consented to an earlier text of the disclosure: the portal shows the new one and asks again.
+      reconsentRequired: row.consent_version !== null && !consentIsCurrent(row),
     });
   },
 });
@@ -157,8 +168,12 @@ endpoint({
     const { sql, body } = input;
     const row = await agreementOfLink(input, 'refused');
     requireOpen(row, 'it can no longer be signed');
-    if (row.consent_version !== ESIGN_DISCLOSURE.version) {
-      throw badRequest('Consent to sign electronically first', [{ field: 'body.token', message: 'no ESIGN consent' }]);
+    if (!consentIsCurrent(row)) {
+      throw row.consent_version
+        ? badRequest('The disclosure changed since you consented: read it and consent again', [
+            { field: 'body.token', message: `consent to disclosure version ${ESIGN_DISCLOSURE.version} needed` },
+          ])
+        : badRequest('Consent to sign electronically first', [{ field: 'body.token', message: 'no ESIGN consent' }]);
     }
     const form = signedForm(row, body.formData);
     if (!(await pngDecodes(body.signaturePng))) {
@@ -187,6 +202,47 @@ endpoint({
     });
     input.audit.resourceIds.agreementId = row.id;
     return json(publicView((await findAgreement(sql, row.id, null))!));
+  },
+});
+
+endpoint({
+  name: 'agreements-signing-withdraw-consent',
+  methods: ['POST'],
+  route: 'agreements/signing/withdraw-consent',
+  access: 'public',
+  phi: true,
+  commitRefusals: true,
+  body: z.strictObject({ token: Token }),
+  handler: async function withdrawConsent(input) {
+    const { sql, body } = input;
+    // A spent link is still found, so a withdrawal after signing (or a second one) hears why it is refused.
+    const row = await agreementOfLink(input, 'allowed');
+    requireOpen(row, 'consent can be withdrawn only before signing');
+    // The link is spent: nothing can be signed with it, but status and paper copy still read with it.
+    const readable = config().AGREEMENT_READABLE_DAYS * 24 * 3600;
+    const [spent] = await redeemToken(sql, 'agreement_signing', body.token, { readableForSeconds: readable });
+    if (!spent) throw invalidToken('token', 'from the email the school sent you, or ask the school for a new one');
+    await recordConsentWithdrawal(sql, row, originOf(input));
+    input.audit.resourceIds.agreementId = row.id;
+    return json(publicView((await findAgreement(sql, row.id, null))!));
+  },
+});
+
+endpoint({
+  name: 'agreements-signing-paper-copy',
+  methods: ['POST'],
+  route: 'agreements/signing/paper-copy',
+  access: 'public',
+  phi: true,
+  commitRefusals: true,
+  body: z.strictObject({ token: Token }),
+  handler: async function requestPaperCopy(input) {
+    // Before or after signing, and after withdrawing consent: the right to paper lasts (ESIGN).
+    const row = await agreementOfLink(input, 'allowed');
+    requireStatus(row, ['pending', 'viewed', 'student_signed', 'completed', 'paper_required'], 'the school closed it');
+    const requestedAt = await recordPaperCopyRequest(input.sql, row, originOf(input));
+    input.audit.resourceIds.agreementId = row.id;
+    return json({ ...publicView(row), paperCopyRequestedAt: requestedAt.toISOString() });
   },
 });
 

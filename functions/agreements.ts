@@ -26,6 +26,7 @@ import {
   signerOf,
   templateToSend,
   toTemplateView,
+  VOIDABLE,
   voidAgreement,
 } from '../lib/agreements';
 import { agreementListItem, agreementView, eventView, SignaturePng, sendSigningLink } from '../lib/agreements-http';
@@ -161,6 +162,11 @@ const AgreementListQuery = z
     status: z.enum(AGREEMENT_STATUSES).optional(),
     studentId: z.uuid().optional(),
     leadId: z.uuid().optional(),
+    /** Whose signer asked for a paper copy (`true`) or not (`false`). */
+    paperCopyRequested: z
+      .enum(['true', 'false'])
+      .transform((value) => value === 'true')
+      .optional(),
     /** Inclusive school days (Atlanta time) of sending and of the signer's signature. */
     sentFrom: schoolDay.optional(),
     sentTo: schoolDay.optional(),
@@ -256,7 +262,7 @@ endpoint({
   handler: async function voidOneAgreement({ sql, params, body, caller, clientIp, request }) {
     const row = await findAgreement(sql, params.id, caller, true);
     if (!row) throw notFound('No such agreement');
-    requireStatus(row, ['pending', 'viewed', 'student_signed'], 'a completed or closed agreement cannot be voided');
+    requireStatus(row, VOIDABLE, 'a completed or closed agreement cannot be voided');
     await voidAgreement(sql, row.id, caller.userId, body.reason);
     await recordEvent(sql, row.id, 'voided', {
       userId: caller.userId,

@@ -30,6 +30,12 @@ export function agreementView(row: AgreementRow, options: { withForm?: boolean }
     sentAt: iso(row.sent_at),
     viewedAt: iso(row.viewed_at),
     consentedAt: iso(row.consented_at),
+    consentVersion: row.consent_version,
+    /** The ESIGN paper alternatives: consent withdrawn (status paper_required), a paper copy asked for. */
+    paper: {
+      consentWithdrawnAt: iso(row.consent_withdrawn_at),
+      copyRequestedAt: iso(row.paper_copy_requested_at),
+    },
     signedAt: iso(row.student_signed_at),
     counterSignedAt: iso(row.counter_signed_at),
     completedAt: iso(row.completed_at),

@@ -2,6 +2,8 @@
 // (a lead), public signing by a one-time link after ESIGN consent, counter-signature by the school,
 // and the sealed PDF in the files store (lib/agreement-document.ts). The states:
 //   pending → viewed → student_signed → completed, and voided from any open state;
+//   pending or viewed → paper_required when the signer withdraws consent to sign electronically
+//   (ESIGN Act): it can no longer be e-signed, staff deal with it on paper and then void it;
 // a template without counter-signature completes on the signer's signature. Nothing is completed that
 // the signer never signed (409, and a CHECK in migration 0019), no route deletes an agreement, and
 // every step is an append-only row of document_events with who and from where.
@@ -28,11 +30,21 @@ export const AGREEMENT_STAFF: readonly Role[] = ['admin', 'registrar'];
 /** Staff who may also read agreements and send them (admissions). */
 export const AGREEMENT_READERS: readonly Role[] = ['admin', 'registrar', 'admissions_manager', 'admissions_counselor'];
 
-export const AGREEMENT_STATUSES = ['pending', 'viewed', 'student_signed', 'completed', 'voided', 'expired'] as const;
+export const AGREEMENT_STATUSES = [
+  'pending',
+  'viewed',
+  'student_signed',
+  'completed',
+  'voided',
+  'expired',
+  'paper_required',
+] as const;
 export type AgreementStatus = (typeof AGREEMENT_STATUSES)[number];
 const OPEN: readonly AgreementStatus[] = ['pending', 'viewed'];
 /** What staff may send again: an open agreement, or one whose link expired unsigned. */
 export const RESENDABLE: readonly AgreementStatus[] = [...OPEN, 'expired'];
+/** What staff may void: anything not completed nor closed already. */
+export const VOIDABLE: readonly AgreementStatus[] = [...OPEN, 'student_signed', 'paper_required'];
 
 export interface Origin {
   userId: string | null;
@@ -202,6 +214,8 @@ export interface AgreementRow {
   viewed_at: Date | null;
   consent_version: string | null;
   consented_at: Date | null;
+  consent_withdrawn_at: Date | null;
+  paper_copy_requested_at: Date | null;
   student_signed_at: Date | null;
   counter_signed_at: Date | null;
   completed_at: Date | null;
@@ -215,7 +229,7 @@ const agreementColumns = (sql: AnySql) => sql`
   d.id, d.template_id, t.name as template_name, t.version as template_version, t.schema,
   t.requires_counter_signature, d.user_id, d.lead_id, d.status, d.course_type, d.form_data_ciphertext,
   d.retention_until, d.created_at, d.sent_at, d.viewed_at, d.consent_version, d.consented_at,
-  d.student_signed_at, d.counter_signed_at, d.completed_at, d.voided_at, d.content_sha256, d.sealed_file_id,
+  d.consent_withdrawn_at, d.paper_copy_requested_at, d.student_signed_at, d.counter_signed_at, d.completed_at, d.voided_at, d.content_sha256, d.sealed_file_id,
   (select f.sha256 from stored_files f where f.id = d.sealed_file_id) as sealed_sha256`;
 
 /** Who reaches an agreement: agreement staff every one, a student their own; anyone else none (404). */
@@ -249,6 +263,8 @@ export interface AgreementFilter {
   status?: AgreementStatus | undefined;
   studentId?: string | undefined;
   leadId?: string | undefined;
+  /** Only agreements whose signer asked for a paper copy (true) or did not (false). */
+  paperCopyRequested?: boolean | undefined;
   /** Inclusive school days (YYYY-MM-DD, Atlanta time) on sent_at and student_signed_at. */
   sentFrom?: string | undefined;
   sentTo?: string | undefined;
@@ -272,6 +288,11 @@ function onSchoolDays(sql: AnySql, column: string, from: string | undefined, to:
              ${to ? sql`and ${sql(column)} < ${nextDayStart(to)}` : sql``}`;
 }
 
+function paperCopyCondition(sql: AnySql, requested: boolean | undefined) {
+  if (requested === undefined) return sql``;
+  return requested ? sql`and d.paper_copy_requested_at is not null` : sql`and d.paper_copy_requested_at is null`;
+}
+
 /** One page of agreements the caller reaches, with the recipient's encrypted names (decrypted by the view). */
 export function agreementPageQuery(
   sql: AnySql,
@@ -291,6 +312,7 @@ export function agreementPageQuery(
        ${filter.status ? sql`and d.status = ${filter.status}` : sql``}
        ${filter.studentId ? sql`and d.user_id = ${filter.studentId}` : sql``}
        ${filter.leadId ? sql`and d.lead_id = ${filter.leadId}` : sql``}
+       ${paperCopyCondition(sql, filter.paperCopyRequested)}
        ${onSchoolDays(sql, 'd.sent_at', filter.sentFrom, filter.sentTo)}
        ${onSchoolDays(sql, 'd.student_signed_at', filter.signedFrom, filter.signedTo)}
        and ${AGREEMENT_ORDER.after(sql, after)}
@@ -363,10 +385,43 @@ export async function markViewed(sql: AnySql, row: AgreementRow, origin: Origin)
   await recordEvent(sql, row.id, 'viewed', origin);
 }
 
+/** Whether the signer accepted the disclosure in force: a consent to an earlier text must be given again. */
+export const consentIsCurrent = (row: AgreementRow) => row.consent_version === ESIGN_DISCLOSURE.version;
+
+/**
+ * Records consent to the disclosure in force. A consent given again after the disclosure changed
+ * names the version it replaces in the trail (the earlier consent's event stays).
+ */
 export async function recordConsent(sql: AnySql, row: AgreementRow, origin: Origin): Promise<void> {
   await sql`update signed_documents set consent_version = ${ESIGN_DISCLOSURE.version}, consented_at = now()
              where id = ${row.id}`;
-  await recordEvent(sql, row.id, 'consented', origin, { disclosureVersion: ESIGN_DISCLOSURE.version });
+  const replaced: Record<string, string> =
+    row.consent_version && !consentIsCurrent(row) ? { previousVersion: row.consent_version } : {};
+  await recordEvent(sql, row.id, 'consented', origin, { disclosureVersion: ESIGN_DISCLOSURE.version, ...replaced });
+}
+
+/**
+ * The signer withdrew consent to sign electronically (before signing): the agreement needs paper.
+ * The trail says which disclosure version, if any, they had consented to.
+ */
+export async function recordConsentWithdrawal(sql: AnySql, row: AgreementRow, origin: Origin): Promise<void> {
+  await sql`update signed_documents set status = 'paper_required', consent_withdrawn_at = now()
+             where id = ${row.id}`;
+  const consented: Record<string, string> = row.consent_version ? { consentedVersion: row.consent_version } : {};
+  await recordEvent(sql, row.id, 'consent_withdrawn', origin, consented);
+}
+
+/**
+ * The signer asked for a paper copy. The first request's time is kept and recorded once: asking again
+ * (a replayed request, a second click) changes nothing. Returns when it was first asked.
+ */
+export async function recordPaperCopyRequest(sql: AnySql, row: AgreementRow, origin: Origin): Promise<Date> {
+  if (row.paper_copy_requested_at) return row.paper_copy_requested_at;
+  const [updated] = await sql<{ at: Date }[]>`
+    update signed_documents set paper_copy_requested_at = now() where id = ${row.id}
+    returning paper_copy_requested_at as at`;
+  await recordEvent(sql, row.id, 'paper_copy_requested', origin, { status: row.status });
+  return (updated as { at: Date }).at;
 }
 
 export interface Signature {
