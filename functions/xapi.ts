@@ -32,7 +32,8 @@ const STATEMENT_BODY_BYTES = 20 * 1024 * 1024;
 /** What a method of a resource runs, and the scopes any one of which lets a client call it. */
 interface Resource {
   scopes: readonly LrsScope[];
-  run: (sql: AnySql, request: XapiRequest, client: LrsClient) => Promise<Reply>;
+  /** `audit`: what the request's audit row adds (a statement write names the progress it moved). */
+  run: (sql: AnySql, request: XapiRequest, client: LrsClient, audit: AuditNotes) => Promise<Reply>;
 }
 
 /** The reply in the version the request spoke (the alternate syntax says it in its form body). */
@@ -55,7 +56,7 @@ async function serve(
   requireVersion(request);
   const statementId = request.query.get('statementId') ?? request.query.get('voidedStatementId');
   if (statementId && /^[0-9a-f-]{36}$/i.test(statementId)) input.audit.resourceIds.statementId = statementId;
-  return inVersion(request, await resource.run(input.sql, request, client));
+  return inVersion(request, await resource.run(input.sql, request, client, input.audit));
 }
 
 const STATEMENT_METHODS: Partial<Record<string, Resource>> = {

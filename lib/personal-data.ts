@@ -114,6 +114,14 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
     reason_ciphertext: encrypted('enrollment_status_changes.reason'),
   },
   module_progress: { status: STATE, sections_viewed: none("ids of the module's sections a learner opened") },
+  module_xapi_activities: {
+    activity_iri: none("an activity IRI of a module's course content, set by its editors, the same for every learner"),
+  },
+  xapi_progress_events: {
+    activity_iri: none("one of the module's mapped activity IRIs (module_xapi_activities): course content"),
+    verb: STATE,
+    status_before: STATE,
+  },
   scorm_records: {
     lesson_status: STATE,
     session_time: none('a duration reported by the course package'),

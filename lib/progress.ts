@@ -223,6 +223,7 @@ interface SummaryRow {
   sections_viewed: string[] | null;
   last_accessed_at: Date | null;
   updated_at: Date | null;
+  last_xapi: { statement_id: string; activity_iri: string; verb: string; stored: string } | null;
 }
 
 /** A module counts fully when completed or passed, else by its reported percentage. */
@@ -250,11 +251,19 @@ export async function progressSummary(sql: AnySql, enrollmentId: string, caller:
            p.id as program_id, p.code as program_code, p.name as program_name, p.total_clock_hours,
            m.id as module_id, m.code, m.title, m.position, m.clock_hours, m.delivery_type,
            mp.status, mp.score, mp.progress_pct, mp.last_scroll_position, mp.active_time_seconds,
-           mp.sections_viewed, mp.last_accessed_at, mp.updated_at
+           mp.sections_viewed, mp.last_accessed_at, mp.updated_at, x.last_xapi
       from enrollments e
       join programs p on p.id = e.program_id
       left join modules m on m.program_id = p.id
       left join module_progress mp on mp.enrollment_id = e.id and mp.module_id = m.id
+      -- The latest statement of the student's that counted for the module (lib/xapi-progress.ts).
+      left join lateral (
+        select json_build_object('statement_id', v.statement_id, 'activity_iri', v.activity_iri, 'verb', v.verb,
+                                 'stored', v.stored) as last_xapi
+          from xapi_progress_events v
+         where v.enrollment_id = e.id and v.module_id = m.id and not v.voided
+         order by v.stored desc
+         limit 1) x on true
      where e.id = ${enrollmentId}
        and ${progressVisible(sql, progressReadScope(caller))}
      order by m.position`;
@@ -285,6 +294,12 @@ export async function progressSummary(sql: AnySql, enrollmentId: string, caller:
       sectionsViewed: row.sections_viewed ?? [],
       lastAccessedAt: iso(row.last_accessed_at),
       updatedAt: iso(row.updated_at),
+      lastXapiActivity: row.last_xapi && {
+        statementId: row.last_xapi.statement_id,
+        activityId: row.last_xapi.activity_iri,
+        verb: row.last_xapi.verb,
+        stored: iso(row.last_xapi.stored),
+      },
     })),
   };
 }

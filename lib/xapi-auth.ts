@@ -22,6 +22,13 @@ export interface LrsClient {
   ownAgent: Buffer | null;
   /** For the audit row: the credential, when the client used one. */
   credentialId: string | null;
+  /**
+   * A student's own LMS token: their user id. Only what a student sends about themselves moves their
+   * module progress (lib/xapi-progress.ts); an LRS credential can assert anything about anyone.
+   */
+  learnerId: string | null;
+  /** An admin's LMS token (not an `all` credential): may void a statement that moved a student's progress. */
+  lmsAdmin: boolean;
 }
 
 /** The agent that stands for an LMS user in statements and documents. */
@@ -58,6 +65,8 @@ export async function lrsClient(sql: AnySql, request: XapiRequest, caller: Calle
       authorityHash: agentHash(authority) as Buffer,
       ownAgent: null,
       credentialId: credential.id,
+      learnerId: null,
+      lmsAdmin: false,
     };
   }
   // The wrapper verified the token of the request's own Authorization header; one the alternate syntax
@@ -77,6 +86,8 @@ export async function lrsClient(sql: AnySql, request: XapiRequest, caller: Calle
     authorityHash: agentHash(authority) as Buffer,
     ownAgent: own,
     credentialId: null,
+    learnerId: own ? caller.userId : null,
+    lmsAdmin: hasAnyRole(caller, ['admin']),
   };
 }
 

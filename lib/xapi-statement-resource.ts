@@ -2,24 +2,57 @@
 // multipart/mixed with attachments), GET of one by statementId / voidedStatementId or of a filtered page.
 // Requests come as an XapiRequest (lib/xapi-protocol.ts) so the alternate syntax is already undone.
 import type { AnySql } from './db';
+import type { AuditNotes } from './endpoint';
 import { notFound } from './errors';
 import type { Reply } from './http';
 import { readStatementBodies, storeAttachments } from './xapi-attachments';
 import { type LrsClient, READ_STATEMENTS, requireScope } from './xapi-auth';
+import { applyStatementsToProgress, type ProgressEffect } from './xapi-progress';
 import { onlyParameters, parameter, type XapiRequest, xapiBadRequest } from './xapi-protocol';
 import { queryStatements, singleStatementReply, statementsReply } from './xapi-queries';
 import {
   checkOwnActor,
+  checkOwnVoiding,
   consistentThrough,
   findStatement,
   markStatementWrite,
+  type Prepared,
   prepareStatement,
   storeStatements,
 } from './xapi-statements';
 import { isUuid } from './xapi-validation';
 
+/**
+ * Stores prepared statements and applies them to module progress (lib/xapi-progress.ts), in the request's
+ * transaction; the audit row, written in it too, names the module when one changed.
+ */
+async function storeAndApply(
+  sql: AnySql,
+  prepared: readonly Prepared[],
+  client: LrsClient,
+  audit: AuditNotes | undefined,
+): Promise<void> {
+  const stored = await storeStatements(sql, prepared);
+  noteProgress(audit, await applyStatementsToProgress(sql, prepared, stored, client));
+}
+
+function noteProgress(audit: AuditNotes | undefined, effects: readonly ProgressEffect[]): void {
+  if (!audit || effects.length === 0) return;
+  audit.event = 'xapi_progress';
+  const [only] = effects;
+  if (only && effects.every((e) => e.enrollmentId === only.enrollmentId && e.moduleId === only.moduleId)) {
+    audit.resourceIds.enrollmentId = only.enrollmentId;
+    audit.resourceIds.moduleId = only.moduleId;
+  }
+}
+
 /** PUT statements?statementId=: stores one statement under that id (204), or finds it stored alike. */
-export async function putStatement(sql: AnySql, request: XapiRequest, client: LrsClient): Promise<Reply> {
+export async function putStatement(
+  sql: AnySql,
+  request: XapiRequest,
+  client: LrsClient,
+  audit?: AuditNotes,
+): Promise<Reply> {
   requireScope(client, 'statements/write');
   onlyParameters(request, ['statementId']);
   const statementId = parameter(request, 'statementId');
@@ -33,13 +66,19 @@ export async function putStatement(sql: AnySql, request: XapiRequest, client: Lr
   }
   const prepared = prepareStatement({ ...statement, id: statementId }, client, request.version, attachments);
   checkOwnActor(client, [prepared]);
+  await checkOwnVoiding(sql, client, [prepared]);
   await storeAttachments(sql, [prepared], attachments);
-  await storeStatements(sql, [prepared]);
+  await storeAndApply(sql, [prepared], client, audit);
   return { kind: 'empty', status: 204 };
 }
 
 /** POST statements: one statement or a batch, all stored or none; the ids in the batch's order. */
-export async function postStatements(sql: AnySql, request: XapiRequest, client: LrsClient): Promise<Reply> {
+export async function postStatements(
+  sql: AnySql,
+  request: XapiRequest,
+  client: LrsClient,
+  audit?: AuditNotes,
+): Promise<Reply> {
   requireScope(client, 'statements/write');
   onlyParameters(request, []);
   const { statements, attachments } = await readStatementBodies(request, true);
@@ -48,8 +87,9 @@ export async function postStatements(sql: AnySql, request: XapiRequest, client: 
     prepareStatement(statement as Record<string, unknown>, client, request.version, attachments),
   );
   checkOwnActor(client, prepared);
+  await checkOwnVoiding(sql, client, prepared);
   await storeAttachments(sql, prepared, attachments);
-  await storeStatements(sql, prepared);
+  await storeAndApply(sql, prepared, client, audit);
   return { kind: 'json', status: 200, body: prepared.map((p) => p.id) };
 }
 

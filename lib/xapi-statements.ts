@@ -229,6 +229,23 @@ export function checkOwnActor(client: LrsClient, statements: readonly Prepared[]
   }
 }
 
+/**
+ * A student voids only their own statements: the target must be in the batch or stored with them as its
+ * actor. Otherwise a student could void (or, naming an id not stored yet, pre-void) another's statement.
+ */
+export async function checkOwnVoiding(sql: AnySql, client: LrsClient, statements: readonly Prepared[]): Promise<void> {
+  if (!client.ownAgent) return;
+  const inBatch = new Set(statements.map((prepared) => prepared.id));
+  const targets = [...new Set(statements.flatMap((p) => (p.voids && !inBatch.has(p.voids) ? [p.voids] : [])))];
+  if (targets.length === 0) return;
+  const own = await sql<{ id: string }[]>`
+    select s.id::text from xapi_statements s
+     where s.id = any(${sql.array(targets, UUID_ARRAY)})
+       and exists (select 1 from xapi_statement_index o
+                    where o.kind = ${INDEX_KIND.agent} and o.hash = ${client.ownAgent} and o.key = s.key)`;
+  if (own.length !== targets.length) throw forbidden('You may only void your own statements');
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Storing
 // ---------------------------------------------------------------------------------------------------------

@@ -324,6 +324,7 @@ describe('the schema', () => {
     expect(rows.filter((row) => row.delete).map((row) => row.name)).toEqual([
       'instructor_assignments',
       'login_attempts',
+      'module_xapi_activities', // a module's editors change which activities belong to it
       'one_time_tokens',
       'outbox_messages',
       'rate_limit_buckets',
@@ -351,6 +352,7 @@ describe('the schema', () => {
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
       'lesson_versions', // append-only: every save of a lesson is a new version
       'lrs_credentials', // column-level: only the revocation columns
+      'module_xapi_activities', // a mapping is replaced, never edited
       'refund_approval_reversals', // append-only: an undone approval stays on record
       'refund_due_notices', // a notice sent stays sent
       'refund_overrides', // append-only: a later override is a new row
@@ -362,6 +364,7 @@ describe('the schema', () => {
       'stored_files', // keys:rotate, run as the owner, moves a row to its re-encrypted object
       'withdrawals',
       'xapi_attachments',
+      'xapi_progress_events', // column-level: only `voided`
       'xapi_statement_index',
       'xapi_statements', // column-level: only `voided`
     ]);
