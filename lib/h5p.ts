@@ -430,6 +430,19 @@ export async function findH5pActivity(sql: AnySql, moduleId: string, key: string
   return row ?? null;
 }
 
+/** The module's current activities of these keys (those a lesson names), by key: one query. */
+export async function findH5pActivitiesByKey(
+  sql: AnySql,
+  moduleId: string,
+  keys: readonly string[],
+): Promise<Map<string, H5pActivityRow>> {
+  if (keys.length === 0) return new Map();
+  const rows = await sql<H5pActivityRow[]>`
+    select * from h5p_activities
+     where module_id = ${moduleId} and activity_key = any(${keys as string[]}::text[]) and retired_at is null`;
+  return new Map(rows.map((row) => [row.activity_key, row]));
+}
+
 /** The module's current activities, by key (a module holds a handful: no paging). */
 export function listH5pActivities(sql: AnySql, moduleId: string): Promise<H5pActivityRow[]> {
   return sql<H5pActivityRow[]>`
@@ -470,6 +483,38 @@ export const toH5pActivityView = (row: H5pActivityRow) => ({
   uploadedAt: row.uploaded_at.toISOString(),
   href: `/api/modules/${row.module_id}/h5p/${row.activity_key}`,
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Embeds in a lesson
+// ---------------------------------------------------------------------------------------------------
+
+const escapeHtml = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+
+/** How a lesson lists an activity it names: the module's current one of that key, or none. */
+export type LessonActivity =
+  | { activityKey: string; available: true; title: string; href: string }
+  | { activityKey: string; available: false };
+
+export function toLessonActivity(key: string, row: H5pActivityRow | undefined): LessonActivity {
+  return row
+    ? { activityKey: key, available: true, title: row.title, href: toH5pActivityView(row).href }
+    : { activityKey: key, available: false };
+}
+
+/**
+ * What a lesson shows in place of `(H5P: key)`: the activity, or, when the module has no current activity
+ * of that key (never uploaded, retired, a typo), a note saying so, so the page reads on. `key` is matched
+ * by the placeholder's pattern and escaped anyway; the title is the package's and escaped.
+ */
+export function lessonEmbedHtml(activity: LessonActivity, inline: boolean): string {
+  const tag = inline ? 'span' : 'div';
+  const key = escapeHtml(activity.activityKey);
+  if (!activity.available) {
+    return `<${tag} class="h5p-embed h5p-unavailable" data-h5p-activity="${key}">The activity “${key}” is not available.</${tag}>`;
+  }
+  return `<${tag} class="h5p-embed" data-h5p-activity="${key}" data-h5p-title="${escapeHtml(activity.title)}" data-h5p-href="${escapeHtml(activity.href)}"></${tag}>`;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Signed asset addresses

@@ -3,7 +3,7 @@
 // links only to http, https, mailto and in-page anchors; images only from the module's own files).
 // Relative links and images name the module's content files and are rewritten to their file route
 // (`guide.pdf` → `/api/modules/{moduleId}/files/guide.pdf`); the old system's `(H5P: id)` marker becomes
-// an embed placeholder `<div class="h5p-embed" data-h5p-activity="id">` the portal fills in (a span
+// an embed placeholder `<div class="h5p-embed" data-h5p-activity="id">`, resolved when the lesson is read (a span
 // when the marker sits inside a sentence).
 //
 // Raw HTML in the Markdown is allowed through markdown-it on purpose (the old lessons hold some) and
@@ -193,7 +193,19 @@ export function renderLesson(source: string, moduleId: string): string {
   return sanitizeHtml(markdown.render(source), sanitizerOptions(moduleId));
 }
 
-/** The H5P activity ids a lesson embeds, in order of appearance (for listings and checks). */
+/**
+ * A placeholder exactly as the renderer writes it and the sanitiser leaves it: empty, its class, its id.
+ * Only this form is resolved when a lesson is read (lib/lessons.ts); anything else an author writes by
+ * hand with that class stays the inert element the sanitiser made of it.
+ */
+const PLACEHOLDER = /<(div|span) class="h5p-embed" data-h5p-activity="([A-Za-z0-9][A-Za-z0-9_-]{0,63})"><\/\1>/g;
+
+/** The H5P activity ids a lesson's placeholders name, each once, in order of first appearance. */
 export function embeddedActivities(html: string): string[] {
-  return [...html.matchAll(/data-h5p-activity="([A-Za-z0-9_-]+)"/g)].map((match) => match[1] as string);
+  return [...new Set([...html.matchAll(PLACEHOLDER)].map((match) => match[2] as string))];
+}
+
+/** The lesson's HTML with each placeholder replaced by what `embed` makes of its id (inline: a span's). */
+export function resolvePlaceholders(html: string, embed: (activityId: string, inline: boolean) => string): string {
+  return html.replace(PLACEHOLDER, (_whole, tag: string, activityId: string) => embed(activityId, tag === 'span'));
 }

@@ -15,7 +15,8 @@ import {
 } from './access';
 import type { AnySql } from './db';
 import { declareConstraints } from './errors';
-import { RENDERER_VERSION, renderLesson } from './lesson-html';
+import { findH5pActivitiesByKey, type LessonActivity, lessonEmbedHtml, toLessonActivity } from './h5p';
+import { embeddedActivities, RENDERER_VERSION, renderLesson, resolvePlaceholders } from './lesson-html';
 import { keyset } from './pagination';
 
 /** Who reads and writes every programme's content; instructors reach the programmes they teach. */
@@ -154,6 +155,7 @@ export async function findPublishedLesson(sql: AnySql, scope: RecordScope, modul
       join modules m on m.id = lp.module_id
      where lp.module_id = ${moduleId} and ${programContentReadableSql(sql, scope, sql`m.program_id`)}`;
   if (!row) return null;
+  const { html, activities } = await withActivities(sql, row.module_id, htmlOf(row));
   return {
     moduleId: row.module_id,
     programId: row.program_id,
@@ -161,7 +163,28 @@ export async function findPublishedLesson(sql: AnySql, scope: RecordScope, modul
     title: row.title,
     version: row.version,
     publishedAt: row.published_at.toISOString(),
-    html: htmlOf(row),
+    html,
+    activities,
+  };
+}
+
+/**
+ * The lesson's H5P placeholders resolved against its own module's current activities (a key names an
+ * activity of this module, never another's: whoever reads the lesson may open those), each embedded, or a
+ * note where the module has none of that key; and the list of them in order of first appearance.
+ */
+async function withActivities(
+  sql: AnySql,
+  moduleId: string,
+  html: string,
+): Promise<{ html: string; activities: LessonActivity[] }> {
+  const keys = embeddedActivities(html);
+  if (keys.length === 0) return { html, activities: [] };
+  const rows = await findH5pActivitiesByKey(sql, moduleId, keys);
+  const byKey = new Map(keys.map((key) => [key, toLessonActivity(key, rows.get(key))]));
+  return {
+    html: resolvePlaceholders(html, (key, inline) => lessonEmbedHtml(byKey.get(key) as LessonActivity, inline)),
+    activities: [...byKey.values()],
   };
 }
 
