@@ -489,7 +489,12 @@ export const toH5pActivityView = (row: H5pActivityRow) => ({
 // ---------------------------------------------------------------------------------------------------
 
 const escapeHtml = (text: string) =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 
 /** How a lesson lists an activity it names: the module's current one of that key, or none. */
 export type LessonActivity =
