@@ -113,7 +113,7 @@ export function resetSealIdentityForTests(): void {
 }
 
 /** Adds the signature field to a document being built; `seal` below fills it once the file is saved. */
-export function addSealPlaceholder(doc: PDFDocument, reason: string): void {
+export function addSealPlaceholder(doc: PDFDocument, reason: string, signingTime: Date): void {
   const { pdflibAddPlaceholder } = requireHere(
     '@signpdf/placeholder-pdf-lib',
   ) as typeof import('@signpdf/placeholder-pdf-lib');
@@ -127,6 +127,8 @@ export function addSealPlaceholder(doc: PDFDocument, reason: string): void {
     signatureLength: SIGNATURE_BYTES,
     subFilter: SUBFILTER_ETSI_CADES_DETACHED,
     appName: 'AADA LMS API',
+    // The signature dictionary's /M is the seal's signing time, not the clock at rendering.
+    signingTime,
   });
 }
 
@@ -139,6 +141,29 @@ export async function seal(pdf: Uint8Array, signingTime: Date): Promise<Buffer> 
     }
   ).default;
   return signpdf.sign(Buffer.from(pdf), new P12Signer(sealIdentity().p12), signingTime);
+}
+
+/**
+ * The CMS signature in the gap the signed ranges leave (`<hex…>`), as a binary string: every byte of the
+ * hex, zero padding included, for the DER parser to stop at the signature's own length. (@signpdf's
+ * extractSignature strips trailing "00" pairs, which also cuts a signature whose last byte is zero:
+ * one seal in 256 would read as unreadable.)
+ */
+function signatureInGap(pdf: Buffer, gapStart: number, gapEnd: number): string {
+  const gap = pdf.subarray(gapStart, gapEnd).toString('latin1');
+  const hex = /^<([0-9a-fA-F]*)>$/.exec(gap)?.[1];
+  if (!hex || hex.length % 2 !== 0) throw new Error('the signature gap holds no hex string');
+  return Buffer.from(hex, 'hex').toString('binary');
+}
+
+/** Parses the DER element at the start of `bytes`, ignoring what follows it (the gap's zero padding). */
+function derPrefix(bytes: string): forgeType.asn1.Asn1 {
+  // node-forge takes an options object here; its type declarations know only the `strict` flag.
+  const fromDer = forge().asn1.fromDer as unknown as (
+    bytes: string,
+    options: { strict: boolean; parseAllBytes: boolean },
+  ) => forgeType.asn1.Asn1;
+  return fromDer(bytes, { strict: true, parseAllBytes: false });
 }
 
 export type SealCheck =
@@ -154,7 +179,7 @@ const asnBytes = (node: forgeType.asn1.Asn1) => forge().asn1.toDer(node).getByte
  */
 export function verifySeal(pdf: Buffer): SealCheck {
   const f = forge();
-  let extracted: { ByteRange: number[]; signature: string; signedData: Buffer };
+  let extracted: { ByteRange: number[]; signedData: Buffer };
   try {
     const { extractSignature } = requireHere('@signpdf/utils') as {
       extractSignature: (pdf: Buffer) => typeof extracted;
@@ -166,7 +191,7 @@ export function verifySeal(pdf: Buffer): SealCheck {
   const [start, firstLength, second, secondLength] = extracted.ByteRange as [number, number, number, number];
   const wholeFile = start === 0 && second > firstLength && second + secondLength === pdf.length;
   try {
-    const message = f.pkcs7.messageFromAsn1(f.asn1.fromDer(extracted.signature, false)) as unknown as {
+    const message = f.pkcs7.messageFromAsn1(derPrefix(signatureInGap(pdf, start + firstLength, second))) as unknown as {
       certificates: forgeType.pki.Certificate[];
       rawCapture: { authenticatedAttributes?: forgeType.asn1.Asn1[]; signature: string };
     };

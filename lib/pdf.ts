@@ -317,6 +317,8 @@ export async function renderPdf(spec: DocumentSpec): Promise<Uint8Array> {
   doc.setAuthor(spec.author);
   doc.setProducer('AADA LMS API');
   doc.setCreationDate(spec.createdAt);
+  // The same spec renders the same bytes (pdf-lib would stamp the modification date with the clock).
+  doc.setModificationDate(spec.createdAt);
   const type = await Typesetter.for(doc, pdfLib, textsOf(spec));
   const layout = new Layout(doc, type);
   for (const block of spec.blocks) {
@@ -351,7 +353,7 @@ export async function renderPdf(spec: DocumentSpec): Promise<Uint8Array> {
   }
   drawFooters(doc, type, spec.footer);
   if (!spec.seal) return doc.save();
-  addSealPlaceholder(doc, spec.seal.reason);
+  addSealPlaceholder(doc, spec.seal.reason, spec.seal.at);
   return seal(await doc.save({ useObjectStreams: false }), spec.seal.at);
 }
 

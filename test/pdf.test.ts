@@ -1,9 +1,15 @@
 // The document renderer (lib/pdf.ts) on its own, read back with a PDF text extractor: metadata, pages
 // that break where the content does (a table repeats its header), a footer and "Page n of m" on every
-// page, cells cut to their column, paragraphs wrapped, and text outside WinAnsi drawn or marked.
+// page, cells cut to their column, paragraphs wrapped, and text outside WinAnsi drawn or marked; and a
+// sealed file reads back as sealed, whatever its signature bytes.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { extractText, getDocumentProxy, getMeta } from 'unpdf';
 import { describe, expect, test } from 'vitest';
-import { type DocumentSpec, renderPdf } from '../lib/pdf';
+import { resetConfigForTests } from '../lib/config';
+import { type DocumentSpec, renderPdf, verifySeal } from '../lib/pdf';
+import { resetSealIdentityForTests } from '../lib/pdf-seal';
 
 async function pagesOf(bytes: Uint8Array): Promise<{ pages: string[]; title: unknown; author: unknown }> {
   const document = await getDocumentProxy(new Uint8Array(bytes));
@@ -97,5 +103,37 @@ describe('lib/pdf.ts', () => {
     const cjkText = (await pagesOf(await renderPdf(cjk))).pages.join('\n');
     expect(cjkText).toContain('??? Wang');
     expect(cjkText).toContain(note);
+  });
+});
+
+describe('the seal', () => {
+  // A fixed certificate (test/fixtures/seal-test-certificate.p12: self-signed, for this test only) and a
+  // fixed document give fixed signature bytes; sealed at this time, the CMS signature's last byte is 0x00.
+  const SIGNED_AT = new Date('2026-12-01T12:03:31.000Z');
+  const sealedSpec: DocumentSpec = {
+    title: 'Sealed',
+    author: 'A school',
+    createdAt: SIGNED_AT,
+    footer: 'f',
+    blocks: [{ kind: 'text', text: 'Sealed text' }],
+    seal: { reason: 'test', at: SIGNED_AT },
+  };
+
+  test('a seal whose signature ends in a zero byte is read and verifies (one seal in 256 was "unreadable")', async () => {
+    // The configuration needs a database address; this test never connects.
+    process.env.DATABASE_URL ??= 'postgres://unused:unused@127.0.0.1:9/unused';
+    process.env.PDF_SEAL_CERTIFICATE = readFileSync(
+      path.join(__dirname, 'fixtures', 'seal-test-certificate.p12'),
+    ).toString('base64');
+    resetConfigForTests();
+    resetSealIdentityForTests();
+    const pdf = Buffer.from(await renderPdf(sealedSpec));
+    expect(Buffer.from(await renderPdf(sealedSpec)).equals(pdf)).toBe(true);
+    const hex = /\/Contents <([0-9a-fA-F]+)>/.exec(pdf.toString('latin1'))?.[1] ?? '';
+    const der = Buffer.from(hex, 'hex');
+    // The precondition: the signature (a DER SEQUENCE with a two-byte length) ends in a zero byte.
+    expect(der.subarray(0, 2).toString('hex')).toBe('3082');
+    expect(der[4 + der.readUInt16BE(2) - 1]).toBe(0);
+    expect(verifySeal(pdf)).toMatchObject({ sealed: true, ours: true, intact: true, signedAt: SIGNED_AT });
   });
 });
