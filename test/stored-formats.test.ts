@@ -3,8 +3,9 @@
 // computed once outside the code under test (node:crypto primitives by hand), so a change to any
 // format — a nonce length, a normalisation rule, a cookie attribute — fails here: rows already stored
 // and clients already deployed would stop working with it. The nonce is fixed by replacing
-// node:crypto's randomBytes for 12-byte requests only while a test asks for it. The cookies need a
-// real sign-in over HTTP; everything else runs without the app.
+// node:crypto's randomBytes for 12-byte requests only while a test asks for it. The session cookies
+// need a real sign-in over HTTP: test/cookie-formats.test.ts. Nothing here starts the app, so mutation
+// testing (npm run test:mutation) runs these in a second or two per mutant.
 import { createDecipheriv } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
@@ -25,8 +26,6 @@ import {
   resetKeysForTests,
 } from '../lib/crypto';
 import { encodeCursor, keyset, sealCursor, sealedCursorSchema } from '../lib/pagination';
-import { useTestApp } from './helpers/app';
-import { createTestUser, TEST_PASSWORD } from './helpers/users';
 
 const nonce = vi.hoisted(() => ({ fixed: undefined as Buffer | undefined }));
 vi.mock('node:crypto', async (importOriginal) => {
@@ -248,59 +247,5 @@ describe('access tokens', () => {
     expect(payload.roles, CLIENTS).toEqual(['student', 'instructor']);
     expect(decodeJwt(token).exp! - decodeJwt(token).iat!, CLIENTS).toBe(15 * 60);
     expect(Math.abs((payload.iat as number) - Date.now() / 1000), CLIENTS).toBeLessThan(60);
-  });
-});
-
-describe('session cookies of a browser sign-in', () => {
-  const app = useTestApp({ env: KEYS });
-  /** Each Set-Cookie line with its value replaced by `<value>`, and the values by name. */
-  const cookiesOf = (response: Response) => {
-    const lines = response.headers.getSetCookie();
-    const values = new Map(lines.map((line) => line.split(';')[0]!.split(/=(.*)/s).slice(0, 2) as [string, string]));
-    return { lines: lines.map((line) => line.replace(/^([^=]+)=[^;]*/, '$1=<value>')), values };
-  };
-
-  test('names, paths, lifetimes and attributes are exactly these', async () => {
-    const user = await createTestUser(app.db.sql, { roles: ['student'] });
-    const signIn = await app.api('/auth/login', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: user.email, password: TEST_PASSWORD }),
-    });
-    expect(signIn.status).toBe(200);
-    const { lines, values } = cookiesOf(signIn);
-    expect(lines.sort(), CLIENTS).toEqual([
-      '__Host-aada-access=<value>; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict',
-      '__Host-aada-csrf=<value>; Path=/; Max-Age=604800; Secure; SameSite=Strict',
-      '__Host-aada-device=<value>; Path=/; Max-Age=15552000; HttpOnly; Secure; SameSite=Strict',
-      '__Secure-aada-refresh=<value>; Path=/api/auth; Max-Age=604800; HttpOnly; Secure; SameSite=Strict',
-    ]);
-    const body = (await signIn.json()) as {
-      accessToken: string;
-      tokenType: string;
-      expiresIn: number;
-      csrfToken: string;
-    };
-    expect({ tokenType: body.tokenType, expiresIn: body.expiresIn }, CLIENTS).toEqual({
-      tokenType: 'Bearer',
-      expiresIn: 900,
-    });
-    expect(values.get('__Host-aada-access'), CLIENTS).toBe(body.accessToken);
-    expect(values.get('__Host-aada-csrf'), CLIENTS).toBe(body.csrfToken);
-
-    const signOut = await app.api('/auth/logout', {
-      method: 'POST',
-      headers: {
-        Cookie: [...values].map(([name, value]) => `${name}=${value}`).join('; '),
-        'X-CSRF-Token': body.csrfToken,
-      },
-    });
-    expect(signOut.status).toBe(204);
-    expect(cookiesOf(signOut).lines.sort(), CLIENTS).toEqual([
-      '__Host-aada-access=<value>; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
-      '__Host-aada-csrf=<value>; Path=/; Max-Age=0; Secure; SameSite=Strict',
-      '__Secure-aada-refresh=<value>; Path=/api/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
-    ]);
-    expect([...cookiesOf(signOut).values.values()], CLIENTS).toEqual(['', '', '']);
   });
 });
