@@ -12,6 +12,7 @@ import { type Caller, type RecordReach, type RecordScope, scopeOf } from './acce
 import { config } from './config';
 import { decryptRows } from './crypto';
 import type { AnySql } from './db';
+import { type EnrollmentModuleRow, enrollmentHeading, enrollmentModuleColumns } from './enrollments';
 import { keyset } from './pagination';
 import { SCHOOL } from './school';
 import { enrollmentVisible } from './students';
@@ -76,18 +77,8 @@ export async function lastDateOfAttendance(sql: AnySql, enrollmentId: string): P
 // The roll-up of one enrollment
 // ---------------------------------------------------------------------------------------------------
 
-interface RollupRow {
-  enrollment_id: string;
-  user_id: string;
-  enrollment_status: string;
-  program_id: string;
-  program_code: string;
-  program_name: string;
-  total_clock_hours: number;
-  module_id: string | null;
-  code: string | null;
-  title: string | null;
-  clock_hours: number | null;
+/** A module's attendance within the enrollment, and the enrollment's totals repeated on every row. */
+interface RollupRow extends EnrollmentModuleRow {
   requires_in_person: boolean | null;
   minutes: number;
   in_person_minutes: number;
@@ -129,9 +120,7 @@ export async function enrollmentAttendance(sql: AnySql, enrollmentId: string, sc
                (select max(started_at) from l where status <> 'absent'), '-infinity'))::int as consecutive_absences,
              max(${schoolDay(sql, sql`started_at`)}) filter (where minutes_attended > 0)::text as last_attended
         from l)
-    select e.id as enrollment_id, e.user_id, e.status as enrollment_status,
-           p.id as program_id, p.code as program_code, p.name as program_name, p.total_clock_hours,
-           m.id as module_id, m.code, m.title, m.clock_hours, m.requires_in_person,
+    select ${enrollmentModuleColumns(sql)}, m.requires_in_person,
            coalesce(sum(l.minutes_attended), 0)::int as minutes,
            coalesce(sum(l.minutes_attended) filter (where l.session_type <> 'online'), 0)::int as in_person_minutes,
            coalesce(sum(l.scheduled), 0)::int as scheduled_minutes,
@@ -149,10 +138,7 @@ export async function enrollmentAttendance(sql: AnySql, enrollmentId: string, sc
   if (!first) return null;
   const minutesPerHour = config().ATTENDANCE_CLOCK_HOUR_MINUTES;
   return {
-    enrollmentId: first.enrollment_id,
-    studentId: first.user_id,
-    enrollmentStatus: first.enrollment_status,
-    program: { id: first.program_id, code: first.program_code, name: first.program_name },
+    ...enrollmentHeading(first),
     clockHourMinutes: minutesPerHour,
     requiredClockHours: first.total_clock_hours,
     minutesAttended: first.total_minutes,

@@ -312,3 +312,37 @@ export async function enrollmentHistory(sql: AnySql, id: string) {
     changedBy: row.changed_by,
   }));
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The heading of a per-module roll-up (attendance, progress): one row per module of the programme
+// ---------------------------------------------------------------------------------------------------
+
+/** The enrollment, programme and module columns every row of a per-module roll-up of one enrollment starts with. */
+export interface EnrollmentModuleRow {
+  enrollment_id: string;
+  user_id: string;
+  enrollment_status: string;
+  program_id: string;
+  program_code: string;
+  program_name: string;
+  total_clock_hours: number;
+  /** Null on the one row of a programme without modules (the modules are left-joined). */
+  module_id: string | null;
+  code: string | null;
+  title: string | null;
+  clock_hours: number | null;
+}
+
+/** The select list of `EnrollmentModuleRow`, over enrollments `e`, programs `p` and left-joined modules `m`. */
+export const enrollmentModuleColumns = (sql: AnySql) => sql`
+  e.id as enrollment_id, e.user_id, e.status as enrollment_status,
+  p.id as program_id, p.code as program_code, p.name as program_name, p.total_clock_hours,
+  m.id as module_id, m.code, m.title, m.clock_hours`;
+
+/** What a roll-up's view says of the enrollment it is about. */
+export const enrollmentHeading = (row: EnrollmentModuleRow) => ({
+  enrollmentId: row.enrollment_id,
+  studentId: row.user_id,
+  enrollmentStatus: row.enrollment_status,
+  program: { id: row.program_id, code: row.program_code, name: row.program_name },
+});

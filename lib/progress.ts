@@ -23,6 +23,7 @@ import {
   scopeOf,
 } from './access';
 import type { AnySql } from './db';
+import { type EnrollmentModuleRow, enrollmentHeading, enrollmentModuleColumns } from './enrollments';
 import { badRequest, conflict, forbidden, notFound } from './errors';
 
 /** Who reads an enrollment's progress beyond its student. */
@@ -201,19 +202,9 @@ export async function recordProgress(
 // The summary
 // ---------------------------------------------------------------------------------------------------
 
-interface SummaryRow {
-  enrollment_id: string;
-  user_id: string;
-  enrollment_status: string;
-  program_id: string;
-  program_code: string;
-  program_name: string;
-  total_clock_hours: number;
-  module_id: string | null;
-  code: string | null;
-  title: string | null;
+/** A module of the programme with this enrollment's progress in it (null columns: not started). */
+interface SummaryRow extends EnrollmentModuleRow {
   position: number | null;
-  clock_hours: number | null;
   delivery_type: string | null;
   status: string | null;
   score: number | null;
@@ -247,9 +238,7 @@ function overallPercent(modules: readonly SummaryRow[]): number {
 export async function progressSummary(sql: AnySql, enrollmentId: string, caller: Caller) {
   // One query: every module of the programme in order, with this enrollment's progress if any.
   const rows = await sql<SummaryRow[]>`
-    select e.id as enrollment_id, e.user_id, e.status as enrollment_status,
-           p.id as program_id, p.code as program_code, p.name as program_name, p.total_clock_hours,
-           m.id as module_id, m.code, m.title, m.position, m.clock_hours, m.delivery_type,
+    select ${enrollmentModuleColumns(sql)}, m.position, m.delivery_type,
            mp.status, mp.score, mp.progress_pct, mp.last_scroll_position, mp.active_time_seconds,
            mp.sections_viewed, mp.last_accessed_at, mp.updated_at, x.last_xapi
       from enrollments e
@@ -271,10 +260,7 @@ export async function progressSummary(sql: AnySql, enrollmentId: string, caller:
   if (!first) return null;
   const modules = rows.filter((row) => row.module_id !== null);
   return {
-    enrollmentId: first.enrollment_id,
-    studentId: first.user_id,
-    enrollmentStatus: first.enrollment_status,
-    program: { id: first.program_id, code: first.program_code, name: first.program_name },
+    ...enrollmentHeading(first),
     totalModules: modules.length,
     completedModules: modules.filter((row) => COMPLETE.has(row.status ?? '')).length,
     totalClockHours: first.total_clock_hours,
