@@ -3,11 +3,7 @@
 // enrolled that week (85% present, some late, some leaving early, 7% absent). An enrollment attends
 // from its start for the programme's length (a withdrawn one for its first 40%), never after today;
 // pending and cancelled ones never. Deterministic like the rest: same seed, same sessions and lines.
-import { enrollmentsOf, type Plan, type PlannedEnrollment, prng, type TableLoad } from './school';
-
-// bench/school.ts's DAY_MS, not imported: school.ts imports this module, so when the generator loads
-// school.ts first its constants are not initialised yet while this module's top level runs.
-const DAY_MS = 86_400_000;
+import { DAY_MS, enrollmentsOf, type Plan, type PlannedEnrollment, prng, type TableLoad } from './school-plan';
 
 const WEEK_MS = 7 * DAY_MS;
 const SESSION_MINUTES = 90;

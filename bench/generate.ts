@@ -24,16 +24,8 @@ import { rollUpClosedAuditDays, SUMMARY_MAX_DAYS } from '../lib/audit-trail';
 import { migrateUp } from '../lib/migrations';
 import { hashPassword } from '../lib/passwords';
 import { BENCH_DATABASE, BENCH_SECRETS, setSeedIndexes, startBenchPostgres } from './database';
-import {
-  BENCH_DOMAIN,
-  BENCH_PASSWORD,
-  type CopyValue,
-  Json,
-  makePlan,
-  startOfUtcDay,
-  type TableLoad,
-  tableLoads,
-} from './school';
+import { BENCH_DOMAIN, BENCH_PASSWORD, makePlan, tableLoads } from './school';
+import { type CopyValue, Json, startOfUtcDay, type TableLoad } from './school-plan';
 
 export interface GenerateOptions {
   students: number;
