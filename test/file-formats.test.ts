@@ -61,9 +61,9 @@ function sealSegment(key: Buffer, plaintext: Buffer, index: number, last: boolea
 
 /** What a file of `plaintext` must be on disk under key `k1`. */
 function expectedFile(plaintext: Buffer, key = K1, keyId = 'k1'): Buffer {
-  const parts = [Buffer.from(`v1.${keyId}.`, 'ascii'), PREFIX];
+  const parts: Buffer[] = [Buffer.from(`v1.${keyId}.`, 'ascii'), PREFIX];
   let index = 0;
-  let rest = plaintext;
+  let rest: Buffer = plaintext;
   while (rest.length > FILE_SEGMENT_BYTES) {
     parts.push(sealSegment(key, rest.subarray(0, FILE_SEGMENT_BYTES), index++, false));
     rest = rest.subarray(FILE_SEGMENT_BYTES);
