@@ -2,7 +2,7 @@
 // healthy instances recycled); readiness checks the database, the schema version and the pool
 // (lib/health.ts), and is a 503 until every migration is applied.
 import { endpoint } from '../lib/endpoint';
-import { readiness } from '../lib/health';
+import { LivenessView, ReadinessView, readiness } from '../lib/health';
 import { json } from '../lib/http';
 
 endpoint({
@@ -10,6 +10,7 @@ endpoint({
   methods: ['GET'],
   route: 'health',
   access: 'public',
+  responses: { 200: LivenessView },
   handler: async function healthLive() {
     return json({ status: 'ok' });
   },
@@ -20,6 +21,8 @@ endpoint({
   methods: ['GET'],
   route: 'health/ready',
   access: 'public',
+  // Pending migrations are a 503 with the report itself, not a problem.
+  responses: { 200: ReadinessView, 503: ReadinessView },
   handler: async function healthReady({ sql }) {
     const report = await readiness(sql);
     return json(report, report.status === 'ready' ? 200 : 503);

@@ -16,8 +16,8 @@ import type { Role } from '../lib/access';
 import { type ChangeInput, endpoint, type ReadInput } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
-import { limitSchema, nextLink, pageOf } from '../lib/pagination';
-import { managedProgramPageQuery, PROGRAM_ORDER, toManagedProgramView } from '../lib/programs';
+import { limitSchema, nextLink, pageOf, pageSchema } from '../lib/pagination';
+import { ManagedProgramView, managedProgramPageQuery, PROGRAM_ORDER, toManagedProgramView } from '../lib/programs';
 import {
   addModule,
   assertMayEdit,
@@ -27,6 +27,11 @@ import {
   INSTRUCTOR_PROGRAM_FIELDS,
   PROGRAM_MANAGERS as MANAGERS,
   MAX_MODULES_PER_PROGRAM,
+  ManagedProgramListItemView,
+  ManagedProgramWithModulesView,
+  ModuleOrderView,
+  ModuleWithTotalView,
+  RetiredProgramView,
   reorderModules,
   retireProgram,
   updateProgram,
@@ -136,6 +141,7 @@ endpoint({
   access: MANAGEMENT_VIEW_READERS,
   cache: 'private',
   query: ListQuery,
+  responses: { 200: pageSchema(ManagedProgramListItemView) },
   handler: listManagedPrograms,
 });
 
@@ -152,6 +158,7 @@ endpoint({
   access: MANAGEMENT_VIEW_READERS,
   cache: 'private',
   params: ProgramParams,
+  responses: { 200: ManagedProgramWithModulesView },
   handler: readManagedProgram,
 });
 
@@ -167,6 +174,8 @@ endpoint({
   route: 'programs',
   access: MANAGERS,
   body: NewProgram,
+  responses: { 201: ManagedProgramWithModulesView },
+  problems: [409],
   handler: createProgramme,
 });
 
@@ -187,6 +196,8 @@ endpoint({
   access: [...MANAGERS, 'instructor'],
   params: ProgramParams,
   body: ProgramPatch,
+  responses: { 200: ManagedProgramView },
+  problems: [409],
   handler: changeProgramme,
 });
 
@@ -200,6 +211,7 @@ endpoint({
   route: 'programs/{id}/retire',
   access: ['admin'],
   params: ProgramParams,
+  responses: { 200: RetiredProgramView },
   handler: retireProgramme,
 });
 
@@ -225,6 +237,8 @@ endpoint({
   access: MANAGERS,
   params: ProgramParams,
   body: ModuleCreate,
+  responses: { 201: ModuleWithTotalView },
+  problems: [409],
   handler: createModule,
 });
 
@@ -244,6 +258,8 @@ endpoint({
   access: [...MANAGERS, 'instructor'],
   params: ModuleParams,
   body: ModulePatch,
+  responses: { 200: ModuleWithTotalView },
+  problems: [409],
   handler: updateModule,
 });
 
@@ -258,5 +274,7 @@ endpoint({
   access: MANAGERS,
   params: ProgramParams,
   body: ModuleOrder,
+  responses: { 200: ModuleOrderView },
+  problems: [409],
   handler: orderModules,
 });

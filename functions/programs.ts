@@ -4,12 +4,14 @@ import { z } from 'zod';
 import { endpoint } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { json } from '../lib/http';
-import { limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { limitSchema, nextLink, pageOf, pageSchema } from '../lib/pagination';
 import {
+  CatalogueProgramView,
   cataloguePageQuery,
   catalogueVersion,
   findCatalogueProgram,
   PROGRAM_ORDER,
+  ProgramView,
   toCatalogueProgramView,
   toProgramView,
 } from '../lib/programs';
@@ -27,6 +29,7 @@ endpoint({
   cache: 'public',
   version: catalogueVersion,
   query: CatalogueQuery,
+  responses: { 200: pageSchema(ProgramView) },
   handler: async function catalogueProgramsList({ sql, query, request }) {
     const rows = await cataloguePageQuery(sql, query.cursor, query.limit);
     const page = pageOf(rows, query.limit, (read) => read.map(toProgramView));
@@ -44,6 +47,7 @@ endpoint({
   cache: 'public',
   version: catalogueVersion,
   params: ProgramParams,
+  responses: { 200: CatalogueProgramView },
   handler: async function catalogueProgramsGet({ sql, params }) {
     const row = await findCatalogueProgram(sql, params.id);
     if (!row) throw notFound('No such programme in the catalogue');

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { endpoint, type PublicChangeInput } from '../lib/endpoint';
 import { created, json } from '../lib/http';
 import { deliverNowInDevelopment } from '../lib/outbox';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import {
   completeRegistration,
   enforceSourceLimit,
@@ -97,7 +98,8 @@ const CompleteBody = z.object({
   registrationToken: z.string().max(1_000),
   firstName: PersonName,
   lastName: PersonName,
-  password: z.string(),
+  // The policy (lib/password-policy.ts) checks the length itself, to answer why; the document shows the bound.
+  password: z.string().meta({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH }),
 });
 
 async function completeAccount({

@@ -19,7 +19,7 @@ import { type ChangeInput, endpoint, type ReadInput } from '../lib/endpoint';
 import { notFound } from '../lib/errors';
 import { created, json } from '../lib/http';
 import { deliverNowInDevelopment } from '../lib/outbox';
-import { limitSchema, nextLink } from '../lib/pagination';
+import { CURSOR_MAX_LENGTH, limitSchema, nextLink } from '../lib/pagination';
 import {
   changeStudentAccount,
   ENROLLMENT_STATUSES,
@@ -50,7 +50,7 @@ const ALL: RecordScope = { kind: 'all' };
 
 const listShape = {
   limit: limitSchema,
-  cursor: z.string().optional(),
+  cursor: z.string().max(CURSOR_MAX_LENGTH).optional(),
   sort: z.enum(['created', 'lastName']).default('created'),
   status: z.enum(USER_STATUSES).optional(),
   programId: z.uuid().optional(),

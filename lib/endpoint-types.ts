@@ -67,6 +67,32 @@ export interface AuditNotes {
   route?: string;
 }
 
+/**
+ * A 2xx answer whose body is not JSON: the media types it may have (a PDF, a CSV or NDJSON export, a file
+ * as it was stored, which is any type).
+ */
+export interface MediaBody {
+  media: readonly string[];
+}
+
+/**
+ * What a route's 2xx answer carries, per status: the zod schema of its JSON body (the view's own schema,
+ * from lib/<area>.ts), a `mediaBody`, or `null` for no body (204). The OpenAPI document publishes these,
+ * and under test the wrapper holds every answer to them (lib/response-contract.ts); a route without any
+ * is listed by test/openapi-contract.test.ts until it has them.
+ */
+export type SuccessStatus = 200 | 201 | 202 | 204 | 206 | 207;
+export type SuccessBody = ZodType | MediaBody | null;
+/** A 503 is declared only where it is not a problem document (the readiness report while migrations are pending). */
+export type Responses = Partial<Record<SuccessStatus | 503, SuccessBody>>;
+
+/**
+ * Error statuses a route's handler answers itself, beyond those the wrapper gives every route of its kind
+ * (400 for a route with input, 401/403 for a protected one, 404 for a record named in the path, 413/415 for
+ * a body, 414 and 503 for all): the OpenAPI document lists each with the problem schema.
+ */
+export type HandlerProblemStatus = 400 | 401 | 403 | 404 | 409 | 410 | 412 | 416 | 422 | 429 | 502 | 503;
+
 export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends HttpMethod = HttpMethod> {
   /** Function name, unique in the app: `programs-list`. */
   name: string;
@@ -88,6 +114,10 @@ export interface EndpointSpec<P, Q, B, A extends Access = Access, M extends Http
   params?: ZodType<P>;
   query?: ZodType<Q>;
   body?: ZodType<B>;
+  /** The bodies of its 2xx answers, for the OpenAPI document and the contract check. */
+  responses?: Responses;
+  /** The error statuses the handler itself may answer (the wrapper's own are derived). */
+  problems?: readonly HandlerProblemStatus[];
   maxBodyBytes?: number;
   /**
    * The handler reads the body itself (`rawBody`: its bytes, up to the body limit, whatever the content
@@ -139,6 +169,11 @@ export interface DeclaredRoute {
   audited: boolean;
   /** The zod schemas that validate requests; the OpenAPI document is generated from them. */
   schemas: { params?: ZodType; query?: ZodType; body?: ZodType };
+  /** What the route's 2xx answers carry; undefined when the route has not declared them yet. */
+  responses: Responses | undefined;
+  problems: readonly HandlerProblemStatus[];
+  /** How the body is read: parsed JSON, bytes handed to the handler, or streamed by it. */
+  bodyKind: 'json' | 'raw' | 'streamed';
   /** The route's own body limit; `bodyLimitOf` gives the one in force. */
   maxBodyBytes: number | undefined;
 }

@@ -36,13 +36,19 @@ export type {
   DeclaredRoute,
   EndpointSpec,
   HandlerInput,
+  HandlerProblemStatus,
+  MediaBody,
   PublicChangeInput,
   PublicReadInput,
   ReadInput,
+  Responses,
   SqlFor,
+  SuccessBody,
+  SuccessStatus,
 } from './endpoint-types';
 export { bodyLimitOf } from './request-body';
 export { clientIpOf, MAX_URL_BYTES } from './request-input';
+export { contractBreach, mediaBody } from './response-contract';
 export { declaredRoutes, methodsServedOn, templatesMatchingPath } from './route-registry';
 
 /** Declares one route: registers it with the Functions runtime behind the wrapper. */
@@ -62,10 +68,15 @@ export function endpoint<
   if (spec.cors === 'anonymous' && (spec.access !== 'public' || spec.phi || spec.methods.some((m) => m !== 'GET'))) {
     throw new Error(`${spec.name}: anonymous CORS is for public GET routes without personal data`);
   }
+  for (const [status, body] of Object.entries(spec.responses ?? {}))
+    if (body === null && status !== '204') throw new Error(`${spec.name}: a ${status} answer needs its body's schema`);
   declareRoute({
     name: spec.name,
     audited: spec.access !== 'public' || spec.phi === true || spec.audit === true,
     schemas: { params: spec.params, query: spec.query, body: spec.body },
+    responses: spec.responses,
+    problems: spec.problems ?? [],
+    bodyKind: spec.streamedBody ? 'streamed' : spec.rawBody ? 'raw' : 'json',
     methods: spec.methods,
     route: spec.route,
     access: spec.access,

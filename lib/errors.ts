@@ -1,6 +1,6 @@
 // Every error a client can see is an HttpError, rendered as application/problem+json (RFC 9457)
 // by lib/http. Anything else that escapes a handler becomes a logged 500 that says nothing more.
-import type { ZodError } from 'zod';
+import { type ZodError, z } from 'zod';
 
 export interface FieldError {
   /** Where the bad value was: `body.email`, `query.limit`, `params.id`. */
@@ -17,6 +17,21 @@ export interface ProblemInit {
   errors?: FieldError[] | undefined;
   headers?: Record<string, string> | undefined;
 }
+
+/**
+ * The problem document every error answer is (what lib/http's problemReply writes): the one shared
+ * `Problem` component of the OpenAPI document.
+ */
+export const ProblemSchema = z.object({
+  type: z.string().describe('`urn:aada:problem:<slug>`: stable, for programs to branch on'),
+  title: z.string(),
+  status: z.int().min(400).max(599),
+  detail: z.string().optional(),
+  errors: z
+    .array(z.object({ field: z.string().describe('`body.email`, `query.limit`, `params.id`'), message: z.string() }))
+    .optional(),
+  requestId: z.string().optional(),
+});
 
 /** The `type` of a problem document: `urn:aada:problem:<slug>`. */
 export const problemType = (slug: string): string => `urn:aada:problem:${slug}`;

@@ -30,7 +30,7 @@ export const limitSchema = z
   )
   .default(DEFAULT_PAGE_SIZE);
 
-const CURSOR_MAX_LENGTH = 512;
+export const CURSOR_MAX_LENGTH = 512;
 const CURSOR_REFUSED = 'Not a cursor this list gave out';
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -166,6 +166,14 @@ export interface Page<T> {
   items: T[];
   /** Cursor of the next page, or null on the last page. */
   next: string | null;
+}
+
+/** The schema of a page of `item`s, for a list route's `responses` (the OpenAPI document). */
+export function pageSchema<T extends ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    next: z.string().nullable().describe('The cursor of the next page (`?cursor=`), null on the last page'),
+  });
 }
 
 /** Rows of a keyset query carry their key as `page_key` (see Keyset.key). */

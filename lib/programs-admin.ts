@@ -5,10 +5,18 @@
 // `total_clock_hours` is derived, never sent by a client: every write that adds a module or changes a
 // module's clock hours recomputes it in the same transaction, under a row lock on the programme, so
 // two concurrent module writes cannot leave a stale sum (the lock also serialises position numbers).
+
+import { z } from 'zod';
 import { type Caller, type RecordReach, type Role, reachesProgram, scopeOf } from './access';
 import { type AnySql, type TransactionSql, UUID_ARRAY } from './db';
 import { badRequest, conflict, constraintProblem, forbidden, notFound } from './errors';
-import { type ManagedProgramRow, PROGRAM_CODE_TAKEN, toManagedProgramView } from './programs';
+import {
+  type ManagedProgramRow,
+  ManagedProgramView,
+  ModuleView,
+  PROGRAM_CODE_TAKEN,
+  toManagedProgramView,
+} from './programs';
 
 /** Roles that manage the structure of programmes (any field, any programme). */
 export const PROGRAM_MANAGERS: readonly Role[] = ['admin', 'staff'];
@@ -25,13 +33,13 @@ interface ModuleRow {
   code: string;
   title: string;
   description: string | null;
-  delivery_type: string;
+  delivery_type: 'online' | 'hybrid' | 'in_person';
   clock_hours: number;
   requires_in_person: boolean;
   position: number;
 }
 
-export const toModuleView = (row: ModuleRow) => ({
+export const toModuleView = (row: ModuleRow): z.infer<typeof ModuleView> => ({
   id: row.id,
   code: row.code,
   title: row.title,
@@ -122,6 +130,18 @@ function assertActive(program: ManagedProgramRow): void {
 // Programmes
 // ---------------------------------------------------------------------------------------------------
 
+/** A programme as the management routes answer it: with its modules in order. */
+export const ManagedProgramWithModulesView = ManagedProgramView.extend({ modules: z.array(ModuleView) });
+/** A row of the management list: with its module and open-enrollment counts. */
+export const ManagedProgramListItemView = ManagedProgramView.extend({
+  moduleCount: z.int().min(0),
+  openEnrollments: z.int().min(0).describe('Pending, active and on-hold enrollments'),
+});
+/** The answer of a retirement: the programme and how many enrollments remain open in it. */
+export const RetiredProgramView = ManagedProgramView.extend({ openEnrollments: z.int().min(0) });
+/** The answer of a reorder: the programme's modules in their new order. */
+export const ModuleOrderView = z.strictObject({ programId: z.uuid(), modules: z.array(ModuleView) });
+
 /** One programme, retired or not, with its modules in order; null when there is none. */
 export async function findManagedProgram(sql: AnySql, id: string) {
   const [row] = await sql<(ManagedProgramRow & { modules: ModuleRow[] })[]>`
@@ -196,7 +216,9 @@ export async function retireProgram(sql: AnySql, id: string) {
 // ---------------------------------------------------------------------------------------------------
 
 /** A module as the module routes answer it: with its programme's new total. */
-const withTotal = (module: ModuleRow, program: ManagedProgramRow) => ({
+export const ModuleWithTotalView = ModuleView.extend({ programTotalClockHours: z.int().min(0) });
+
+const withTotal = (module: ModuleRow, program: ManagedProgramRow): z.infer<typeof ModuleWithTotalView> => ({
   ...toModuleView(module),
   programTotalClockHours: program.total_clock_hours,
 });

@@ -1,6 +1,7 @@
 // Programmes as the catalogue and the management routes show them, and the queries of their lists.
 // Shared by functions/programs.ts (the public catalogue), functions/programs-admin.ts and the benchmark.
 
+import { z } from 'zod';
 import type { AnySql } from './db';
 import { declareConstraints } from './errors';
 import { keyset } from './pagination';
@@ -27,7 +28,16 @@ export interface ProgramRow {
 }
 
 /** The programme's public fields, as the catalogue serves them. */
-export const toProgramView = (row: ProgramRow) => ({
+export const ProgramView = z.strictObject({
+  id: z.uuid(),
+  code: z.string(),
+  name: z.string(),
+  credentialLevel: z.string().describe("A label: 'certificate', 'diploma'"),
+  totalClockHours: z.int().min(0).describe('The sum of its modules’ clock hours'),
+  description: z.string().nullable(),
+});
+
+export const toProgramView = (row: ProgramRow): z.infer<typeof ProgramView> => ({
   id: row.id,
   code: row.code,
   name: row.name,
@@ -43,7 +53,13 @@ export interface ManagedProgramRow extends ProgramRow {
   updated_at: Date;
 }
 
-export const toManagedProgramView = (row: ManagedProgramRow) => ({
+export const ManagedProgramView = ProgramView.extend({
+  status: z.enum(['active', 'retired']),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+
+export const toManagedProgramView = (row: ManagedProgramRow): z.infer<typeof ManagedProgramView> => ({
   ...toProgramView(row),
   status: row.status,
   createdAt: row.created_at.toISOString(),
@@ -99,7 +115,24 @@ export async function findCatalogueProgram(sql: AnySql, id: string): Promise<Cat
   return row;
 }
 
-export const toCatalogueProgramView = (row: CatalogueProgramRow) => ({ ...toProgramView(row), modules: row.modules });
+/** A module as the catalogue and the management routes show it. */
+export const ModuleView = z.strictObject({
+  id: z.uuid(),
+  code: z.string(),
+  title: z.string(),
+  description: z.string().nullable(),
+  deliveryType: z.enum(['online', 'hybrid', 'in_person']),
+  clockHours: z.int().min(0),
+  requiresInPerson: z.boolean(),
+  position: z.int().min(1).describe('1-based, in programme order'),
+});
+
+export const CatalogueProgramView = ProgramView.extend({ modules: z.array(ModuleView) });
+
+export const toCatalogueProgramView = (row: CatalogueProgramRow): z.infer<typeof CatalogueProgramView> => ({
+  ...toProgramView(row),
+  modules: row.modules as z.infer<typeof ModuleView>[],
+});
 
 export interface ManagedProgramListRow extends ManagedProgramRow {
   module_count: number;

@@ -23,6 +23,7 @@ import {
 import { describe, toHttpError } from './problem-mapping';
 import { bodyLimitOf, discardUnreadBody, readBodyBytes, readJsonBody, refuseDeclaredLength } from './request-body';
 import { authenticate, authorize, UNSAFE_METHODS } from './request-caller';
+import { checkedAgainstContract } from './response-contract';
 import { checkUrlLength, clientIpOf, parseWith, queryObject } from './request-input';
 import { methodsServedOnPath, requestSegments } from './route-registry';
 
@@ -144,6 +145,7 @@ export async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   for (const task of outcome.afterCommit ?? []) runAfterCommit(task, context, requestId);
   discardUnreadBody(request);
   if (spec.headers) reply = { ...reply, headers: { ...spec.headers(request), ...reply.headers } } as Reply;
+  reply = checkedAgainstContract(spec, reply, context, requestId);
   return respond(reply, { ...respondCtx, policy, head: request.method === 'HEAD' });
 }
 
