@@ -23,8 +23,8 @@ import {
 import { describe, toHttpError } from './problem-mapping';
 import { bodyLimitOf, discardUnreadBody, readBodyBytes, readJsonBody, refuseDeclaredLength } from './request-body';
 import { authenticate, authorize, UNSAFE_METHODS } from './request-caller';
-import { checkedAgainstContract } from './response-contract';
 import { checkUrlLength, clientIpOf, parseWith, queryObject } from './request-input';
+import { checkedAgainstContract } from './response-contract';
 import { methodsServedOnPath, requestSegments } from './route-registry';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
