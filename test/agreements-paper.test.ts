@@ -164,7 +164,8 @@ describe('a paper copy', () => {
 
   test('not by an expired link, and a voided agreement is closed (409)', async () => {
     const expiring = await agreementForNewStudent();
-    await app.db.sql`update one_time_tokens set issued_at = now() - interval '15 days', expires_at = now() - interval '1 minute'
+    await app.db
+      .sql`update one_time_tokens set issued_at = now() - interval '15 days', expires_at = now() - interval '1 minute'
                       where signed_document_id = ${expiring.id}`;
     const late = await post('/agreements/signing/paper-copy', { token: expiring.token });
     expect(late.status).toBe(400);
