@@ -168,9 +168,6 @@ param activeConnectionsPercentThreshold int = 80
 @minValue(1)
 param failedConnectionsThreshold int = 10
 
-@description('The pool-saturation alert reads the app metric db.pool.waiting, which the app does not emit yet: leave false until it does.')
-param poolWaitingAlertEnabled bool = false
-
 // ---------------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------------
@@ -360,7 +357,6 @@ module alerts 'modules/alerts.bicep' = {
     maxConnections: maxConnections
     activeConnectionsPercentThreshold: activeConnectionsPercentThreshold
     failedConnectionsThreshold: failedConnectionsThreshold
-    poolWaitingAlertEnabled: poolWaitingAlertEnabled
   }
 }
 

@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import postgres from 'postgres';
 import { type Config, config, TIMER_POOL_MAX } from './config';
+import { instrumentPool } from './db-telemetry';
 import { serviceUnavailable } from './errors';
 
 export type Sql = postgres.Sql;
@@ -115,7 +116,8 @@ function createHttpPool(cfg: Config): { sql: Sql; server: ServerWatch } {
   const server = new ServerWatch(() => sql`select 1`);
   const socket = watchedSocket(server, cfg.DB_CONNECT_TIMEOUT_SECONDS * 1000);
   const sql = createPool(cfg, cfg.poolMax, { socket } as object);
-  return { sql, server };
+  // The probe above keeps the bare pool: a `select 1` every 200 ms during an outage is no statement to trace.
+  return { sql: instrumentPool(sql, 'http', cfg.poolMax), server };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ function watchedSocket(server: ServerWatch, connectTimeoutMs: number): (target: 
  * TIMER_POOL_MAX per timer, not a full pool.
  */
 export function timerDb(): Sql {
-  timerPool ??= createPool(config(), TIMER_POOL_MAX);
+  timerPool ??= instrumentPool(createPool(config(), TIMER_POOL_MAX), 'timer', TIMER_POOL_MAX);
   return timerPool;
 }
 

@@ -8,7 +8,8 @@
 // (the run of one request), lib/request-caller.ts (token and roles), lib/request-input.ts and
 // lib/request-body.ts (parsing), lib/problem-mapping.ts (errors to problems), lib/route-registry.ts
 // (the table of declared routes), lib/endpoint-types.ts (the declaration's types). This file holds
-// the declaration itself and the fallback for paths no route serves.
+// the declaration itself and the fallback for paths no route serves. It starts telemetry
+// (lib/telemetry.ts) once per instance, before the first function registers.
 // Only `app` is imported at run time: it is the one named export that Node detects in this
 // CommonJS bundle when it is loaded from ESM (vitest), so the same code runs everywhere.
 
@@ -27,6 +28,7 @@ import {
   servedMethods,
   templatesMatching,
 } from './route-registry';
+import { startTelemetry, stopTelemetry } from './telemetry';
 
 export type {
   Access,
@@ -151,8 +153,13 @@ let terminateHookRegistered = false;
 function setUpApp(): void {
   if (terminateHookRegistered) return;
   terminateHookRegistered = true;
+  // Before anything is registered: with APPLICATIONINSIGHTS_CONNECTION_STRING it hooks the Functions worker.
+  startTelemetry();
   app.setup({ enableHttpStream: true });
-  app.hook.appTerminate(() => closePool());
+  app.hook.appTerminate(async () => {
+    await closePool();
+    await stopTelemetry();
+  });
   registerFallback();
 }
 setUpApp();

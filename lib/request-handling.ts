@@ -1,7 +1,8 @@
 // The wrapper's run of one request, from the preflight to the response: caller, roles, parsed
 // input, the handler (in the request's transaction with its audit row for a change), the audit row
 // of whatever the outcome, and the answer through lib/http. `endpoint()` (lib/endpoint.ts) binds it
-// to each declared route.
+// to each declared route. With telemetry on (lib/telemetry.ts) each request is one span named by its
+// method and route template.
 
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { Caller } from './access';
@@ -26,18 +27,64 @@ import { authenticate, authorize, UNSAFE_METHODS } from './request-caller';
 import { checkUrlLength, clientIpOf, parseWith, queryObject } from './request-input';
 import { checkedAgainstContract } from './response-contract';
 import { methodsServedOnPath, requestSegments } from './route-registry';
+import { type OpenSpan, startRequestSpan } from './telemetry';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /**
  * Answers one request to a declared route (`cache` is its policy with the default applied). Never throws:
- * every failure becomes a problem reply, audited like any other answer.
+ * every failure becomes a problem reply, audited like any other answer. With telemetry on it runs in the
+ * request's span, which says only what the route template, the method, the status, the caller's roles and
+ * the request id say: never the path, the query string, a user id or anything the request carried.
  */
 export async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   spec: EndpointSpec<P, Q, B, A, M>,
   cache: CachePolicy,
   request: HttpRequest,
   context: InvocationContext,
+): Promise<HttpResponseInit> {
+  const span = startRequestSpan(`${request.method} ${spec.route}`, {
+    'http.request.method': request.method,
+    'http.route': spec.route,
+    'faas.name': spec.name,
+    'aada.request_id': context.invocationId,
+  });
+  if (!span) return answer(spec, cache, request, context);
+  return span.within(async () => {
+    let failed = true;
+    try {
+      const response = await answer(spec, cache, request, context, span);
+      failed = (response.status ?? 200) >= 500;
+      return response;
+    } finally {
+      span.end(failed);
+    }
+  });
+}
+
+/** What the request span learns once the answer is known (the route the fallback matched, the caller). */
+function describeRequest(
+  span: OpenSpan | undefined,
+  method: string,
+  route: string,
+  status: number,
+  caller: Caller | null,
+) {
+  if (!span) return;
+  span.rename(`${method} ${route}`);
+  span.setAttributes({
+    'http.route': route,
+    'http.response.status_code': status,
+    'aada.caller.roles': caller ? [...caller.roles].sort().join(',') : 'anonymous',
+  });
+}
+
+async function answer<P, Q, B, A extends Access, M extends HttpMethod>(
+  spec: EndpointSpec<P, Q, B, A, M>,
+  cache: CachePolicy,
+  request: HttpRequest,
+  context: InvocationContext,
+  span?: OpenSpan,
 ): Promise<HttpResponseInit> {
   const started = performance.now();
   const requestId = context.invocationId;
@@ -53,6 +100,7 @@ export async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
     // Every method served on the path, whichever function took the preflight: Azure gives it to the first
     // function by name whose template matches (`students-get` for `students/search`), not the most specific.
     const methods = methodsServedOnPath(requestSegments(spec.route, request.params));
+    describeRequest(span, request.method, spec.route, 204, null);
     // Through the one response helper, like every answer: security headers and a request id on it too.
     return respond(
       { kind: 'empty', status: 204, headers: preflightHeaders(origin, methods) },
@@ -146,6 +194,7 @@ export async function handle<P, Q, B, A extends Access, M extends HttpMethod>(
   discardUnreadBody(request);
   if (spec.headers) reply = { ...reply, headers: { ...spec.headers(request), ...reply.headers } } as Reply;
   reply = checkedAgainstContract(spec, reply, context, requestId);
+  describeRequest(span, request.method, notes.route ?? spec.route, reply.status, caller);
   return respond(reply, { ...respondCtx, policy, head: request.method === 'HEAD' });
 }
 

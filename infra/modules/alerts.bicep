@@ -1,7 +1,7 @@
 // Alert rules, each on a signal that exists today: the 5xx rate (AppRequests, written by the Functions
 // host), and PostgreSQL's own metrics: the longest running query, active connections near
-// max_connections, failed connection attempts. The pool-saturation rule reads db.pool.waiting, an app
-// metric the app does not emit yet; it is created only when poolWaitingAlertEnabled says it now does.
+// max_connections, failed connection attempts; and the app's own pool metric db.pool.waiting (exported
+// by lib/db-telemetry.ts through OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set).
 // Log alerts query the Log Analytics workspace behind Application Insights. skipQueryValidation: on a
 // fresh workspace the tables do not exist until the first telemetry arrives, and validation would reject
 // the rule.
@@ -33,9 +33,6 @@ param activeConnectionsPercentThreshold int
 
 @description('Alert when more connection attempts than this fail within 5 minutes.')
 param failedConnectionsThreshold int
-
-@description('Create the db.pool.waiting rule (only once the app emits that metric).')
-param poolWaitingAlertEnabled bool
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddresses)) {
   name: '${namePrefix}-ops'
@@ -220,19 +217,20 @@ resource failedConnectionsAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   }
 }
 
-// Pool saturation: an instance whose queries kept queueing for a connection for 5 minutes (app metric
-// db.pool.waiting, the number of queries waiting for a pooled connection). The app does not report it
-// yet, so the rule is created only with poolWaitingAlertEnabled; until then active_connections and
-// connections_failed below watch the same trouble from the server's side. At least 3 samples, so one
-// export does not page anybody.
+// Pool saturation: an instance whose statements kept waiting for a connection for 5 minutes (app metric
+// db.pool.waiting: statements and transactions asked of the pool that no connection runs yet, a gauge
+// read once a minute per instance and pool). A gauge row carries its reading as Sum with ItemCount 1
+// (the Azure Monitor exporter sends no Min or Max for gauges), hence Sum / ItemCount. At least 3
+// samples, so one busy minute does not page anybody.
 var poolSaturationQuery = '''
 AppMetrics
 | where Name == "db.pool.waiting"
-| summarize waitingAtLeast = min(Min), samples = count() by AppRoleInstance
+| extend pool = tostring(Properties["db.pool.name"])
+| summarize waitingAtLeast = min(Sum / ItemCount), samples = count() by AppRoleInstance, pool
 | where samples >= 3 and waitingAtLeast > 0
 '''
 
-resource poolSaturationAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (poolWaitingAlertEnabled) {
+resource poolSaturationAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-db-pool-saturation'
   location: location
   tags: tags
