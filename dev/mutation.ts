@@ -20,7 +20,12 @@ import { freePort, REPO_ROOT, startEmbeddedPostgres } from './database';
 const MODULES: Record<string, { mutate: string; testFiles: string[] }> = {
   crypto: {
     mutate: 'lib/crypto.ts',
-    testFiles: ['test/stored-formats.test.ts', 'test/config.test.ts', 'test/file-formats.test.ts'],
+    testFiles: [
+      'test/stored-formats.test.ts',
+      'test/key-ring.test.ts',
+      'test/file-formats.test.ts',
+      'test/config.test.ts',
+    ],
   },
   pagination: {
     mutate: 'lib/pagination.ts',
