@@ -232,10 +232,19 @@ const agreementColumns = (sql: AnySql) => sql`
   d.consent_withdrawn_at, d.paper_copy_requested_at, d.student_signed_at, d.counter_signed_at, d.completed_at, d.voided_at, d.content_sha256, d.sealed_file_id,
   (select f.sha256 from stored_files f where f.id = d.sealed_file_id) as sealed_sha256`;
 
+/**
+ * The agreements of a student: sent to their account, or to the lead they were before (converted into
+ * this account, lib/leads.ts); on idx_signed_documents_user_id and leads_converted_user_idx.
+ */
+function agreementsOfStudent(sql: AnySql, userId: string) {
+  return sql`(d.user_id = ${userId}
+              or d.lead_id in (select l.id from leads l where l.converted_user_id = ${userId}))`;
+}
+
 /** Who reaches an agreement: agreement staff every one, a student their own; anyone else none (404). */
 function agreementVisible(sql: AnySql, caller: Caller) {
   if (caller.roles.some((role) => AGREEMENT_READERS.includes(role))) return sql`true`;
-  return sql`d.user_id = ${caller.userId}`;
+  return agreementsOfStudent(sql, caller.userId);
 }
 
 export async function findAgreement(sql: AnySql, id: string, caller: Caller | null, lock = false) {
@@ -310,7 +319,7 @@ export function agreementPageQuery(
       left join leads l on l.id = d.lead_id
      where ${agreementVisible(sql, caller)}
        ${filter.status ? sql`and d.status = ${filter.status}` : sql``}
-       ${filter.studentId ? sql`and d.user_id = ${filter.studentId}` : sql``}
+       ${filter.studentId ? sql`and ${agreementsOfStudent(sql, filter.studentId)}` : sql``}
        ${filter.leadId ? sql`and d.lead_id = ${filter.leadId}` : sql``}
        ${paperCopyCondition(sql, filter.paperCopyRequested)}
        ${onSchoolDays(sql, 'd.sent_at', filter.sentFrom, filter.sentTo)}
@@ -497,6 +506,15 @@ export async function agreementBySealedDigest(sql: AnySql, sha256: Buffer) {
       join document_templates t on t.id = d.template_id
      where f.sha256 = ${sha256} and f.purpose = 'agreement-sealed'`;
   return row ?? null;
+}
+
+/** Tells the trail of each of a lead's agreements that the lead became this student (lib/leads.ts). */
+export async function recordLeadConversion(sql: AnySql, leadId: string, studentId: string, origin: Origin) {
+  await sql`
+    insert into document_events (document_id, user_id, event_type, details, client_ip, user_agent)
+    select d.id, ${origin.userId}, 'lead_converted', ${sql.json({ studentId })}, ${origin.clientIp},
+           ${origin.userAgent?.slice(0, 500) ?? null}
+      from signed_documents d where d.lead_id = ${leadId}`;
 }
 
 export async function recordCompletion(sql: AnySql, id: string, sealed: { fileId: string; contentSha256: Buffer }) {

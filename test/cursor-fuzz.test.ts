@@ -139,6 +139,14 @@ beforeAll(async () => {
   }
   // Two agreements (lib/agreements.ts), listed for agreement staff.
   for (const student of students) await insertCompletedAgreement(sql, student.id);
+  // Two leads (lib/leads.ts), listed for admissions.
+  const { emailBlindIndex, encrypt } = await import('../lib/crypto');
+  for (const n of [1, 2]) {
+    const email = `fuzz.lead${n}@example.test`;
+    await sql`insert into leads (first_name_ciphertext, last_name_ciphertext, email_ciphertext, email_blind_index)
+              values (${encrypt('Fuzz', 'leads.first_name')}, ${encrypt(`Lead${n}`, 'leads.last_name')},
+                      ${encrypt(email, 'leads.email')}, ${emailBlindIndex(email)})`;
+  }
   // Two refunds due (lib/refunds.ts): two paid enrollments of FUZZ-B withdrawn.
   for (const { studentId, enrollmentId } of fuzzEnrollments.slice(2)) {
     await sql`update enrollments set created_at = now() - interval '60 days' where id = ${enrollmentId}`;
