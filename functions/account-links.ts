@@ -18,7 +18,6 @@
 import { z } from 'zod';
 import type { Role } from '../lib/access';
 import {
-  countLinkUse,
   type EmailedLink,
   INVITATION_TTL_SECONDS,
   PASSWORD_RESET_LINK,
@@ -32,6 +31,7 @@ import {
 } from '../lib/account-links';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
+import { countLinkUse } from '../lib/one-time-links';
 import { deliverNowInDevelopment } from '../lib/outbox';
 import { STUDENT_MANAGER_ROLES } from '../lib/students';
 import { recordSignInSuccess } from '../lib/throttle';

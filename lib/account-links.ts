@@ -13,9 +13,11 @@ import { decrypt, emailBlindIndex } from './crypto';
 import type { Sql, TransactionSql } from './db';
 import { badRequest, conflict, forbidden, notFound } from './errors';
 import {
+  countedLinkRequest,
   hashToken,
   invalidToken,
   issueToken,
+  LINK_SOURCE_LIMIT,
   looksLikeToken,
   newToken,
   portalLink,
@@ -26,22 +28,11 @@ import { enqueueMessage, type OutboxMessage, queueForIssuedLink } from './outbox
 import { checkPasswordPolicy } from './password-policy';
 import { hashPassword } from './passwords';
 import { revokeAllForUser } from './sessions';
-import {
-  hitRateLimit,
-  type RateLimitBucket,
-  rateLimitDecision,
-  rateLimitHit,
-  refuseOverLimit,
-  signInLockedOut,
-  sourceKey,
-} from './throttle';
+import { signInLockedOut } from './throttle';
 import { emailIndexMatches } from './users';
 
 type Db = Sql | TransactionSql;
 
-/** Requests per source address and step per window, for every link step. */
-export const LINK_SOURCE_LIMIT = 10;
-export const LINK_SOURCE_WINDOW_SECONDS = 60;
 /** At most one email per account and purpose per this interval, whoever asks. */
 export const LINK_RESEND_INTERVAL_SECONDS = 60;
 
@@ -54,16 +45,6 @@ export const UNLOCK_LINK_TTL_SECONDS = 30 * 60;
 
 /** The portal page both the invitation and the reset link open: "choose your password". */
 const SET_PASSWORD_PAGE = 'account/set-password';
-
-/**
- * Counts a redeem step (a token presented) against its source and refuses it with 429 past the limit;
- * the route commits refusals, so guessing tokens is counted too.
- */
-export async function countLinkUse(sql: Db, scope: string, clientIp: string | null): Promise<void> {
-  refuseOverLimit(
-    await hitRateLimit(sql, sourceKey(sql, scope, clientIp), LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS),
-  );
-}
 
 /** A kind of link a person asks for by email address ("forgot password", "let me sign in again"). */
 export interface EmailedLink {
@@ -89,7 +70,6 @@ export async function requestLinkByEmail(
 ): Promise<void> {
   const accountKey = emailBlindIndex(email);
   const { token, hash } = newToken();
-  const counted = rateLimitHit(sql, sourceKey(sql, link.scope, clientIp), LINK_SOURCE_WINDOW_SECONDS);
   const issued = issueToken(sql, {
     purpose: link.purpose,
     owner: { userId: sql`(select id from account)` },
@@ -97,16 +77,18 @@ export async function requestLinkByEmail(
     ttlSeconds: link.ttlSeconds,
     minIntervalSeconds: LINK_RESEND_INTERVAL_SECONDS,
   });
-  const [bucket] = await sql<RateLimitBucket[]>`
-    with bucket as (${counted}),
+  await countedLinkRequest(
+    sql,
+    link.scope,
+    clientIp,
+    sql`
     account as (
       select u.id from users u, bucket
        where ${emailIndexMatches(sql, sql`u.email_blind_index`, email)} and bucket.count <= ${LINK_SOURCE_LIMIT}
          and ${link.eligible(sql, accountKey, clientIp)}),
     issued as (${issued}),
-    queued as (${queueForIssuedLink(sql, link.message(email, token))})
-    select count, retry_after from bucket`;
-  refuseOverLimit(rateLimitDecision(bucket, LINK_SOURCE_LIMIT));
+    queued as (${queueForIssuedLink(sql, link.message(email, token))})`,
+  );
 }
 
 const linkValidity = (seconds: number) =>

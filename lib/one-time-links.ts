@@ -10,11 +10,21 @@
 // A random token rather than a signed JWT: single use needs the row anyway, and it cannot be mistaken
 // for an access token signed with the same key. Issuing and redeeming are returned unexecuted, so a
 // caller can run them as CTEs of its own statement and keep one round trip (registration does).
+// Every step of every emailed link is also counted per source address here (`countLinkUse`,
+// `countedLinkRequest`): registration and lib/account-links.ts apply the same limit, each step under its own scope.
 import { createHash, randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
 import { config } from './config';
 import type { Sql, TransactionSql } from './db';
 import { badRequest, type HttpError } from './errors';
+import {
+  hitRateLimit,
+  type RateLimitBucket,
+  rateLimitDecision,
+  rateLimitHit,
+  refuseOverLimit,
+  sourceKey,
+} from './throttle';
 
 type Db = Sql | TransactionSql;
 
@@ -151,3 +161,40 @@ export function findToken(
 
 /** Used and expired tokens are kept this long (for the audit trail's sake), then deleted. */
 export const SPENT_TOKEN_RETENTION_DAYS = 1;
+
+// ---------------------------------------------------------------------------------------------------
+// The limits on an emailed link's steps (asking for a link, presenting its token), per source address
+// ---------------------------------------------------------------------------------------------------
+
+/** Requests per source address and step per window, for every step of every emailed link. */
+export const LINK_SOURCE_LIMIT = 10;
+export const LINK_SOURCE_WINDOW_SECONDS = 60;
+
+/**
+ * Counts a step that presents a token against its source (`scope` names the step) and refuses it with
+ * 429 past the limit; the routes commit refusals, so guessing tokens is counted too.
+ */
+export async function countLinkUse(sql: Db, scope: string, clientIp: string | null): Promise<void> {
+  refuseOverLimit(
+    await hitRateLimit(sql, sourceKey(sql, scope, clientIp), LINK_SOURCE_LIMIT, LINK_SOURCE_WINDOW_SECONDS),
+  );
+}
+
+/**
+ * Runs a request for a link as one statement that first counts it against its source, as the CTE
+ * `bucket`: `steps` are the CTEs after it (each writing nothing once `bucket.count` is over
+ * LINK_SOURCE_LIMIT: issuing the token, queuing its email). One round trip whatever the outcome, so the
+ * answer's timing tells nothing; 429 over the limit (its count is kept when the route commits refusals).
+ */
+export async function countedLinkRequest(
+  sql: Db,
+  scope: string,
+  clientIp: string | null,
+  steps: postgres.Fragment,
+): Promise<void> {
+  const [bucket] = await sql<RateLimitBucket[]>`
+    with bucket as (${rateLimitHit(sql, sourceKey(sql, scope, clientIp), LINK_SOURCE_WINDOW_SECONDS)}),
+    ${steps}
+    select count, retry_after from bucket`;
+  refuseOverLimit(rateLimitDecision(bucket, LINK_SOURCE_LIMIT));
+}

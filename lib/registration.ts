@@ -6,8 +6,11 @@ import { decrypt, emailBlindIndex, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
 import { badRequest } from './errors';
 import {
+  countedLinkRequest,
+  countLinkUse,
   invalidToken as invalidLink,
   issueToken,
+  LINK_SOURCE_LIMIT,
   looksLikeToken,
   newToken,
   portalLink,
@@ -15,14 +18,6 @@ import {
 } from './one-time-links';
 import { type OutboxMessage, queueForIssuedLink } from './outbox';
 import { checkPasswordPolicy } from './password-policy';
-import {
-  hitRateLimit,
-  type RateLimitBucket,
-  rateLimitDecision,
-  rateLimitHit,
-  refuseOverLimit,
-  sourceKey,
-} from './throttle';
 import { emailIndexMatches, insertUser } from './users';
 
 /** The emailed link is valid this long. */
@@ -31,9 +26,6 @@ export const REQUEST_TTL_SECONDS = 30 * 60;
 const COMPLETION_TTL_SECONDS = 15 * 60;
 /** At most one email per address per this interval, whoever asks (no mail-bombing an address). */
 const RESEND_INTERVAL_SECONDS = 60;
-/** Requests per source address and step per window. */
-const SOURCE_LIMIT = 10;
-const SOURCE_WINDOW_SECONDS = 60;
 const USER_AGENT_MAX = 512;
 /** A registration request is forgotten this many days after it expired (the outbox timer prunes). */
 const REGISTRATION_RETENTION_DAYS = 30;
@@ -60,8 +52,7 @@ export async function enforceSourceLimit(
   step: 'verify' | 'complete',
   clientIp: string | null,
 ): Promise<void> {
-  const source = sourceKey(sql, scopeOf(step), clientIp);
-  refuseOverLimit(await hitRateLimit(sql, source, SOURCE_LIMIT, SOURCE_WINDOW_SECONDS));
+  await countLinkUse(sql, scopeOf(step), clientIp);
 }
 
 function verificationMessage(email: string, token: string): OutboxMessage {
@@ -108,23 +99,25 @@ export async function requestRegistration(
   // sign-in page is where that person goes anyway. Within RESEND_INTERVAL of the last link the
   // request is left as it is (no second email); otherwise the new token replaces the old one.
   // Over the source's limit nothing but the counter is written. The counter is bumped in this same
-  // statement (rateLimitHit as a CTE), so there is one round trip whatever the outcome.
-  const counted = rateLimitHit(sql, sourceKey(sql, scopeOf('request'), from.ip), SOURCE_WINDOW_SECONDS);
+  // statement (countedLinkRequest), so there is one round trip whatever the outcome.
   const issued = issueToken(sql, {
     purpose: 'registration_verify',
     owner: { registrationRequestId: sql`(select id from upserted)` },
     hash,
     ttlSeconds: REQUEST_TTL_SECONDS,
   });
-  const [bucket] = await sql<RateLimitBucket[]>`
-    with bucket as (${counted}),
+  await countedLinkRequest(
+    sql,
+    scopeOf('request'),
+    from.ip,
+    sql`
     upserted as (
       insert into registration_requests as r
              (email_ciphertext, email_blind_index, expires_at, request_ip, user_agent)
       select ${encrypt(email, 'registration_requests.email')}, ${blindIndex},
              now() + make_interval(secs => ${REQUEST_TTL_SECONDS}), ${from.ip}::inet, ${userAgent}
         from bucket
-       where bucket.count <= ${SOURCE_LIMIT}
+       where bucket.count <= ${LINK_SOURCE_LIMIT}
          and not exists (select 1 from users u where ${emailIndexMatches(sql, sql`u.email_blind_index`, email)})
       on conflict (email_blind_index) do update
          set email_ciphertext = excluded.email_ciphertext,
@@ -133,9 +126,8 @@ export async function requestRegistration(
        where r.updated_at <= now() - make_interval(secs => ${RESEND_INTERVAL_SECONDS})
       returning r.id),
     issued as (${issued}),
-    queued as (${queued})
-    select count, retry_after from bucket`;
-  refuseOverLimit(rateLimitDecision(bucket, SOURCE_LIMIT));
+    queued as (${queued})`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
