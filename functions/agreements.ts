@@ -14,10 +14,12 @@ import {
   eventsOf,
   findAgreement,
   insertAgreement,
+  insertPdfTemplate,
   insertSignature,
   insertTemplate,
   listTemplates,
   markCounterSigned,
+  pdfTemplateView,
   RESENDABLE,
   recordEvent,
   requireStatus,
@@ -30,11 +32,12 @@ import {
   voidAgreement,
 } from '../lib/agreements';
 import { agreementListItem, agreementView, eventView, SignaturePng, sendSigningLink } from '../lib/agreements-http';
-import { endpoint } from '../lib/endpoint';
-import { badRequest, fieldErrors, notFound } from '../lib/errors';
+import { type ChangeInput, endpoint } from '../lib/endpoint';
+import { badRequest, fieldErrors, notFound, payloadTooLarge } from '../lib/errors';
 import { openFile } from '../lib/files';
 import { created, json, streamed } from '../lib/http';
 import { limitSchema, nextLink, pageOf } from '../lib/pagination';
+import { PdfRefused, sanitisePdf } from '../lib/pdf';
 import { multiLine, singleLine } from '../lib/text';
 import { EmailAddress, PersonName } from '../lib/users';
 
@@ -70,6 +73,46 @@ endpoint({
   handler: async function listAgreementTemplates({ sql }) {
     return json({ items: (await listTemplates(sql)).map(toTemplateView) });
   },
+});
+
+const MAX_TEMPLATE_PDF_BYTES = 10 * 1024 * 1024;
+
+const TemplateUpload = z.strictObject({
+  name: singleLine(200),
+  version: singleLine(40),
+  /** The PDF, base64; at most 10 MB decoded. */
+  pdf: z.base64().max(Math.ceil((MAX_TEMPLATE_PDF_BYTES * 4) / 3) + 4),
+});
+
+async function uploadTemplatePdf({
+  sql,
+  body,
+  caller,
+  audit,
+}: ChangeInput<unknown, unknown, z.infer<typeof TemplateUpload>>) {
+  const upload = Buffer.from(body.pdf, 'base64');
+  if (upload.length > MAX_TEMPLATE_PDF_BYTES) throw payloadTooLarge(MAX_TEMPLATE_PDF_BYTES);
+  const clean = await sanitisePdf(upload).catch((error: unknown) => {
+    if (error instanceof PdfRefused)
+      throw badRequest('This PDF cannot be a template', [{ field: 'body.pdf', message: error.message }]);
+    throw error;
+  });
+  const row = await insertPdfTemplate(sql, body, clean.bytes, caller.userId);
+  audit.resourceIds.templateId = row.id;
+  return created(
+    { ...pdfTemplateView(row), pages: clean.pages, removed: clean.removed },
+    `/api/agreements/templates/${row.id}`,
+  );
+}
+
+endpoint({
+  name: 'agreement-templates-upload',
+  methods: ['POST'],
+  route: 'agreements/templates/uploads',
+  access: ['admin'],
+  body: TemplateUpload,
+  maxBodyBytes: Math.ceil((MAX_TEMPLATE_PDF_BYTES * 4) / 3) + 64 * 1024,
+  handler: uploadTemplatePdf,
 });
 
 for (const [action, active] of [

@@ -13,6 +13,7 @@ import { config } from './config';
 import { decrypt, emailBlindIndex, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
 import { conflict, declareConstraints, notFound } from './errors';
+import { storeFile } from './files';
 import { keyset } from './pagination';
 import { SCHOOL } from './school';
 import { emailIndexMatches } from './users';
@@ -137,6 +138,53 @@ export const toTemplateView = (row: TemplateRow) => ({
   retiredAt: row.retired_at?.toISOString() ?? null,
   createdAt: row.created_at.toISOString(),
   schema: row.schema,
+});
+
+/**
+ * A PDF template (the file already rewritten by sanitisePdf): the file goes to the files store first,
+ * then the row that points to it (an object without a row is swept, never a row without its object).
+ * Stored inactive, as every new version is.
+ */
+export async function insertPdfTemplate(
+  sql: AnySql,
+  template: { name: string; version: string },
+  pdf: Uint8Array,
+  createdBy: string,
+): Promise<PdfTemplateRow> {
+  const file = await storeFile(sql, {
+    purpose: 'agreement-template',
+    shelf: 'files',
+    contentType: 'application/pdf',
+    maxBytes: 20 * 1024 * 1024,
+    source: pdf,
+    createdBy,
+  });
+  const [row] = await sql<PdfTemplateRow[]>`
+    insert into document_templates (name, version, storage_ref, sha256, content_type, is_active, created_by)
+    values (${template.name}, ${template.version}, ${file.id}, ${file.sha256}, 'application/pdf', false, ${createdBy})
+    returning id, name, version, storage_ref, sha256, is_active, created_at`;
+  return { ...(row as PdfTemplateRow), byte_size: file.byteSize };
+}
+
+export interface PdfTemplateRow {
+  id: string;
+  name: string;
+  version: string;
+  storage_ref: string;
+  sha256: Buffer;
+  is_active: boolean;
+  created_at: Date;
+  byte_size: number;
+}
+
+export const pdfTemplateView = (row: PdfTemplateRow) => ({
+  id: row.id,
+  name: row.name,
+  version: row.version,
+  kind: 'pdf' as const,
+  active: row.is_active,
+  createdAt: row.created_at.toISOString(),
+  file: { sha256: row.sha256.toString('hex'), byteSize: row.byte_size },
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import type { PDFDocument, PDFFont, PDFImage, PDFPage } from 'pdf-lib';
 import { addSealPlaceholder, seal } from './pdf-seal';
 
+export { PdfRefused, type SanitisedPdf, sanitisePdf } from './pdf-sanitise';
 export { type SealCheck, sealIdentity, verifySeal } from './pdf-seal';
 
 export type Block =
