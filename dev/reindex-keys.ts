@@ -16,10 +16,9 @@
 // its index (lib/crypto.ts indexPrefix), so the query selects only rows not on the current key: a run
 // that was killed simply starts again and finds what is left. `--pause-ms` waits between batches to
 // spare a busy server.
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import {
   decrypt,
   emailBlindIndex,
@@ -30,6 +29,7 @@ import {
   nameSearchTokens,
 } from '../lib/crypto';
 import { BYTEA_ARRAY } from '../lib/db';
+import { runAsCommand, withOwnerDatabase } from './key-command';
 
 type AnySql = postgres.Sql | postgres.TransactionSql;
 
@@ -260,39 +260,26 @@ async function main(): Promise<void> {
       'pause-ms': { type: 'string', default: '0' },
     },
   });
-  const url = process.env.DATABASE_URL;
-  if (!url) {
-    console.error(
-      'DATABASE_URL is required: the connection string of the database to re-index (as its owner), e.g.\n' +
-        '  DATABASE_URL=postgres://owner@host:5432/aada_lms PII_BLIND_INDEX_KEY=new:…,… npm run keys:reindex',
-    );
-    process.exit(2);
-  }
-  const batchSize = Number(values['batch-size']);
-  const pauseMs = Number(values['pause-ms']);
-  if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(pauseMs) || pauseMs < 0) {
-    console.error('--batch-size is a whole number of at least 1, --pause-ms a whole number of milliseconds');
-    process.exit(2);
-  }
-  const sql = postgres(url, { max: 2, onnotice: () => {} });
-  try {
-    if (values.retire) {
-      const verdict = await checkRetirement(sql);
-      for (const line of verdict.lines) console.log(line);
-      process.exitCode = verdict.retirable ? 0 : 1;
-      return;
-    }
-    const result = await reindexPeople(sql, { batchSize, pauseMs, log: (line) => console.log(line) });
-    process.exitCode = result.complete ? 0 : 1;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  await withOwnerDatabase(
+    'the connection string of the database to re-index (as its owner), e.g.\n' +
+      '  DATABASE_URL=postgres://owner@host:5432/aada_lms PII_BLIND_INDEX_KEY=new:…,… npm run keys:reindex',
+    async (sql) => {
+      const batchSize = Number(values['batch-size']);
+      const pauseMs = Number(values['pause-ms']);
+      if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(pauseMs) || pauseMs < 0) {
+        console.error('--batch-size is a whole number of at least 1, --pause-ms a whole number of milliseconds');
+        process.exit(2);
+      }
+      if (values.retire) {
+        const verdict = await checkRetirement(sql);
+        for (const line of verdict.lines) console.log(line);
+        return verdict.retirable ? 0 : 1;
+      }
+      const result = await reindexPeople(sql, { batchSize, pauseMs, log: (line) => console.log(line) });
+      return result.complete ? 0 : 1;
+    },
+  );
 }
 
 // Run as a command (tsx dev/reindex-keys.ts), not when a test imports it.
-if (process.argv[1] && path.resolve(process.argv[1]) === __filename) {
-  main().catch((error) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  });
-}
+runAsCommand(__filename, main);

@@ -24,9 +24,8 @@
 // query, so an interrupted run simply starts again and continues where it stopped; rows skipped
 // because they were locked are retried in a further pass. Rewriting a row moves its updated_at (the
 // set_updated_at trigger): the stored bytes did change, the content did not.
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import {
   ciphertextPrefix,
   currentKeyId,
@@ -39,6 +38,7 @@ import {
 import { BYTEA_ARRAY, TEXT_ARRAY } from '../lib/db';
 import { rotateFileKeys } from '../lib/files';
 import { encryptedColumns } from '../lib/personal-data';
+import { runAsCommand, withOwnerDatabase } from './key-command';
 
 type AnySql = postgres.Sql | postgres.TransactionSql;
 
@@ -274,31 +274,19 @@ export async function rotateKeys(sql: postgres.Sql, options: RotateOptions = {})
 }
 
 async function main(): Promise<void> {
-  const url = process.env.DATABASE_URL;
-  if (!url) {
-    console.error(
-      'DATABASE_URL is required: the connection string of the database to re-encrypt (as its owner), e.g.\n' +
-        '  DATABASE_URL=postgres://owner@host:5432/aada_lms PII_ENCRYPTION_KEYS=new:…,old:… npm run keys:rotate',
-    );
-    process.exit(2);
-  }
-  const sql = postgres(url, { max: 2, onnotice: () => {} });
-  try {
-    const result = await rotateKeys(sql, { log: (line) => console.log(line) });
-    const files = await rotateFileKeys(sql);
-    console.log(
-      `Files: ${files.rotated} re-encrypted, ${files.unreadable.length} unreadable ${files.unreadable.join(' ')}`,
-    );
-    process.exitCode = result.complete && files.unreadable.length === 0 ? 0 : 1;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  await withOwnerDatabase(
+    'the connection string of the database to re-encrypt (as its owner), e.g.\n' +
+      '  DATABASE_URL=postgres://owner@host:5432/aada_lms PII_ENCRYPTION_KEYS=new:…,old:… npm run keys:rotate',
+    async (sql) => {
+      const result = await rotateKeys(sql, { log: (line) => console.log(line) });
+      const files = await rotateFileKeys(sql);
+      console.log(
+        `Files: ${files.rotated} re-encrypted, ${files.unreadable.length} unreadable ${files.unreadable.join(' ')}`,
+      );
+      return result.complete && files.unreadable.length === 0 ? 0 : 1;
+    },
+  );
 }
 
 // Run as a command (tsx dev/rotate-keys.ts), not when a test imports rotateKeys.
-if (process.argv[1] && path.resolve(process.argv[1]) === __filename) {
-  main().catch((error) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  });
-}
+runAsCommand(__filename, main);
