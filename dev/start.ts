@@ -29,17 +29,17 @@ async function main() {
   const log = (line: string) => console.log(line);
   // Before anything reads the configuration (the seed encrypts with it): the app defaults to production.
   process.env.APP_ENV ??= 'development';
-  let local: Awaited<ReturnType<typeof openLocalDatabase>> | undefined;
-
-  if (!process.env.DATABASE_URL) {
-    local = await openLocalDatabase({ log });
-    process.env.DATABASE_URL = local.appUrl;
-  }
+  // The files store first: the demo seed uploads its H5P activities into it.
   let blobs: Awaited<ReturnType<typeof startAzurite>> | undefined;
   if (!process.env.BLOB_ENDPOINT) {
     const port = Number(process.env.AZURITE_BLOB_PORT ?? 10000);
     blobs = await startAzurite({ port, location: path.join(REPO_ROOT, '.data', 'azurite'), log });
     process.env.BLOB_ENDPOINT = blobs.endpoint;
+  }
+  let local: Awaited<ReturnType<typeof openLocalDatabase>> | undefined;
+  if (!process.env.DATABASE_URL) {
+    local = await openLocalDatabase({ log });
+    process.env.DATABASE_URL = local.appUrl;
   }
 
   // The development certificate that seals agreements, made on the first start and kept, so PDFs sealed

@@ -11,15 +11,18 @@ import {
   ACTIVITY_KEY,
   assetBase,
   checkGrant,
+  findCurrentH5pActivity,
   findH5pActivity,
   findH5pFile,
   listH5pActivities,
   MAX_PACKAGE_BYTES,
+  playerAddress,
   retireH5pActivity,
   storeH5pActivity,
   toH5pActivityView,
 } from '../lib/h5p';
-import { ifNoneMatchHits, json, notModified, type Reply } from '../lib/http';
+import { playerPage, playerPageCsp, playerRuntime } from '../lib/h5p-player';
+import { bytes, ifNoneMatchHits, json, notModified, type Reply } from '../lib/http';
 import { CONTENT_EDITORS, CONTENT_READERS, contentScope, reachableModule } from '../lib/lessons';
 
 declareConstraints({
@@ -112,6 +115,8 @@ endpoint({
       h5p: row.h5p_json,
       // h5p-standalone's options, and any player's: h5p.json and the libraries at the base, content/ below it.
       player: { h5pJsonPath: base, contentJsonPath: `${base}content`, librariesPath: base },
+      // The API's own player page for it (lib/h5p-player.ts), for an <iframe sandbox="allow-scripts">.
+      playerUrl: playerAddress(row.id),
       assetBase: base,
       expiresAt: expiresAt.toISOString(),
     });
@@ -161,5 +166,53 @@ endpoint({
         'Cross-Origin-Resource-Policy': 'cross-origin',
       },
     };
+  },
+});
+
+const PlayerParams = z.object({ activityId: z.uuid(), grant: z.string().max(80) });
+
+endpoint({
+  name: 'h5p-player',
+  methods: ['GET'],
+  route: 'h5p-player/{activityId}/{grant}',
+  // Like its files: the grant in the address is the credential (a sandboxed frame sends no cookie).
+  access: 'public',
+  // no-store: the page holds the grant of the activity's files.
+  params: PlayerParams,
+  handler: async function servePlayerPage({ sql, params, request }): Promise<Reply> {
+    const check = checkGrant(params.activityId, params.grant);
+    if (check !== 'valid') throw grantRefused(check === 'expired');
+    const activity = await findCurrentH5pActivity(sql, params.activityId);
+    if (!activity) throw grantRefused(false);
+    const url = new URL(request.url);
+    const apiBase = url.pathname.slice(0, url.pathname.indexOf('/h5p-player/'));
+    const assets = `${apiBase}/h5p-assets/${activity.id}/${params.grant}`;
+    return bytes(Buffer.from(playerPage(apiBase, activity.title, assets)), 'text/html; charset=utf-8', {
+      // Framed by the lesson: frame-ancestors decides (browsers ignore X-Frame-Options where it is set).
+      'Content-Security-Policy': playerPageCsp(url.origin),
+    });
+  },
+});
+
+const RuntimeParams = z.object({
+  version: z.string().regex(/^[0-9a-f]{16}$/, 'The runtime version the player page names'),
+  file: z.string().min(1).max(200),
+});
+
+endpoint({
+  name: 'h5p-runtime',
+  methods: ['GET'],
+  route: 'h5p-runtime/{version}/{*file}',
+  access: 'public',
+  // The path names the files' hash: a year, never revalidated.
+  cache: 'immutable',
+  // Fonts are fetched in CORS mode, from the player's opaque origin (lib/http.ts anonymous CORS).
+  cors: 'anonymous',
+  params: RuntimeParams,
+  handler: async function serveRuntimeFile({ params }) {
+    const runtime = playerRuntime();
+    const file = params.version === runtime.version ? runtime.files.get(params.file) : undefined;
+    if (!file) throw notFound('No such file of the H5P player (the player page names the current ones)');
+    return bytes(file.body, file.contentType, { 'Cross-Origin-Resource-Policy': 'cross-origin' });
   },
 });

@@ -458,6 +458,13 @@ export async function retireH5pActivity(sql: AnySql, moduleId: string, key: stri
   return retired.count > 0;
 }
 
+/** A current activity by its id (the player page's; a retired one is gone). */
+export async function findCurrentH5pActivity(sql: AnySql, activityId: string): Promise<H5pActivityRow | null> {
+  const [row] = await sql<H5pActivityRow[]>`
+    select * from h5p_activities where id = ${activityId} and retired_at is null`;
+  return row ?? null;
+}
+
 /** A file of a current activity (a retired activity's addresses stop working at once). */
 export async function findH5pFile(
   sql: AnySql,
@@ -498,13 +505,18 @@ const escapeHtml = (text: string) =>
 
 /** How a lesson lists an activity it names: the module's current one of that key, or none. */
 export type LessonActivity =
-  | { activityKey: string; available: true; title: string; href: string }
+  | { activityKey: string; available: true; title: string; href: string; player: string }
   | { activityKey: string; available: false };
 
 export function toLessonActivity(key: string, row: H5pActivityRow | undefined): LessonActivity {
-  return row
-    ? { activityKey: key, available: true, title: row.title, href: toH5pActivityView(row).href }
-    : { activityKey: key, available: false };
+  if (!row) return { activityKey: key, available: false };
+  return {
+    activityKey: key,
+    available: true,
+    title: row.title,
+    href: toH5pActivityView(row).href,
+    player: playerAddress(row.id),
+  };
 }
 
 /**
@@ -518,7 +530,10 @@ export function lessonEmbedHtml(activity: LessonActivity, inline: boolean): stri
   if (!activity.available) {
     return `<${tag} class="h5p-embed h5p-unavailable" data-h5p-activity="${key}">The activity “${key}” is not available.</${tag}>`;
   }
-  return `<${tag} class="h5p-embed" data-h5p-activity="${key}" data-h5p-title="${escapeHtml(activity.title)}" data-h5p-href="${escapeHtml(activity.href)}"></${tag}>`;
+  const title = escapeHtml(activity.title);
+  // The player page in a sandboxed frame: scripts, but an opaque origin (no allow-same-origin).
+  const frame = `<iframe class="h5p-player" src="${escapeHtml(activity.player)}" title="${title}" sandbox="allow-scripts" referrerpolicy="no-referrer" loading="lazy" width="100%" height="480"></iframe>`;
+  return `<${tag} class="h5p-embed" data-h5p-activity="${key}" data-h5p-title="${title}" data-h5p-href="${escapeHtml(activity.href)}">${frame}</${tag}>`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -552,13 +567,28 @@ const signature = (key: Buffer, activityId: string, expires: number) =>
  * scripts, content/images/…), so the grant covers the activity's folder, not one file.
  */
 export function assetBase(activityId: string, now = Date.now()): { base: string; expiresAt: Date } {
+  const { grant, expires } = grantFor(activityId, now);
+  return { base: `/api/h5p-assets/${activityId}/${grant}/`, expiresAt: new Date(expires * 1000) };
+}
+
+/**
+ * Grants expire on a multiple of this many seconds (and at least H5P_ASSET_URL_SECONDS from now): every
+ * grant of an activity issued within the same few minutes is the same, so a lesson embedding it keeps its
+ * ETag (a 304 on revalidation) until the next step.
+ */
+const GRANT_STEP_SECONDS = 300;
+
+function grantFor(activityId: string, now: number): { grant: string; expires: number } {
   const key = signingKey();
   if (!key) throw assetsUnavailable();
-  const expires = Math.floor(now / 1000) + config().H5P_ASSET_URL_SECONDS;
-  return {
-    base: `/api/h5p-assets/${activityId}/${expires}.${signature(key, activityId, expires)}/`,
-    expiresAt: new Date(expires * 1000),
-  };
+  const earliest = Math.floor(now / 1000) + config().H5P_ASSET_URL_SECONDS;
+  const expires = Math.ceil(earliest / GRANT_STEP_SECONDS) * GRANT_STEP_SECONDS;
+  return { grant: `${expires}.${signature(key, activityId, expires)}`, expires };
+}
+
+/** The player page of an activity (lib/h5p-player.ts), under the same kind of grant as its files. */
+export function playerAddress(activityId: string, now = Date.now()): string {
+  return `/api/h5p-player/${activityId}/${grantFor(activityId, now).grant}`;
 }
 
 export type GrantCheck = 'valid' | 'invalid' | 'expired';

@@ -219,6 +219,52 @@ describe('CORS of the signed addresses (lib/http.ts anonymous CORS)', () => {
   });
 });
 
+describe('the player page and its runtime', () => {
+  test('the page runs in a sandbox, framed only by the portal, over the same grant; the runtime is immutable', async () => {
+    const { body } = await openActivity('quiz-1');
+    const playerUrl = body.playerUrl as string;
+    const grant = (body.assetBase as string).split('/')[4];
+    expect(playerUrl).toBe(`/api/h5p-player/${(body.assetBase as string).split('/')[3]}/${grant}`);
+    const page = await fetchAsset(playerUrl);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const csp = page.headers.get('content-security-policy') as string;
+    expect(csp).toMatch(/^sandbox allow-scripts; default-src 'none'; /);
+    expect(csp).not.toMatch(/allow-same-origin|unsafe-eval/);
+    expect(csp).toContain(`frame-ancestors 'self' ${PORTAL}`);
+    expect(csp).not.toMatch(/script-src[^;]*'unsafe-inline'/);
+    const html = await page.text();
+    // No inline script: settings are data attributes; the files come from the activity's signed base.
+    expect(html).not.toMatch(/<script>/);
+    expect(html).toContain(`data-assets="${(body.assetBase as string).replace(/\/$/, '')}"`);
+    const runtime = [...html.matchAll(/(?:src|href)="(\/api\/h5p-runtime\/[0-9a-f]{16}\/[^"]+)"/g)].map((m) => m[1]);
+    expect(runtime.length).toBeGreaterThanOrEqual(3);
+    for (const href of runtime) {
+      const file = await fetchAsset(href as string);
+      expect([href, file.status]).toEqual([href, 200]);
+      expect(file.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      expect(file.headers.get('access-control-allow-origin')).toBe('*');
+      expect(file.headers.get('access-control-allow-credentials')).toBeNull();
+    }
+    const version = (runtime[0] as string).split('/')[3];
+    expect((await fetchAsset(`/api/h5p-runtime/${version}/fonts/h5p-core-30.woff2`)).status).toBe(200);
+    // The package's SVG logo, its type declarations and anything else are not served; nor another version.
+    for (const path of ['images/h5p.svg', 'h5p.d.ts', '..%2Fpackage.json', 'fonts/inter/LICENSE.txt']) {
+      expect([path, (await fetchAsset(`/api/h5p-runtime/${version}/${path}`)).status]).toEqual([path, 404]);
+    }
+    expect((await fetchAsset(`/api/h5p-runtime/0000000000000000/main.bundle.js`)).status).toBe(404);
+    expect((await fetchAsset(`/api/h5p-runtime/not-a-version/main.bundle.js`)).status).toBe(400);
+
+    // The page honours only a grant of its own activity, in force.
+    const activityId = (body.assetBase as string).split('/')[3];
+    const flipped = `${grant?.slice(0, -2)}${grant?.at(-2) === 'A' ? 'B' : 'A'}${grant?.at(-1)}`;
+    expect((await fetchAsset(`/api/h5p-player/${activityId}/${flipped}`)).status).toBe(404);
+    expect((await fetchAsset(`/api/h5p-player/00000000-0000-4000-8000-000000000000/${grant}`)).status).toBe(404);
+    expect((await fetchAsset(`/api/h5p-player/not-a-uuid/${grant}`)).status).toBe(400);
+  });
+});
+
 describe('bad packages: a 4xx naming the problem, nothing stored', () => {
   const bomb = () => {
     const zeros = Buffer.alloc(20 * 1024 * 1024);
@@ -336,9 +382,12 @@ describe('replacing and retiring', () => {
     const { body: after } = await openActivity('quiz-1');
     expect(after.title).toBe('Infection control quiz, v2');
     expect((await fetchAsset(`${after.assetBase}h5p.json`)).status).toBe(200);
+    expect((await fetchAsset(after.playerUrl)).status).toBe(200);
     expect((await send('DELETE', activityUrl('quiz-1'), { as: instructor })).status).toBe(204);
     expect((await openActivity('quiz-1')).response.status).toBe(404);
     expect((await fetchAsset(`${after.assetBase}h5p.json`)).status).toBe(404);
+    // Its player page stops with it.
+    expect((await fetchAsset(after.playerUrl)).status).toBe(404);
     expect((await send('DELETE', activityUrl('quiz-1'), { as: instructor })).status).toBe(404);
   });
 });

@@ -111,17 +111,22 @@ describe('placeholders in the published lesson', () => {
     );
     const lesson = await readLesson(moduleId);
     const href = `/api/modules/${moduleId}/h5p/glove-order`;
+    const player = (lesson.activities[0] as { player?: string }).player as string;
+    expect(player).toMatch(/^\/api\/h5p-player\/[0-9a-f-]{36}\/\d+\.[A-Za-z0-9_-]{43}$/);
     expect(lesson.activities).toEqual([
-      { activityKey: 'glove-order', available: true, title: 'Putting on gloves', href },
+      { activityKey: 'glove-order', available: true, title: 'Putting on gloves', href, player },
       { activityKey: 'no-such-activity', available: false },
       { activityKey: 'retired-one', available: false },
     ]);
+    const frame = `<iframe class="h5p-player" src="${player}" title="Putting on gloves" sandbox="allow-scripts" referrerpolicy="no-referrer" loading="lazy" width="100%" height="480"></iframe>`;
     expect(lesson.html).toContain(
-      `<div class="h5p-embed" data-h5p-activity="glove-order" data-h5p-title="Putting on gloves" data-h5p-href="${href}"></div>`,
+      `<div class="h5p-embed" data-h5p-activity="glove-order" data-h5p-title="Putting on gloves" data-h5p-href="${href}">${frame}</div>`,
     );
     expect(lesson.html).toContain(
-      `<p>Try it inline: <span class="h5p-embed" data-h5p-activity="glove-order" data-h5p-title="Putting on gloves" data-h5p-href="${href}"></span> now.</p>`,
+      `<p>Try it inline: <span class="h5p-embed" data-h5p-activity="glove-order" data-h5p-title="Putting on gloves" data-h5p-href="${href}">${frame}</span> now.</p>`,
     );
+    // The player page it frames opens without any credential (the grant is one).
+    expect((await app.api(player.replace(/^\/api/, ''))).status).toBe(200);
     expect(lesson.html).toContain(
       '<div class="h5p-embed h5p-unavailable" data-h5p-activity="no-such-activity">The activity “no-such-activity” is not available.</div>',
     );
