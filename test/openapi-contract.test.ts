@@ -38,6 +38,7 @@ const UNDECLARED = new Set([
   'agreement-templates-create',
   'agreement-templates-list',
   'agreement-templates-retire',
+  'agreement-templates-upload',
   'agreements-countersign',
   'agreements-events',
   'agreements-get',
