@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { derivePoolMax, POOL_MAX_CEILING, parseConfig } from '../lib/config';
+import { productionSettings } from './helpers/production';
 
 const base = { APP_ENV: 'development', DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' };
 
@@ -36,24 +37,7 @@ describe('configuration', () => {
   });
 
   test('production refuses to start without the key of the H5P asset addresses, and takes a good one', () => {
-    const production = {
-      APP_ENV: 'production',
-      DB_HOST: 'db.example.test',
-      DB_NAME: 'lms',
-      DB_USER: 'app',
-      DB_SSL: 'verify-full',
-      DB_MAX_CONNECTIONS: '100',
-      DB_RESERVED_CONNECTIONS: '20',
-      MAX_INSTANCES: '1',
-      TIMER_INSTANCES: '0',
-      CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
-      PII_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
-      PII_BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
-      JWT_SIGNING_KEY: randomBytes(32).toString('base64'),
-      APP_PUBLIC_URL: 'https://portal.example.test',
-      BLOB_ENDPOINT: 'https://files.example.test',
-      PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
-    };
+    const { H5P_ASSET_KEY: _, ...production } = productionSettings();
     expect(() => parseConfig(production)).toThrow(/H5P_ASSET_KEY required in production/);
     expect(() => parseConfig({ ...production, H5P_ASSET_KEY: 'c2hvcnQ=' })).toThrow(/H5P_ASSET_KEY/);
     const key = randomBytes(32).toString('base64');

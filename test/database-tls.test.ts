@@ -2,7 +2,6 @@
 // password sent after the handshake is the managed identity's Entra ID token. An impostor server with a
 // certificate of its own (test/fixtures/impostor-tls, self-signed) shows the difference on the wire: with
 // `require` it receives the password, with the production default the connection stops at the handshake.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -11,29 +10,19 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../lib/config';
 import { poolOptions } from '../lib/db';
+import { productionSettings } from './helpers/production';
 
 const FIXTURE = join(__dirname, 'fixtures', 'impostor-tls');
 const STAND_IN_TOKEN = 'stand-in-for-the-entra-id-token';
 
 const PRODUCTION = {
-  APP_ENV: 'production',
-  APP_PUBLIC_URL: 'https://portal.example.test',
-  BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
-  PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
-  H5P_ASSET_KEY: randomBytes(32).toString('base64'),
+  ...productionSettings(),
   DB_HOST: 'psql-aada-lms-prod.postgres.database.azure.com',
   DB_NAME: 'aada_lms',
   DB_USER: 'id-aada-lms-prod',
   DB_PASSWORD: STAND_IN_TOKEN,
-  DB_MAX_CONNECTIONS: '100',
-  DB_RESERVED_CONNECTIONS: '20',
-  MAX_INSTANCES: '1',
   TIMER_INSTANCES: '3',
   DB_CONNECT_TIMEOUT_SECONDS: '5',
-  CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
-  PII_ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,
-  PII_BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
-  JWT_SIGNING_KEY: randomBytes(32).toString('base64'),
 };
 
 describe('production configuration refuses unverified TLS', () => {

@@ -9,29 +9,19 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { resetConfigForTests } from '../lib/config';
 import { closePool } from '../lib/db';
 import { createMigratedDatabase, type TestDatabase } from './helpers/database';
+import { productionSettings } from './helpers/production';
 
 let database: TestDatabase & { appUrl: string };
 
 beforeAll(async () => {
   database = await createMigratedDatabase();
   Object.assign(process.env, {
-    APP_ENV: 'production',
+    ...productionSettings(),
     DATABASE_URL: database.appUrl, // a loopback server: exempt from verify-full
     DB_HOST: '127.0.0.1',
     DB_NAME: database.name,
     DB_USER: 'unused',
-    DB_MAX_CONNECTIONS: '100',
-    DB_RESERVED_CONNECTIONS: '20',
-    MAX_INSTANCES: '1',
     TIMER_INSTANCES: '3',
-    CORS_ALLOWED_ORIGINS: 'https://portal.example.test',
-    APP_PUBLIC_URL: 'https://portal.example.test',
-    BLOB_ENDPOINT: 'https://stfilesexample.blob.core.windows.net',
-    PDF_SEAL_CERTIFICATE: 'c3RhbmQtaW4=',
-    H5P_ASSET_KEY: randomBytes(32).toString('base64'),
-    PII_ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,
-    PII_BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
-    JWT_SIGNING_KEY: randomBytes(32).toString('base64'),
     ACS_EMAIL_ENDPOINT: '',
     ACS_EMAIL_SENDER: '',
   });
