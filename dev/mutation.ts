@@ -7,11 +7,10 @@
 // Stryker's sandbox: the sandbox is a private temporary folder (mode 0700) that the `postgres` system user
 // the server runs as (when started by root) cannot enter, so a server started by the tests inside it fails.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, REPO_ROOT, startEmbeddedPostgres } from './database';
+import { REPO_ROOT, startThrowawayPostgres } from './database';
 
 /**
  * The modules, each mutated against the test files that exercise it (pure and unit ones first), not the
@@ -187,19 +186,9 @@ async function main(): Promise<void> {
   let adminUrl = process.env.DATABASE_URL;
   let stop = async () => {};
   if (!adminUrl) {
-    const dataDir = path.join(REPO_ROOT, '.data', `mutation-postgres-${process.pid}`);
-    const server = await startEmbeddedPostgres({
-      dataDir,
-      port: await freePort(),
-      persistent: false,
-      durable: false,
-      password: randomBytes(12).toString('hex'),
-    });
+    const server = await startThrowawayPostgres('mutation-postgres');
     adminUrl = server.adminUrl;
-    stop = async () => {
-      await server.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    };
+    stop = server.stop;
   }
   try {
     for (const module of modules) {

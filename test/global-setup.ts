@@ -1,13 +1,7 @@
-// Starts one PostgreSQL for the whole run (embedded unless DATABASE_URL names a server), builds the
-// migrated template database that each test file clones, starts the blob store (Azurite), and stops
-// everything at the end.
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { startAzurite } from '../dev/azurite';
-import { freePort, prepareDatabase, REPO_ROOT, startEmbeddedPostgres } from '../dev/database';
+import { freePort, prepareDatabase, REPO_ROOT, startThrowawayPostgres } from '../dev/database';
 import { patchPostgres } from '../dev/patch-postgres.cjs';
 
 export const TEMPLATE_DATABASE = 'aada_test_template';
@@ -26,17 +20,9 @@ export default async function setup(project: TestProject) {
   patchPostgres(REPO_ROOT);
   let adminUrl = process.env.DATABASE_URL;
   let stopServer: (() => Promise<void>) | undefined;
-  let dataDir: string | undefined;
   if (!adminUrl) {
-    dataDir = path.join(REPO_ROOT, '.data', `test-postgres-${process.pid}`);
-    const server = await startEmbeddedPostgres({
-      dataDir,
-      port: await freePort(),
-      persistent: false,
-      // Throw-away data: commits need not wait for the disk (npm start and the bench keep fsync on).
-      durable: false,
-      password: randomBytes(12).toString('hex'),
-    });
+    // Throw-away data: commits need not wait for the disk (npm start and the bench keep fsync on).
+    const server = await startThrowawayPostgres('test-postgres');
     adminUrl = server.adminUrl;
     stopServer = server.stop;
   }
@@ -55,6 +41,5 @@ export default async function setup(project: TestProject) {
   return async () => {
     await azurite.stop();
     if (stopServer) await stopServer();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   };
 }
