@@ -246,9 +246,13 @@ describe('the player page and its runtime', () => {
       expect(file.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       expect(file.headers.get('access-control-allow-origin')).toBe('*');
       expect(file.headers.get('access-control-allow-credentials')).toBeNull();
+      // Read to the end: an unread body of a large file holds its response (and the app's close) open.
+      expect((await file.arrayBuffer()).byteLength).toBeGreaterThan(0);
     }
     const version = (runtime[0] as string).split('/')[3];
-    expect((await fetchAsset(`/api/h5p-runtime/${version}/fonts/h5p-core-30.woff2`)).status).toBe(200);
+    const font = await fetchAsset(`/api/h5p-runtime/${version}/fonts/h5p-core-30.woff2`);
+    expect(font.status).toBe(200);
+    expect((await font.arrayBuffer()).byteLength).toBeGreaterThan(0);
     // The package's SVG logo, its type declarations and anything else are not served; nor another version.
     for (const path of ['images/h5p.svg', 'h5p.d.ts', '..%2Fpackage.json', 'fonts/inter/LICENSE.txt']) {
       expect([path, (await fetchAsset(`/api/h5p-runtime/${version}/${path}`)).status]).toEqual([path, 404]);
