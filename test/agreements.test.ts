@@ -42,11 +42,9 @@ async function cmsSignatureValid(pdf: Buffer): Promise<boolean> {
   const range = /\/ByteRange \[(\d+) (\d+) (\d+) (\d+)\]/.exec(text.slice(text.lastIndexOf('/ByteRange')));
   const [a, b, c, d] = (range?.slice(1) ?? []).map(Number) as [number, number, number, number];
   const signed = Buffer.concat([pdf.subarray(a, a + b), pdf.subarray(c, c + d)]);
-  const hex = pdf
-    .subarray(a + b + 1, c - 1)
-    .toString('latin1')
-    .replace(/(00)+$/, '');
-  const der = Buffer.from(hex, 'hex');
+  // All of the gap's hex, zero padding included: the BER parser stops at the signature's own length
+  // (stripping trailing "00" pairs would also cut a signature whose last byte is zero, one in 256).
+  const der = Buffer.from(pdf.subarray(a + b + 1, c - 1).toString('latin1'), 'hex');
   const info = new pkijs.ContentInfo({ schema: asn1js.fromBER(new Uint8Array(der).buffer).result });
   const signedData = new pkijs.SignedData({ schema: info.content });
   try {
