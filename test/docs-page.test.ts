@@ -133,7 +133,8 @@ describe.skipIf(skipBrowserTests)('the docs page in Chromium', () => {
     }
     await tab.page.$eval(block, (element) => (element as unknown as { scrollIntoView(): void }).scrollIntoView());
     await tab.page.click(`${block} .opblock-summary`);
-    await tab.page.click(`${block} .try-out__btn`);
+    // Swagger UI renders the opened operation after the click: wait for its button, do not race it.
+    await (await tab.page.waitForSelector(`${block} .try-out__btn`))?.click();
     const body = `${block} textarea.body-param__text`;
     await tab.page.waitForSelector(body);
     await tab.page.$eval(body, (element) => {
