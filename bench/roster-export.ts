@@ -8,19 +8,11 @@
 // ≤ 2.5 s, flat memory.
 //
 //   nice -n 10 npx tsx bench/roster-export.ts
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
-import {
-  ensureAppLogin,
-  freePort,
-  prepareDatabase,
-  REPO_ROOT,
-  startEmbeddedPostgres,
-  withDatabase,
-} from '../dev/database';
+import { ensureAppLogin, prepareDatabase, REPO_ROOT, startThrowawayPostgres, withDatabase } from '../dev/database';
 import { installFunctionsCoreStandIn, loadFunctionModules, startHost } from '../dev/functions-host';
 import { issueAccessToken } from '../lib/auth';
 import { decrypt, emailBlindIndex, encrypt } from '../lib/crypto';
@@ -126,14 +118,7 @@ async function startApp(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 async function main(): Promise<void> {
-  const dataDir = path.join(REPO_ROOT, '.data', `bench-roster-${process.pid}`);
-  const server = await startEmbeddedPostgres({
-    dataDir,
-    port: await freePort(),
-    persistent: false,
-    durable: true,
-    password: randomBytes(12).toString('hex'),
-  });
+  const server = await startThrowawayPostgres('bench-roster', { durable: true });
   try {
     await prepareDatabase(server.adminUrl, 'aada_bench_roster');
     const owner = postgres(withDatabase(server.adminUrl, 'aada_bench_roster'), { max: 2, onnotice: () => {} });
@@ -190,7 +175,6 @@ async function main(): Promise<void> {
     await closePool(1);
   } finally {
     await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -122,15 +122,16 @@ export async function startEmbeddedPostgres(opts: {
 
 /**
  * A throw-away server of this process (the suite's, a benchmark's, a mutation run's) in
- * `.data/<label>-<pid>`, on a free port, with a random password and no fsync; stop() also deletes its files.
+ * `.data/<label>-<pid>`, on a free port, with a random password; stop() also deletes its files. No fsync
+ * unless `durable` (a benchmark that must pay for commits as production does).
  */
-export async function startThrowawayPostgres(label: string): Promise<RunningServer> {
+export async function startThrowawayPostgres(label: string, { durable = false } = {}): Promise<RunningServer> {
   const dataDir = path.join(REPO_ROOT, '.data', `${label}-${process.pid}`);
   const server = await startEmbeddedPostgres({
     dataDir,
     port: await freePort(),
     persistent: false,
-    durable: false,
+    durable,
     password: randomBytes(12).toString('hex'),
   });
   return {
