@@ -9,7 +9,7 @@ import { send } from './helpers/http';
 import { assignInstructor, createEnrollment, createProgram, type TestProgram } from './helpers/records';
 import { createRoleAccounts } from './helpers/roles';
 import { createTestUser, type TestUser } from './helpers/users';
-import { zip } from './helpers/zip';
+import { minimalH5p } from './helpers/zip';
 
 const app = useTestApp();
 
@@ -37,29 +37,11 @@ beforeAll(async () => {
 
 const moduleAt = (index: number) => program.moduleIds[index] as string;
 
-/** A small valid package whose h5p.json has `title`. */
-function h5pPackage(title: string): Buffer {
-  const library = 'H5P.AadaNote-1.0';
-  return zip([
-    {
-      name: 'h5p.json',
-      data: JSON.stringify({
-        title,
-        mainLibrary: 'H5P.AadaNote',
-        preloadedDependencies: [{ machineName: 'H5P.AadaNote', majorVersion: 1, minorVersion: 0 }],
-      }),
-    },
-    { name: 'content/content.json', data: JSON.stringify({ text: 'Hello' }) },
-    { name: `${library}/library.json`, data: JSON.stringify({ machineName: 'H5P.AadaNote', majorVersion: 1 }) },
-    { name: `${library}/note.js`, data: 'H5P.AadaNote = function () {};' },
-  ]);
-}
-
 async function uploadActivity(moduleId: string, key: string, title: string, as = instructor) {
   const response = await app.api(`/modules/${moduleId}/h5p/${key}`, {
     method: 'PUT',
     headers: { ...as.headers, 'Content-Type': 'application/zip' },
-    body: h5pPackage(title),
+    body: minimalH5p(title),
   });
   expect(response.status, await response.clone().text()).toBe(201);
 }
