@@ -89,19 +89,17 @@ export async function onceForKey(
   request: IdempotentRequest,
   work: () => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>,
 ): Promise<{ reply: Reply; replayed: boolean }> {
+  const fingerprint = fingerprintOf(request.payload);
+  // A key whose first request has committed is answered from its stored row without the lock, so
+  // retries of a finished payment never queue behind each other (they used to get 409 from the
+  // lock while nothing was running). Only a key with no stored answer takes the lock, and looks
+  // again once it holds it: the first request may have committed in between.
+  const before = await storedReplay(sql, request, fingerprint);
+  if (before) return before;
   const [lock] = await sql<{ held: boolean }[]>`select pg_try_advisory_xact_lock(${lockIdOf(request)}::bigint) as held`;
   if (!lock?.held) throw stillRunning();
-  const fingerprint = fingerprintOf(request.payload);
-  const [stored] = await sql<{ request_hash: Buffer; response_ciphertext: string }[]>`
-    select request_hash, response_ciphertext from idempotency_keys
-     where caller_id = ${request.callerId} and scope = ${request.scope} and key = ${request.key}`;
-  if (stored) {
-    if (!stored.request_hash.equals(fingerprint)) throw keyReused();
-    return {
-      reply: replayOf(JSON.parse(decrypt(stored.response_ciphertext, 'idempotency_keys.response'))),
-      replayed: true,
-    };
-  }
+  const after = await storedReplay(sql, request, fingerprint);
+  if (after) return after;
   const outcome = await work();
   const answer: StoredAnswer = {
     status: outcome.status,
@@ -113,6 +111,23 @@ export async function onceForKey(
     values (${request.callerId}, ${request.scope}, ${request.key}, ${fingerprint}, ${answer.status},
             ${encrypt(JSON.stringify(answer), 'idempotency_keys.response')})`;
   return { reply: { ...replayOf(answer), headers: answer.headers }, replayed: false };
+}
+
+/** The stored answer replayed, a 422 for another payload under the key, or null for a key never used. */
+async function storedReplay(
+  sql: TransactionSql,
+  request: IdempotentRequest,
+  fingerprint: Buffer,
+): Promise<{ reply: Reply; replayed: boolean } | null> {
+  const [stored] = await sql<{ request_hash: Buffer; response_ciphertext: string }[]>`
+    select request_hash, response_ciphertext from idempotency_keys
+     where caller_id = ${request.callerId} and scope = ${request.scope} and key = ${request.key}`;
+  if (!stored) return null;
+  if (!stored.request_hash.equals(fingerprint)) throw keyReused();
+  return {
+    reply: replayOf(JSON.parse(decrypt(stored.response_ciphertext, 'idempotency_keys.response'))),
+    replayed: true,
+  };
 }
 
 const stillRunning = () =>

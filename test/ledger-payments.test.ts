@@ -120,6 +120,18 @@ describe('the Idempotency-Key', () => {
     const retry = await pay(student.id, CASH, key);
     expect(await retry.text()).toBe(created[0]?.text);
   });
+  test('replays of a finished payment all get its answer at once: none is told the key is still running', async () => {
+    const student = await newStudent();
+    const key = randomUUID();
+    const first = await pay(student.id, CASH, key);
+    expect(first.status).toBe(201);
+    const firstText = await first.text();
+    const replays = await Promise.all(Array.from({ length: 12 }, () => pay(student.id, CASH, key)));
+    const answers = await Promise.all(replays.map(async (r) => ({ status: r.status, text: await r.text() })));
+    expect(answers.map(({ status }) => status)).toEqual(Array(12).fill(201));
+    for (const { text } of answers) expect(text).toBe(firstText);
+    expect(await paymentsOf(student.id)).toHaveLength(1);
+  });
 });
 
 describe('payments', () => {
