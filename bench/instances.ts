@@ -23,11 +23,18 @@ export interface Instance {
   stop(): Promise<void>;
 }
 
-/** Starts one instance and resolves when it accepts requests; `onSpawn` learns its port at once. */
-export async function startInstance(env: Record<string, string>, onSpawn?: (port: number) => void): Promise<Instance> {
+/**
+ * Starts one instance and resolves when it accepts requests; `onSpawn` learns its port at once.
+ * `nodeArgs` go to node before the script (bench/profile.ts passes `--cpu-prof`).
+ */
+export async function startInstance(
+  env: Record<string, string>,
+  onSpawn?: (port: number) => void,
+  nodeArgs: readonly string[] = [],
+): Promise<Instance> {
   const port = await freePort();
   const began = performance.now();
-  const child = spawn(process.execPath, [SERVE_SCRIPT], {
+  const child = spawn(process.execPath, [...nodeArgs, SERVE_SCRIPT], {
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -14,16 +14,12 @@
 //     worker), both driven by far more clients than connections; peak connections sampled;
 //  5. the table as JSON and an SVG chart under bench/results/ (git-ignored).
 // Nothing is asserted: the figures are printed, and bench/README.md says what they mean.
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { ensureAppLogin, prepareDatabase, REPO_ROOT, withDatabase } from '../dev/database';
-import type { Role } from '../lib/access';
-import { issueAccessToken } from '../lib/auth';
 import { derivePoolMax } from '../lib/config';
-import { decrypt, emailBlindIndex } from '../lib/crypto';
 import {
   BENCH_DATABASE,
   BENCH_SECRETS,
@@ -48,6 +44,7 @@ import {
 } from './report';
 import { type BenchContext, explain, runScenario, SCENARIOS, type ScenarioOutcome } from './scenarios';
 import { BENCH_NAME_PREFIX, BENCH_PASSWORD, staffEmail } from './school';
+import { activeStudentEmails, signInOrMint } from './sessions';
 
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
 const STUDENTS_DEEP_FRACTION = 0.9;
@@ -117,45 +114,6 @@ const say = (text = '') => console.log(text);
 // ---------------------------------------------------------------------------------------------------
 // Signing in and finding the data the scenarios need
 // ---------------------------------------------------------------------------------------------------
-
-async function signIn(api: string, email: string): Promise<{ id: string; headers: Record<string, string> } | null> {
-  const response = await fetch(`${api}/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email, password: BENCH_PASSWORD, client: 'tool' }),
-  });
-  if (!response.ok) {
-    await response.arrayBuffer();
-    return null;
-  }
-  const body = (await response.json()) as { accessToken: string; user: { id: string } };
-  return { id: body.user.id, headers: { Authorization: `Bearer ${body.accessToken}` } };
-}
-
-/** Signs in through the API; without a sign-in route (yet), mints a token the way the API would. */
-async function signInOrMint(api: string, admin: postgres.Sql, email: string) {
-  const signedIn = await signIn(api, email);
-  if (signedIn) return signedIn;
-  const [row] = await admin<{ id: string; roles: string[] }[]>`
-    select u.id, array(select role_name from user_roles r where r.user_id = u.id) as roles
-      from users u where u.email_blind_index = ${emailBlindIndex(email)}`;
-  if (!row) return null;
-  log(`  sign-in as ${email} failed or is not available: using a token minted in-process`);
-  // A session of its own (every token names one; this one is never ended, so never refused).
-  const token = await issueAccessToken({ id: row.id, roles: row.roles as Role[] }, randomUUID());
-  return { id: row.id, headers: { Authorization: `Bearer ${token}` } };
-}
-
-/** Active students' emails (decrypted from the table, as the bench knows the keys). */
-async function activeStudentEmails(admin: postgres.Sql, limit: number): Promise<{ id: string; email: string }[]> {
-  const rows = await admin<{ id: string; email_ciphertext: string }[]>`
-    select u.id, u.email_ciphertext
-      from users u join user_roles r on r.user_id = u.id and r.role_name = 'student'
-     where u.status = 'active' and exists (select 1 from enrollments e where e.user_id = u.id)
-     order by u.created_at
-     limit ${limit}`;
-  return rows.map((row) => ({ id: row.id, email: decrypt(row.email_ciphertext, 'users.email') }));
-}
 
 /** Walks a list from its first page to about `depth` rows and returns the cursor found there. */
 async function deepCursor(url: string, headers: Record<string, string>, depth: number) {
