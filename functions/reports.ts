@@ -1,23 +1,29 @@
 // Exports: `GET reports/compliance/{resource}?format=csv|ndjson|pdf` with a date range, a programme and a
 // status: the compliance records for the commission, and the student roster (`students`), the whole list
-// in one request. Registrar and admin only, audited as PHI, no-store, an attachment. CSV and NDJSON stream
-// whatever the size; a PDF holds at most PDF_ROW_CAP rows (past it, a 400 naming `format`).
-// What each resource holds: lib/report-resources.ts; how it streams: lib/reports.ts.
+// in one request. Registrar and admin only. `GET reports/finance/{resource}`: the ledger, payments and
+// withdrawals with their refunds, finance and admin only (least privilege: the registrar keeps academic
+// records and has no use for money; finance none for attendance). Both audited as PHI, no-store, an
+// attachment. CSV and NDJSON stream whatever the size; a PDF holds at most PDF_ROW_CAP rows (past it, a
+// 400 naming `format`). What each resource holds: lib/report-resources.ts; how it streams: lib/reports.ts.
 import { z } from 'zod';
 import type { Role } from '../lib/access';
-import { endpoint } from '../lib/endpoint';
-import { badRequest } from '../lib/errors';
-import { bytes, streamed } from '../lib/http';
-import { EXPORT_RESOURCES, type ExportResourceName } from '../lib/report-resources';
-import { csvExport, exportSize, NDJSON, ndjsonExport, PDF_ROW_CAP, pdfExport } from '../lib/reports';
+import { endpoint, mediaBody, type ReadInput } from '../lib/endpoint';
+import {
+  EXPORT_RESOURCES,
+  type ExportResourceName,
+  FINANCE_EXPORT_RESOURCES,
+  type FinanceExportResourceName,
+} from '../lib/report-resources';
+import { EXPORT_MEDIA, exportReply } from '../lib/reports';
 
 /** The registrar keeps the school's records for the commission; an admin answers its audits. */
 const EXPORTERS: readonly Role[] = ['admin', 'registrar'];
+/** Finance keeps the school's accounts; an admin reads every ledger (lib/ledger.ts) and answers audits. */
+const FINANCE_EXPORTERS: readonly Role[] = ['admin', 'finance'];
 
-const names = Object.keys(EXPORT_RESOURCES) as [ExportResourceName, ...ExportResourceName[]];
 const isoDate = z.iso.date();
+const namesOf = <K extends string>(resources: Record<K, unknown>) => Object.keys(resources) as [K, ...K[]];
 
-const ExportParams = z.object({ resource: z.enum(names) });
 const ExportQuery = z
   .object({
     format: z.enum(['csv', 'ndjson', 'pdf']).default('csv'),
@@ -34,6 +40,26 @@ const ExportQuery = z
     message: 'Must be on or after from',
     path: ['to'],
   });
+type ExportQuery = z.infer<typeof ExportQuery>;
+
+const ComplianceParams = z.object({ resource: z.enum(namesOf(EXPORT_RESOURCES)) });
+const FinanceParams = z.object({ resource: z.enum(namesOf(FINANCE_EXPORT_RESOURCES)) });
+
+async function reportsComplianceExport({
+  sql,
+  params,
+  query,
+}: ReadInput<{ resource: ExportResourceName }, ExportQuery>) {
+  return exportReply(sql, params.resource, EXPORT_RESOURCES[params.resource], query);
+}
+
+async function reportsFinanceExport({
+  sql,
+  params,
+  query,
+}: ReadInput<{ resource: FinanceExportResourceName }, ExportQuery>) {
+  return exportReply(sql, params.resource, FINANCE_EXPORT_RESOURCES[params.resource], query);
+}
 
 endpoint({
   name: 'reports-compliance-export',
@@ -41,36 +67,20 @@ endpoint({
   route: 'reports/compliance/{resource}',
   access: EXPORTERS,
   phi: true,
-  params: ExportParams,
+  params: ComplianceParams,
   query: ExportQuery,
-  handler: async function reportsComplianceExport({ sql, params, query }) {
-    const resource = EXPORT_RESOURCES[params.resource];
-    if (query.status && !resource.statuses.includes(query.status)) {
-      const message = `One of ${resource.statuses.join(', ')}`;
-      throw badRequest(message, [{ field: 'query.status', message }]);
-    }
-    if (query.programId && params.resource === 'complaints') {
-      const message = 'Complaints belong to no programme';
-      throw badRequest(message, [{ field: 'query.programId', message }]);
-    }
-    const stamp = new Date();
-    const file = `${params.resource}-${stamp.toISOString().slice(0, 10)}`;
-    if (query.format === 'pdf') {
-      const rows = await exportSize(sql, resource, query);
-      if (rows > PDF_ROW_CAP) {
-        const message = `A PDF export holds at most ${PDF_ROW_CAP} rows (this one has ${rows}): narrow the dates or use format=csv`;
-        throw badRequest(message, [{ field: 'query.format', message }]);
-      }
-      const pdf = await pdfExport(sql, resource, query, stamp);
-      return bytes(pdf, 'application/pdf', { 'Content-Disposition': `attachment; filename="${file}.pdf"` });
-    }
-    if (query.format === 'ndjson') {
-      return streamed(ndjsonExport(sql, resource, query), NDJSON, {
-        'Content-Disposition': `attachment; filename="${file}.ndjson"`,
-      });
-    }
-    return streamed(csvExport(sql, resource, query), 'text/csv; charset=utf-8', {
-      'Content-Disposition': `attachment; filename="${file}.csv"`,
-    });
-  },
+  responses: { 200: mediaBody(...EXPORT_MEDIA) },
+  handler: reportsComplianceExport,
+});
+
+endpoint({
+  name: 'reports-finance-export',
+  methods: ['GET'],
+  route: 'reports/finance/{resource}',
+  access: FINANCE_EXPORTERS,
+  phi: true,
+  params: FinanceParams,
+  query: ExportQuery,
+  responses: { 200: mediaBody(...EXPORT_MEDIA) },
+  handler: reportsFinanceExport,
 });

@@ -5,12 +5,17 @@
 // Complaints export their handling (category, status, dates), never their details or notes: those stay
 // with the office (docs/access-policy.md).
 //
+// The finance exports (ledger entries, payments, withdrawals with their refunds) are FINANCE_EXPORT_RESOURCES,
+// served by their own route to finance and admin (the registrar keeps academic records, not money). Amounts
+// are whole cents as the API gives them; memos and withdrawal reasons (free text, often medical) stay out.
+//
 // Why one file over 350 lines: it is a table, one short entry (columns, statuses, query) per export,
 // so comparing two exports is reading one page; an entry grows here, not a module per export.
 import type postgres from 'postgres';
 import { clockHoursOf, isCurrentLine, LINE_STATUSES } from './attendance';
 import { COMPLAINT_STATUSES } from './complaints';
 import type { AnySql } from './db';
+import { ENTRY_KINDS } from './ledger';
 import type { Cell, ExportFilter, ExportResource } from './reports';
 import { withinDays } from './reports';
 import { CHECKOFF_STATUSES } from './skills';
@@ -23,7 +28,8 @@ interface Named {
   student_id: string;
   first_name: string;
   last_name: string;
-  program_code: string;
+  /** null only for a ledger entry posted to no enrollment. */
+  program_code: string | null;
 }
 
 const byProgram = (sql: AnySql, column: postgres.Fragment, filter: ExportFilter) =>
@@ -256,6 +262,7 @@ const complaints: ExportResource = (() => {
       ${from(sql, filter)} order by c.submitted_at, c.id`,
     count: (sql, filter) => sql<{ rows: number }[]>`select count(*)::int as rows ${from(sql, filter)}`,
     encrypted: { ...NAMES, complainant_name: 'complaints.complainant_name' },
+    noProgramme: 'Complaints belong to no programme',
     cells: (row) => [
       row.submitted_at.toISOString(),
       row.complaint_id,
@@ -407,6 +414,197 @@ const students: ExportResource = (() => {
     ],
   });
 })();
+
+interface LedgerRow extends Named {
+  posted_at: Date;
+  entry_number: string;
+  kind: string;
+  category: string;
+  direction: string;
+  amount_cents: number;
+  reference: string | null;
+  receipt_number: string | null;
+  reverses_entry_number: string | null;
+  posted_by: string;
+}
+
+/** Every ledger entry in posting order (its unique entry_number), reversals pointing at what they reverse. */
+const ledger = resource<LedgerRow>({
+  title: 'Ledger entries',
+  statuses: ENTRY_KINDS,
+  columns: [
+    col('posted_at', 1.6),
+    col('entry_number'),
+    ...STUDENT_COLUMNS,
+    col('kind'),
+    col('category'),
+    col('direction'),
+    col('amount_cents'),
+    col('reference', 1.2),
+    col('receipt_number'),
+    col('reverses_entry_number'),
+    col('posted_by', 2.2),
+  ],
+  select: (sql) => sql`le.posted_at, le.entry_number::text as entry_number, ${studentSelect(sql)}, le.kind,
+    le.category, le.direction, le.amount_cents::int as amount_cents, le.reference,
+    le.receipt_number::text as receipt_number, original.entry_number::text as reverses_entry_number, le.posted_by`,
+  from: (sql, filter) => sql`
+    from ledger_entries le
+    join users u on u.id = le.user_id
+    left join programs p on p.id = le.program_id
+    left join ledger_entries original on original.id = le.reverses_entry_id
+   where ${withinDays(sql, sql`le.posted_at`, filter)}
+     and ${byProgram(sql, sql`le.program_id`, filter)} and ${byStatus(sql, sql`le.kind`, filter)}`,
+  order: (sql) => sql`order by le.entry_number`,
+  cells: (row) => [
+    row.posted_at.toISOString(),
+    row.entry_number,
+    ...student(row),
+    row.kind,
+    row.category,
+    row.direction,
+    row.amount_cents,
+    row.reference,
+    row.receipt_number,
+    row.reverses_entry_number,
+    row.posted_by,
+  ],
+});
+
+interface PaymentRow extends Named {
+  posted_at: Date;
+  receipt_number: string;
+  method: string;
+  amount_cents: number;
+  reference: string | null;
+  reversed_at: Date | null;
+  posted_by: string;
+}
+
+/** Payments received, by receipt number; `reversed`: a reversal entry undid the payment. */
+const payments = resource<PaymentRow>({
+  title: 'Payments',
+  statuses: ['live', 'reversed'],
+  columns: [
+    col('posted_at', 1.6),
+    col('receipt_number'),
+    ...STUDENT_COLUMNS,
+    col('method'),
+    col('amount_cents'),
+    col('reference', 1.2),
+    col('reversed_at', 1.6),
+    col('posted_by', 2.2),
+  ],
+  select: (sql) => sql`le.posted_at, le.receipt_number::text as receipt_number, ${studentSelect(sql)},
+    le.category as method, le.amount_cents::int as amount_cents, le.reference, reversal.posted_at as reversed_at,
+    le.posted_by`,
+  from: (sql, filter) => sql`
+    from ledger_entries le
+    join users u on u.id = le.user_id
+    left join programs p on p.id = le.program_id
+    left join ledger_entries reversal on reversal.reverses_entry_id = le.id
+   where le.kind = 'payment' and ${withinDays(sql, sql`le.posted_at`, filter)}
+     and ${byProgram(sql, sql`le.program_id`, filter)}
+     and ${filter.status ? sql`(reversal.id is not null) = ${filter.status === 'reversed'}` : sql`true`}`,
+  order: (sql) => sql`order by le.entry_number`,
+  cells: (row) => [
+    row.posted_at.toISOString(),
+    row.receipt_number,
+    ...student(row),
+    row.method,
+    row.amount_cents,
+    row.reference,
+    row.reversed_at?.toISOString() ?? null,
+    row.posted_by,
+  ],
+});
+
+interface WithdrawalRow extends Named {
+  recorded_at: Date;
+  determined_on: string;
+  withdrawal_id: string;
+  kind: string;
+  initiated_by: string;
+  last_date_of_attendance: string | null;
+  clock_hours_attended: string;
+  basis: string;
+  retained_cents: number;
+  refund_cents: number;
+  approved_refund_cents: number | null;
+  due_date: string;
+  status: string;
+  approved_at: Date | null;
+  remitted_at: Date | null;
+  remittance_reference: string | null;
+}
+
+/**
+ * Withdrawals with the refund each one calculated (one refund a withdrawal, written in the same statement),
+ * by date of determination; the status is the refund's. The reason a student gave is not exported.
+ */
+const withdrawals = resource<WithdrawalRow>({
+  title: 'Withdrawals and refunds',
+  statuses: ['calculated', 'approved', 'remitted'],
+  columns: [
+    col('determined_on'),
+    col('withdrawal_id', 2.2),
+    ...STUDENT_COLUMNS,
+    col('kind'),
+    col('initiated_by'),
+    col('last_date_of_attendance'),
+    col('clock_hours_attended'),
+    col('basis'),
+    col('retained_cents'),
+    col('refund_cents'),
+    col('approved_refund_cents'),
+    col('due_date'),
+    col('status'),
+    col('approved_at', 1.6),
+    col('remitted_at', 1.6),
+    col('remittance_reference', 1.2),
+  ],
+  select: (sql) => sql`w.recorded_at, w.determined_on::text as determined_on, w.id as withdrawal_id,
+    ${studentSelect(sql)}, w.kind, w.initiated_by, w.last_date_of_attendance::text as last_date_of_attendance,
+    w.clock_hours_attended::text as clock_hours_attended, r.basis, r.retained_cents::int as retained_cents,
+    r.refund_cents::int as refund_cents, r.approved_refund_cents::int as approved_refund_cents,
+    r.due_date::text as due_date, r.status, r.approved_at, r.remitted_at, r.remittance_reference`,
+  from: (sql, filter) => sql`
+    from withdrawals w
+    join refunds r on r.withdrawal_id = w.id
+    join enrollments e on e.id = w.enrollment_id
+    join programs p on p.id = e.program_id
+    join users u on u.id = w.user_id
+   where ${filter.from ? sql`w.determined_on >= ${filter.from}::date` : sql`true`}
+     and ${filter.to ? sql`w.determined_on <= ${filter.to}::date` : sql`true`}
+     and ${byProgram(sql, sql`e.program_id`, filter)} and ${byStatus(sql, sql`r.status`, filter)}`,
+  order: (sql) => sql`order by w.recorded_at, w.id`,
+  cells: (row) => [
+    row.determined_on,
+    row.withdrawal_id,
+    ...student(row),
+    row.kind,
+    row.initiated_by,
+    row.last_date_of_attendance,
+    Number(row.clock_hours_attended),
+    row.basis,
+    row.retained_cents,
+    row.refund_cents,
+    row.approved_refund_cents,
+    row.due_date,
+    row.status,
+    row.approved_at?.toISOString() ?? null,
+    row.remitted_at?.toISOString() ?? null,
+    row.remittance_reference,
+  ],
+});
+
+/** The finance exports by their name in the route (`reports/finance/{resource}`). */
+export const FINANCE_EXPORT_RESOURCES = {
+  ledger,
+  payments,
+  withdrawals,
+} as const satisfies Record<string, ExportResource>;
+export type FinanceExportResourceName = keyof typeof FINANCE_EXPORT_RESOURCES;
 
 /** Every exportable resource by its name in the route (`reports/compliance/{resource}`). */
 export const EXPORT_RESOURCES = {

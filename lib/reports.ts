@@ -9,6 +9,8 @@ import type postgres from 'postgres';
 import { config } from './config';
 import { decryptRows, type PiiField } from './crypto';
 import type { AnySql, Sql } from './db';
+import { badRequest } from './errors';
+import { bytes, type Reply, streamed } from './http';
 import { renderPdf } from './pdf';
 import { SCHOOL, schoolDate } from './school';
 
@@ -40,6 +42,8 @@ export interface ExportResource<R extends object = Record<string, unknown>> {
   /** The encrypted columns of a row and their fields: decrypted per batch. */
   encrypted: Readonly<Partial<Record<keyof R & string, PiiField>>>;
   cells(row: R): Cell[];
+  /** Set where the records belong to no programme (complaints): a programme filter is then a 400. */
+  noProgramme?: string;
 }
 
 /** `instant >= from 00:00 and < the day after to, at the school`: an index on the column still serves it. */
@@ -164,4 +168,40 @@ export async function pdfExport<R extends object>(
       },
     ],
   });
+}
+
+export type ExportFormat = 'csv' | 'ndjson' | 'pdf';
+/** The media types an export answers with, one per format (the routes declare them). */
+export const EXPORT_MEDIA = ['text/csv; charset=utf-8', NDJSON, 'application/pdf'] as const;
+
+/**
+ * The answer to `GET reports/…/{name}?format=…`: the filters checked against the resource (400s naming the
+ * field), then the attachment: a PDF under its row cap (counted first, a 400 past it), or a stream.
+ */
+export async function exportReply(
+  sql: Sql,
+  name: string,
+  resource: ExportResource,
+  query: ExportFilter & { format: ExportFormat },
+): Promise<Reply> {
+  if (query.status && !resource.statuses.includes(query.status)) {
+    const message = `One of ${resource.statuses.join(', ')}`;
+    throw badRequest(message, [{ field: 'query.status', message }]);
+  }
+  if (query.programId && resource.noProgramme) {
+    throw badRequest(resource.noProgramme, [{ field: 'query.programId', message: resource.noProgramme }]);
+  }
+  const stamp = new Date();
+  const file = `${name}-${stamp.toISOString().slice(0, 10)}`;
+  const attachment = (extension: string) => ({ 'Content-Disposition': `attachment; filename="${file}.${extension}"` });
+  if (query.format === 'pdf') {
+    const rows = await exportSize(sql, resource, query);
+    if (rows > PDF_ROW_CAP) {
+      const message = `A PDF export holds at most ${PDF_ROW_CAP} rows (this one has ${rows}): narrow the dates or use format=csv`;
+      throw badRequest(message, [{ field: 'query.format', message }]);
+    }
+    return bytes(await pdfExport(sql, resource, query, stamp), 'application/pdf', attachment('pdf'));
+  }
+  if (query.format === 'ndjson') return streamed(ndjsonExport(sql, resource, query), NDJSON, attachment('ndjson'));
+  return streamed(csvExport(sql, resource, query), 'text/csv; charset=utf-8', attachment('csv'));
 }

@@ -143,7 +143,6 @@ const UNDECLARED = new Set([
   'lrs-credentials-revoke',
   'progress-record',
   'progress-summary',
-  'reports-compliance-export',
   'roles-list',
   'scorm-learner',
   'scorm-own',
