@@ -174,11 +174,16 @@ export async function enrollmentAttendance(sql: AnySql, enrollmentId: string, sc
 // Students below the attendance threshold
 // ---------------------------------------------------------------------------------------------------
 
-/** Lateral per enrollment `e`: attended and scheduled minutes of its current lines, as `a`. */
+/**
+ * Per enrollment `e`: attended and scheduled minutes of its current lines, as `a`. Read from the totals
+ * the database keeps as lines are appended (migration 0050), not summed from every line: the
+ * dashboard and the below-threshold list ask this of every open enrollment of the school at once.
+ */
 export const enrollmentMinutes = (sql: AnySql): Fragment => sql`
+  left join attendance_enrollment_totals enrollment_totals on enrollment_totals.enrollment_id = e.id
   cross join lateral (
-    select coalesce(sum(r.minutes_attended), 0)::int as attended, coalesce(sum(${sessionMinutes(sql)}), 0)::int as scheduled
-      from attendance_records r where r.enrollment_id = e.id and ${isCurrentLine(sql)}) a`;
+    select coalesce(enrollment_totals.attended_minutes, 0)::int as attended,
+           coalesce(enrollment_totals.scheduled_minutes, 0)::int as scheduled) a`;
 
 /** An open enrollment `e` (with `a` from enrollmentMinutes) that attended less than `percent` of its sessions' minutes. */
 export const belowThreshold = (sql: AnySql, percent: number): Fragment =>

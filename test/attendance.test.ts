@@ -470,3 +470,28 @@ describe('reading attendance', () => {
     expect((await send('GET', '/attendance/below-threshold', { as: studentAt(0) })).status).toBe(403);
   });
 });
+
+describe('the totals the database keeps per enrollment', () => {
+  test('after every session and correction above, each total equals the sum of its current lines; the app cannot write one', async () => {
+    const sql = app.db.sql;
+    const fromLines = await sql<{ enrollment_id: string; attended: number; scheduled: number }[]>`
+      select r.enrollment_id, sum(r.minutes_attended)::int as attended,
+             sum((extract(epoch from r.ended_at - r.started_at) / 60)::int)::int as scheduled
+        from attendance_records r
+       where not exists (select 1 from attendance_records n where n.supersedes_id = r.id)
+       group by r.enrollment_id order by r.enrollment_id`;
+    const kept = await sql<{ enrollment_id: string; attended: number; scheduled: number }[]>`
+      select enrollment_id, attended_minutes::int as attended, scheduled_minutes::int as scheduled
+        from attendance_enrollment_totals order by enrollment_id`;
+    // The file above recorded sessions for several enrollments and corrected lines (minutes changed).
+    expect(fromLines.length).toBeGreaterThan(2);
+    expect(await sql`select 1 from attendance_records where supersedes_id is not null`).not.toHaveLength(0);
+    expect(kept).toEqual(fromLines);
+    await expect(
+      sql.begin(async (tx) => {
+        await tx`set local role aada_app`;
+        await tx`update attendance_enrollment_totals set attended_minutes = attended_minutes + 600`;
+      }),
+    ).rejects.toMatchObject({ code: '42501' });
+  });
+});
