@@ -31,7 +31,7 @@ import {
 } from '../lib/account-links';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
-import { countLinkUse } from '../lib/one-time-links';
+import { countLinkUse, LinkNotice, linkNotice } from '../lib/one-time-links';
 import { deliverNowInDevelopment } from '../lib/outbox';
 import { STUDENT_MANAGER_ROLES } from '../lib/students';
 import { recordSignInSuccess } from '../lib/throttle';
@@ -55,13 +55,15 @@ function linkRequestRoute(name: string, route: string, link: EmailedLink, event:
     phi: true,
     maxBodyBytes: 4096,
     body: z.strictObject({ email: EmailLookup }),
+    responses: { 202: LinkNotice },
+    problems: [429],
     // Over the limit the request is refused, and its count is kept (the statement's only write then).
     commitRefusals: true,
     handler: async function requestEmailedLink({ sql, body, clientIp, audit, afterCommit }) {
       await requestLinkByEmail(sql, link, body.email, clientIp);
       audit.event = event;
       afterCommit(deliverNowInDevelopment);
-      return json({ message: accepted }, 202);
+      return json(linkNotice(accepted), 202);
     },
   });
 }
@@ -90,6 +92,8 @@ endpoint({
   audit: true,
   maxBodyBytes: 4096,
   body: z.strictObject({ token: z.string().max(1_000), password: NewPassword }),
+  responses: { 200: LinkNotice },
+  problems: [429],
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
   handler: async function resetPassword({ sql, body, clientIp, audit }) {
@@ -99,7 +103,7 @@ endpoint({
     await recordSignInSuccess(sql, account.email_blind_index, clientIp);
     audit.actingUserId = account.id;
     audit.event = 'password_reset';
-    return json({ message: 'Your password is set. Sign in with it; every other session was signed out.' });
+    return json(linkNotice('Your password is set. Sign in with it; every other session was signed out.'));
   },
 });
 
@@ -111,6 +115,8 @@ endpoint({
   audit: true,
   maxBodyBytes: 4096,
   body: z.strictObject({ token: z.string().max(1_000) }),
+  responses: { 200: LinkNotice },
+  problems: [429],
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
   handler: async function authUnlock({ sql, body, clientIp, audit }) {
@@ -120,13 +126,13 @@ endpoint({
     await recordSignInSuccess(sql, account.email_blind_index, clientIp);
     audit.actingUserId = account.id;
     audit.event = 'sign_in_unlocked';
-    return json({ message: 'This device may sign in again: sign in with your password.' });
+    return json(linkNotice('This device may sign in again: sign in with your password.'));
   },
 });
 
-const INVITATION_SENT = {
-  message: `A new invitation is on its way; it is valid for ${INVITATION_TTL_SECONDS / 86_400} days, and earlier links no longer work.`,
-};
+const INVITATION_SENT = linkNotice(
+  `A new invitation is on its way; it is valid for ${INVITATION_TTL_SECONDS / 86_400} days, and earlier links no longer work.`,
+);
 
 /**
  * A new invitation for a pending account, by whoever may create that account: administrators for any
@@ -140,6 +146,9 @@ function invitationResendRoute(name: string, route: string, access: readonly Rol
     access,
     phi: true,
     params: Id,
+    responses: { 202: LinkNotice },
+    // 409: the account is not waiting for an invitation.
+    problems: [409],
     handler: async function resendAccountInvitation({ sql, params, audit, afterCommit }) {
       audit.resourceIds.id = params.id;
       await resendInvitation(sql, params.id, { studentsOnly });

@@ -18,7 +18,14 @@ import {
 } from '../lib/own-account';
 import { checkPasswordPolicy } from '../lib/password-policy';
 import { decoyPasswordHash, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, verifyPassword } from '../lib/passwords';
-import { clientInfo, deviceCookie, presentedRefreshToken, signedIn, signedOut } from '../lib/session-cookies';
+import {
+  clientInfo,
+  deviceCookie,
+  presentedRefreshToken,
+  SignedInView,
+  signedIn,
+  signedOut,
+} from '../lib/session-cookies';
 import { issueSession, revokeAllForUser, revokeFamilyOfToken, rotate } from '../lib/sessions';
 import {
   checkSignIn,
@@ -27,7 +34,7 @@ import {
   recordSignInSuccess,
   type ThrottleDecision,
 } from '../lib/throttle';
-import { EmailLookup, findUserById, PersonName, toUserViews, type UserView } from '../lib/users';
+import { EmailLookup, findUserById, PersonName, toUserViews, UserView } from '../lib/users';
 
 const AUTH_BODY_MAX_BYTES = 4096;
 /** Any signed-in user. */
@@ -121,6 +128,8 @@ endpoint({
   body: LoginBody,
   // A wrong password must count even though the request is refused (the throttle's failure record).
   commitRefusals: true,
+  responses: { 200: SignedInView },
+  problems: [401, 429],
   handler: login,
 });
 
@@ -158,6 +167,9 @@ endpoint({
   body: TokenBody,
   // A reused refresh token revokes its family and is refused: the revocation must commit all the same.
   commitRefusals: true,
+  responses: { 200: SignedInView },
+  // 403: the refresh cookie without its CSRF header.
+  problems: [401, 403],
   handler: refresh,
 });
 
@@ -179,6 +191,8 @@ endpoint({
   audit: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: TokenBody,
+  responses: { 204: null },
+  problems: [403],
   handler: logout,
 });
 
@@ -192,6 +206,7 @@ endpoint({
   methods: ['POST'],
   route: 'auth/logout-all',
   access: EVERYONE,
+  responses: { 204: null },
   handler: logoutEverywhere,
 });
 
@@ -213,6 +228,7 @@ endpoint({
   route: 'auth/me',
   access: EVERYONE,
   phi: true,
+  responses: { 200: UserView },
   handler: readOwnProfile,
 });
 
@@ -236,6 +252,7 @@ endpoint({
   phi: true,
   maxBodyBytes: AUTH_BODY_MAX_BYTES,
   body: ProfileUpdate,
+  responses: { 200: UserView },
   handler: changeOwnProfile,
 });
 
@@ -284,5 +301,7 @@ endpoint({
   body: PasswordChange,
   // A wrong current password counts as a failed sign-in even though the change is refused.
   commitRefusals: true,
+  responses: { 204: null },
+  problems: [429],
   handler: changeOwnPassword,
 });

@@ -10,13 +10,18 @@
 import { z } from 'zod';
 import { endpoint, type PublicChangeInput } from '../lib/endpoint';
 import { created, json } from '../lib/http';
+import { LinkNotice, linkNotice } from '../lib/one-time-links';
 import { deliverNowInDevelopment } from '../lib/outbox';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords';
 import {
   completeRegistration,
   enforceSourceLimit,
   REQUEST_TTL_SECONDS,
+  RegisteredView,
+  RegistrationTokenView,
   requestRegistration,
+  toRegisteredView,
+  toRegistrationTokenView,
   verifyRegistration,
 } from '../lib/registration';
 import { EmailAddress, PersonName } from '../lib/users';
@@ -26,9 +31,9 @@ import { EmailAddress, PersonName } from '../lib/users';
 // ---------------------------------------------------------------------------------------------------
 
 /** The same body, whatever happened: the answer must not tell whether the address has an account. */
-const REQUEST_ACCEPTED = {
-  message: `If this address can register, a link is on its way to it; it is valid for ${REQUEST_TTL_SECONDS / 60} minutes.`,
-};
+const REQUEST_ACCEPTED = linkNotice(
+  `If this address can register, a link is on its way to it; it is valid for ${REQUEST_TTL_SECONDS / 60} minutes.`,
+);
 
 const RequestBody = z.object({ email: EmailAddress });
 
@@ -56,6 +61,8 @@ endpoint({
   body: RequestBody,
   // Over the limit the request is refused, and its count is kept (the statement's only write then).
   commitRefusals: true,
+  responses: { 202: LinkNotice },
+  problems: [429],
   handler: requestLink,
 });
 
@@ -75,7 +82,7 @@ async function openLink({
   const verified = await verifyRegistration(sql, body.token);
   audit.resourceIds.registrationRequestId = verified.requestId;
   audit.event = 'registration_verified';
-  return json({ registrationToken: verified.registrationToken, expiresAt: verified.expiresAt.toISOString() });
+  return json(toRegistrationTokenView(verified));
 }
 
 endpoint({
@@ -87,6 +94,8 @@ endpoint({
   body: VerifyBody,
   // A wrong token is refused and must still count against its source (the only write before it).
   commitRefusals: true,
+  responses: { 200: RegistrationTokenView },
+  problems: [429],
   handler: openLink,
 });
 
@@ -114,7 +123,7 @@ async function completeAccount({
   audit.resourceIds.registrationRequestId = account.requestId;
   audit.resourceIds.userId = account.userId;
   audit.event = 'registration_completed';
-  return created({ id: account.userId, roles: ['student'] });
+  return created(toRegisteredView(account.userId));
 }
 
 endpoint({
@@ -128,5 +137,8 @@ endpoint({
   // A refused attempt still counts against its source; the claim and the account are in a savepoint,
   // so a refusal rolls them back and keeps only the count.
   commitRefusals: true,
+  responses: { 201: RegisteredView },
+  // 409: the address got an account meanwhile.
+  problems: [409, 429],
   handler: completeAccount,
 });

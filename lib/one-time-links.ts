@@ -14,6 +14,7 @@
 // `countedLinkRequest`): registration and lib/account-links.ts apply the same limit, each step under its own scope.
 import { createHash, randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
+import { z } from 'zod';
 import { config } from './config';
 import type { Sql, TransactionSql } from './db';
 import { badRequest, type HttpError } from './errors';
@@ -27,6 +28,13 @@ import {
 } from './throttle';
 
 type Db = Sql | TransactionSql;
+
+/**
+ * The answer of a step of an emailed link (asking for one, using one): a sentence for the person, the
+ * same whatever happened where the answer must not tell whether the address has an account.
+ */
+export const LinkNotice = z.strictObject({ message: z.string() });
+export const linkNotice = (message: string): z.infer<typeof LinkNotice> => ({ message });
 
 /** What a token is for; each flow redeems only its own. */
 export type TokenPurpose =

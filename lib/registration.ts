@@ -2,6 +2,7 @@
 // limits and message. Both tokens are one-time tokens (lib/one-time-links.ts: random, stored only as a
 // hash, expiring, single use), of two purposes: the emailed one only verifies, the registration token
 // only completes, and the request's status says which step is next.
+import { z } from 'zod';
 import { decrypt, emailBlindIndex, encrypt } from './crypto';
 import type { AnySql, TransactionSql } from './db';
 import { badRequest } from './errors';
@@ -134,6 +135,17 @@ export async function requestRegistration(
 // 2. Open the link
 // ---------------------------------------------------------------------------------------------------
 
+/** The answer of an opened link: the token that completes the registration, and until when it does. */
+export const RegistrationTokenView = z.strictObject({ registrationToken: z.string(), expiresAt: z.iso.datetime() });
+
+export const toRegistrationTokenView = (verified: {
+  registrationToken: string;
+  expiresAt: Date;
+}): z.infer<typeof RegistrationTokenView> => ({
+  registrationToken: verified.registrationToken,
+  expiresAt: verified.expiresAt.toISOString(),
+});
+
 /**
  * Uses the emailed token and issues the registration token, in one statement; the one answer of
  * invalidToken for any token that does not verify. (The caller counts the attempt first.)
@@ -167,6 +179,14 @@ export async function verifyRegistration(sql: TransactionSql, token: string) {
 // ---------------------------------------------------------------------------------------------------
 // 3. Create the account
 // ---------------------------------------------------------------------------------------------------
+
+/** The answer of a completed registration: the new account (a student), nothing personal. */
+export const RegisteredView = z.strictObject({ id: z.uuid(), roles: z.array(z.literal('student')) });
+
+export const toRegisteredView = (userId: string): z.infer<typeof RegisteredView> => ({
+  id: userId,
+  roles: ['student'],
+});
 
 export interface RegistrationCompletion {
   registrationToken: string;

@@ -3,6 +3,7 @@
 // body a tool gets instead, and the refresh token a request carries. Used by functions/auth.ts.
 import { randomBytes } from 'node:crypto';
 import type { HttpRequest } from '@azure/functions';
+import { z } from 'zod';
 import {
   ACCESS_COOKIE,
   ACCESS_TOKEN_TTL_SECONDS,
@@ -16,7 +17,7 @@ import { forbidden } from './errors';
 import type { Cookie, Reply } from './http';
 import { type ClientInfo, type IssuedSession, REFRESH_TOKEN_TTL_SECONDS } from './sessions';
 import { DEVICE_COOKIE, DEVICE_COOKIE_TTL_SECONDS, newDeviceCookie } from './throttle';
-import type { UserView } from './users';
+import { UserView } from './users';
 
 /** The refresh cookie only travels to the auth routes (`api` is the route prefix of host.json). */
 const REFRESH_COOKIE_PATH = '/api/auth';
@@ -53,6 +54,19 @@ export const signedOut = (): Reply => ({ kind: 'empty', status: 204, cookies: cl
 export const deviceCookie = (userId: string): Cookie =>
   cookie(DEVICE_COOKIE, newDeviceCookie(userId), '/', DEVICE_COOKIE_TTL_SECONDS);
 
+/** The body of a sign-in or a refresh: the tokens, and who signed in (no status or dates: that is `auth/me`). */
+export const SignedInView = z.strictObject({
+  accessToken: z.string().describe('A JWT for `Authorization: Bearer` (browsers also get it as a cookie)'),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.int().positive().describe('Seconds until the access token expires'),
+  refreshToken: z
+    .string()
+    .optional()
+    .describe('Only for `"client": "tool"`: browsers get it as an HttpOnly cookie, never in a body'),
+  csrfToken: z.string().describe('Echo it in `X-CSRF-Token` on every cookie-authenticated change'),
+  user: UserView.pick({ id: true, email: true, firstName: true, lastName: true, roles: true }),
+});
+
 /** The answer to a sign-in or a refresh: a fresh access token and CSRF token, the rotated session. */
 export async function signedIn(
   user: UserView,
@@ -62,7 +76,7 @@ export async function signedIn(
 ): Promise<Reply> {
   const accessToken = await issueAccessToken(user, session.familyId);
   const csrfToken = randomBytes(32).toString('base64url');
-  const body = {
+  const body: z.infer<typeof SignedInView> = {
     accessToken,
     tokenType: 'Bearer',
     expiresIn: ACCESS_TOKEN_TTL_SECONDS,

@@ -2,7 +2,7 @@
 // and their roles. Shared by sign-in, the admin user endpoints and the student endpoints.
 import type postgres from 'postgres';
 import { z } from 'zod';
-import type { Role } from './access';
+import { ROLES, type Role } from './access';
 import {
   decrypt,
   decryptRows,
@@ -285,17 +285,19 @@ export interface UserRow {
   deactivated_at: Date | null;
 }
 
-export interface UserView {
-  id: string;
-  email: string;
-  firstName: string;
-  lastName: string;
-  status: UserStatus;
-  roles: Role[];
-  createdAt: string;
-  updatedAt: string;
-  deactivatedAt: string | null;
-}
+/** An account as the API shows it: decrypted names and address, its roles, never its password hash. */
+export const UserView = z.strictObject({
+  id: z.uuid(),
+  email: z.email(),
+  firstName: z.string(),
+  lastName: z.string(),
+  status: z.enum(USER_STATUSES),
+  roles: z.array(z.enum(ROLES)),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  deactivatedAt: z.iso.datetime().nullable(),
+});
+export type UserView = z.infer<typeof UserView>;
 
 /** Columns every user query selects, roles aggregated in the same round trip. */
 export const userColumns = (sql: Sql) => sql`
