@@ -3,6 +3,8 @@
 // enrolled that week (85% present, some late, some leaving early, 7% absent). An enrollment attends
 // from its start for the programme's length (a withdrawn one for its first 40%), never after today;
 // pending and cancelled ones never. Deterministic like the rest: same seed, same sessions and lines.
+// The check-offs, externships and complaints follow (bench/compliance-records-school.ts).
+import { complianceRecordLoads } from './compliance-records-school';
 import { DAY_MS, enrollmentsOf, type Plan, type PlannedEnrollment, prng, type TableLoad } from './school-plan';
 
 const WEEK_MS = 7 * DAY_MS;
@@ -114,5 +116,5 @@ export function complianceLoads(plan: Plan, seed: number): TableLoad[] {
       }
     },
   };
-  return [sessionsLoad, linesLoad];
+  return [sessionsLoad, linesLoad, ...complianceRecordLoads(plan, seed)];
 }
