@@ -3,7 +3,7 @@
 // the caller's browser, `Cache-Control: private`, with an ETag) for PRIVATE_CACHE_MAX_AGE_SECONDS, never
 // by a shared cache: a home screen five minutes old is still the right list of things to do.
 import type { Role } from '../lib/access';
-import { dashboardOf } from '../lib/dashboard';
+import { DashboardView, dashboardOf } from '../lib/dashboard';
 import { endpoint } from '../lib/endpoint';
 import { json } from '../lib/http';
 
@@ -16,6 +16,7 @@ endpoint({
   route: 'dashboard',
   access: DASHBOARD_USERS,
   cache: 'private',
+  responses: { 200: DashboardView },
   handler: async function dashboard({ sql, caller }) {
     return json(await dashboardOf(sql, caller));
   },

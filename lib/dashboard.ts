@@ -5,16 +5,68 @@
 // enrollments by status, clock hours attended this week, open enrollments below the attendance
 // threshold (GET attendance/below-threshold), open complaints (not resolved or closed), and the office's
 // refunds coming due within REFUND_DUE_WARNING_DAYS and overdue, with their amounts in force (GET
-// ledger/refunds-due?withinDays=10 split by `overdue`). Amounts of money are no names either, so the
-// answer stays `private` as before.
-import { type Caller, type RecordScope, scopeOf } from './access';
+// ledger/refunds-due?withinDays=10 split by `overdue`), and, for those who read agreements (admin,
+// registrar), the agreements awaiting a signature: the signer's (GET agreements?status=pending and
+// ?status=viewed) and the school's counter-signature (?status=student_signed). Amounts of money are no
+// names either, so the answer stays `private` as before. The answer's schemas are DashboardView.
+import { z } from 'zod';
+import { type Caller, hasAnyRole, type RecordScope, scopeOf } from './access';
+import { AGREEMENT_READERS } from './agreements';
 import { belowThreshold, clockHoursOf, enrollmentMinutes, isCurrentLine } from './attendance';
 import { APPEAL_WINDOW_DAYS } from './complaints';
 import { config } from './config';
 import type { AnySql } from './db';
 import { openRefundsDue, REFUND_DUE_WARNING_DAYS } from './refunds';
 import { SCHOOL } from './school';
-import { ENROLLMENT_STATUSES, enrollmentVisible, STUDENT_REACH } from './students';
+import { ENROLLMENT_STATUSES, type EnrollmentStatus, enrollmentVisible, STUDENT_REACH } from './students';
+
+const Count = z.int().min(0);
+const CountAndCents = z.strictObject({ count: Count, amountCents: Count });
+
+const SchoolCountsView = z.strictObject({
+  activeStudents: Count,
+  enrollmentsByStatus: z.strictObject(Object.fromEntries(ENROLLMENT_STATUSES.map((status) => [status, Count]))),
+  clockHoursThisWeek: z.number().min(0),
+  attendanceThresholdPercent: z.number(),
+  belowAttendanceThreshold: Count,
+  openComplaints: Count.optional(),
+  refundsDue: z
+    .strictObject({ withinDays: Count, comingDue: CountAndCents, overdue: CountAndCents })
+    .optional()
+    .describe('The office: open refunds due within withinDays, and overdue (GET ledger/refunds-due)'),
+  agreementsAwaitingSignature: z
+    .strictObject({
+      signer: Count.describe('Sent and not yet signed: pending or viewed'),
+      counterSignature: Count.describe('Signed by the student, awaiting the school: student_signed'),
+    })
+    .optional()
+    .describe('Those who read agreements (admin, registrar)'),
+});
+
+const StudentEnrollmentCountsView = z.strictObject({
+  enrollmentId: z.uuid(),
+  program: z.string(),
+  status: z.enum(ENROLLMENT_STATUSES),
+  requiredClockHours: z.number().min(0),
+  clockHoursAttended: z.number().min(0),
+  clockHoursThisWeek: z.number().min(0),
+  belowAttendanceThreshold: z.boolean(),
+  consecutiveAbsences: Count,
+  pendingSkillCheckoffs: Count,
+  externshipDaysAwaitingApproval: Count,
+});
+
+/** The home screen: the school's (office), the programmes taught (instructor) or a student's own. */
+export const DashboardView = z.discriminatedUnion('view', [
+  SchoolCountsView.extend({ view: z.literal('school') }),
+  SchoolCountsView.extend({ view: z.literal('programmes taught') }),
+  z.strictObject({
+    view: z.literal('student'),
+    enrollments: z.array(StudentEnrollmentCountsView),
+    complaintsOpenToAppeal: Count,
+  }),
+]);
+type SchoolFigures = z.infer<typeof SchoolCountsView>;
 
 const weekStart = (sql: AnySql) =>
   sql`date_trunc('week', now() at time zone ${SCHOOL.timeZone}) at time zone ${SCHOOL.timeZone}`;
@@ -26,7 +78,15 @@ interface SchoolCounts {
   below_threshold: number;
   open_complaints: number | null;
   refunds_due: { coming_due: number; coming_due_cents: number; overdue: number; overdue_cents: number } | null;
+  agreements_awaiting: { signer: number; counter_signature: number } | null;
 }
+
+/** Agreements awaiting the signer (sent: pending or viewed) and awaiting the school's counter-signature. */
+const agreementsAwaitingCounts = (sql: AnySql) => sql`
+  (select json_build_object(
+            'signer', count(*) filter (where d.status in ('pending', 'viewed')),
+            'counter_signature', count(*) filter (where d.status = 'student_signed'))
+     from signed_documents d where d.status in ('pending', 'viewed', 'student_signed'))`;
 
 /** The open refunds due within the warning days (the timer's) and past due: counts and cents in force. */
 const refundsDueCounts = (sql: AnySql) => sql`
@@ -38,7 +98,12 @@ const refundsDueCounts = (sql: AnySql) => sql`
      from ${openRefundsDue(sql, REFUND_DUE_WARNING_DAYS)})`;
 
 /** The office's and an instructor's counts: the school, or the programmes taught. */
-async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boolean) {
+async function schoolCounts(
+  sql: AnySql,
+  scope: RecordScope,
+  withComplaints: boolean,
+  withAgreements: boolean,
+): Promise<SchoolFigures> {
   const visible = enrollmentVisible(sql, scope);
   const percent = config().ATTENDANCE_THRESHOLD_PERCENT;
   const [row] = await sql<SchoolCounts[]>`
@@ -57,7 +122,8 @@ async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boo
           ? sql`(select count(*)::int from complaints c where c.status in ('submitted', 'in_review', 'appealed'))`
           : sql`null::int`
       } as open_complaints,
-      ${withComplaints ? refundsDueCounts(sql) : sql`null::json`} as refunds_due`;
+      ${withComplaints ? refundsDueCounts(sql) : sql`null::json`} as refunds_due,
+      ${withAgreements ? agreementsAwaitingCounts(sql) : sql`null::json`} as agreements_awaiting`;
   const counts = row as SchoolCounts;
   const byStatus = Object.fromEntries(ENROLLMENT_STATUSES.map((status) => [status, counts.by_status?.[status] ?? 0]));
   return {
@@ -66,8 +132,16 @@ async function schoolCounts(sql: AnySql, scope: RecordScope, withComplaints: boo
     clockHoursThisWeek: clockHoursOf(counts.week_minutes),
     attendanceThresholdPercent: percent,
     belowAttendanceThreshold: counts.below_threshold,
-    ...(withComplaints ? { openComplaints: counts.open_complaints } : {}),
+    ...(withComplaints && counts.open_complaints !== null ? { openComplaints: counts.open_complaints } : {}),
     ...(counts.refunds_due ? { refundsDue: refundsDueView(counts.refunds_due) } : {}),
+    ...(counts.agreements_awaiting
+      ? {
+          agreementsAwaitingSignature: {
+            signer: counts.agreements_awaiting.signer,
+            counterSignature: counts.agreements_awaiting.counter_signature,
+          },
+        }
+      : {}),
   };
 }
 
@@ -82,7 +156,7 @@ function refundsDueView(due: NonNullable<SchoolCounts['refunds_due']>) {
 interface StudentRow {
   enrollment_id: string;
   program_code: string;
-  status: string;
+  status: EnrollmentStatus;
   required_hours: number;
   minutes: number;
   week_minutes: number;
@@ -138,9 +212,13 @@ async function studentCounts(sql: AnySql, userId: string) {
 }
 
 /** What the caller's home screen shows. */
-export async function dashboardOf(sql: AnySql, caller: Caller) {
+export async function dashboardOf(sql: AnySql, caller: Caller): Promise<z.infer<typeof DashboardView>> {
   const scope = scopeOf(caller, STUDENT_REACH);
-  if (scope.kind === 'all') return { view: 'school', ...(await schoolCounts(sql, scope, true)) };
-  if (scope.kind === 'taught') return { view: 'programmes taught', ...(await schoolCounts(sql, scope, false)) };
+  // Agreement counts only for those who may list agreements (an instructor's scope is never `all`).
+  const agreements = hasAnyRole(caller, AGREEMENT_READERS);
+  if (scope.kind === 'all') return { view: 'school', ...(await schoolCounts(sql, scope, true, agreements)) };
+  if (scope.kind === 'taught') {
+    return { view: 'programmes taught', ...(await schoolCounts(sql, scope, false, false)) };
+  }
   return { view: 'student', ...(await studentCounts(sql, caller.userId)) };
 }

@@ -1,6 +1,7 @@
 // The dashboard: each role's counts equal the counts of the lists they summarise (read through the same
 // API, page by page), it is cached privately with an ETag, and roles without a home screen get a 403.
 import { beforeAll, describe, expect, test } from 'vitest';
+import { publishTemplate, SCHOOL_PART, signAs, signingTokenFor } from './helpers/agreements';
 import { useTestApp } from './helpers/app';
 import { send } from './helpers/http';
 import { insertLedger } from './helpers/ledger';
@@ -16,6 +17,7 @@ import { createTestUser, type TestUser } from './helpers/users';
 
 const app = useTestApp();
 
+let admin: TestUser;
 let staff: TestUser;
 let instructor: TestUser;
 let finance: TestUser;
@@ -35,6 +37,42 @@ interface SchoolView {
     comingDue: { count: number; amountCents: number };
     overdue: { count: number; amountCents: number };
   };
+  agreementsAwaitingSignature?: { signer: number; counterSignature: number };
+}
+
+/**
+ * Agreements in every state the count separates: two sent (one of them opened: viewed), one signed by the
+ * student awaiting the school, one voided (awaiting nobody).
+ */
+async function createAgreements(sql: typeof app.db.sql) {
+  await publishTemplate(admin, { counterSign: true });
+  const sendTo = async (who: TestUser) => {
+    const response = await send('POST', '/agreements', {
+      as: registrar,
+      body: { recipient: { studentId: who.id }, prefill: SCHOOL_PART },
+    });
+    expect(response.status, await response.clone().text()).toBe(201);
+    return ((await response.json()) as { id: string }).id;
+  };
+  // Names a typed signature accepts (letters only; the default test names carry digits).
+  const [signer, viewer, voided] = await Promise.all(
+    ['Ada', 'Bea', 'Cy'].map((firstName) => createTestUser(sql, { roles: ['student'], firstName, lastName: 'Dashwood' })),
+  );
+  await sendTo(signer as TestUser);
+  const signed = await signAs(await signingTokenFor(sql, (signer as TestUser).email), signer as TestUser);
+  expect(signed.status, await signed.clone().text()).toBe(200);
+  await sendTo(viewer as TestUser);
+  const opened = await send('POST', '/agreements/signing/open', {
+    body: { token: await signingTokenFor(sql, (viewer as TestUser).email) },
+  });
+  expect(opened.status).toBe(200);
+  await sendTo(student);
+  const toVoid = await sendTo(voided as TestUser);
+  const voiding = await send('POST', `/agreements/${toVoid}/void`, {
+    as: registrar,
+    body: { reason: 'Sent to the wrong student' },
+  });
+  expect(voiding.status, await voiding.clone().text()).toBe(200);
 }
 
 /**
@@ -83,7 +121,7 @@ async function createRefunds(sql: typeof app.db.sql) {
 
 beforeAll(async () => {
   const sql = app.db.sql;
-  ({ staff, instructor, finance, registrar, student } = await createRoleAccounts(sql));
+  ({ admin, staff, instructor, finance, registrar, student } = await createRoleAccounts(sql));
   const taught = await createProgram(sql, { code: 'DASH-A', hours: [20] });
   const other = await createProgram(sql, { code: 'DASH-B', hours: [20] });
   await assignInstructor(sql, instructor.id, taught.programId);
@@ -132,6 +170,7 @@ beforeAll(async () => {
     lines: lines.other,
   });
   await createRefunds(sql);
+  await createAgreements(sql);
 });
 
 /** Every item of a list, following `next`. */
@@ -195,11 +234,32 @@ describe('the dashboard', () => {
     expect(again.status).toBe(304);
   });
 
+  test('agreements awaiting a signature are those of the agreements list, for those who read agreements', async () => {
+    const response = await send('GET', '/dashboard', { as: registrar });
+    expect(response.status).toBe(200);
+    const view = (await response.json()) as SchoolView;
+    const count = async (status: string) => (await all(`/agreements?status=${status}`, registrar)).length;
+    expect(view.agreementsAwaitingSignature).toEqual({
+      signer: (await count('pending')) + (await count('viewed')),
+      counterSignature: await count('student_signed'),
+    });
+    // By hand: the pending one and the viewed one; the signed one; the voided one is in neither.
+    expect(view.agreementsAwaitingSignature).toEqual({ signer: 2, counterSignature: 1 });
+    expect(await count('viewed')).toBe(1);
+    const adminView = (await (await send('GET', '/dashboard', { as: admin })).json()) as SchoolView;
+    expect(adminView.agreementsAwaitingSignature).toEqual(view.agreementsAwaitingSignature);
+    // Staff do not read agreements (docs/access-policy.md): no agreement counts on their screen.
+    const staffView = (await (await send('GET', '/dashboard', { as: staff })).json()) as SchoolView;
+    expect(staffView.agreementsAwaitingSignature).toBeUndefined();
+    expect((await send('GET', '/agreements', { as: staff })).status).toBe(403);
+  });
+
   test('an instructor counts the programmes they teach, without complaints', async () => {
     const view = (await (await send('GET', '/dashboard', { as: instructor })).json()) as SchoolView;
     expect(view.view).toBe('programmes taught');
     expect(view.openComplaints).toBeUndefined();
     expect(view.refundsDue).toBeUndefined();
+    expect(view.agreementsAwaitingSignature).toBeUndefined();
     expect(view.activeStudents).toBe(2);
     await expectCountsOfLists(instructor, view);
   });

@@ -77,7 +77,6 @@ const UNDECLARED = new Set([
   'credentials-issue',
   'credentials-list',
   'credentials-revoke',
-  'dashboard',
   'docs-asset',
   'docs-page',
   'enrollments-create',
