@@ -56,7 +56,9 @@ async function createAgreements(sql: typeof app.db.sql) {
   };
   // Names a typed signature accepts (letters only; the default test names carry digits).
   const [signer, viewer, voided] = await Promise.all(
-    ['Ada', 'Bea', 'Cy'].map((firstName) => createTestUser(sql, { roles: ['student'], firstName, lastName: 'Dashwood' })),
+    ['Ada', 'Bea', 'Cy'].map((firstName) =>
+      createTestUser(sql, { roles: ['student'], firstName, lastName: 'Dashwood' }),
+    ),
   );
   await sendTo(signer as TestUser);
   const signed = await signAs(await signingTokenFor(sql, (signer as TestUser).email), signer as TestUser);
