@@ -4,24 +4,30 @@
 // Rules and SQL: lib/h5p.ts; who: lib/lessons.ts (the same reach as the lessons); docs/content.md.
 import { Readable } from 'node:stream';
 import { z } from 'zod';
+import type { AnySql } from '../lib/db';
 import { endpoint } from '../lib/endpoint';
+import type { AuditNotes } from '../lib/endpoint-types';
 import { declareConstraints, HttpError, notFound } from '../lib/errors';
 import { openFile } from '../lib/files';
 import {
   ACTIVITY_KEY,
   assetBase,
+  assetGrant,
   checkGrant,
+  checkReaderGrant,
   findCurrentH5pActivity,
   findH5pActivity,
   findH5pFile,
   listH5pActivities,
   MAX_PACKAGE_BYTES,
+  PLAYER_GRANT_MAX,
   playerAddress,
   retireH5pActivity,
   storeH5pActivity,
   toH5pActivityView,
 } from '../lib/h5p';
 import { playerPage, playerPageCsp, playerRuntime } from '../lib/h5p-player';
+import { findH5pState, H5P_STATE_BODY_BYTES, parseStateBody, saveH5pState } from '../lib/h5p-state';
 import { bytes, ifNoneMatchHits, json, notModified, type Reply } from '../lib/http';
 import { CONTENT_EDITORS, CONTENT_READERS, contentScope, reachableModule } from '../lib/lessons';
 
@@ -116,7 +122,8 @@ endpoint({
       // h5p-standalone's options, and any player's: h5p.json and the libraries at the base, content/ below it.
       player: { h5pJsonPath: base, contentJsonPath: `${base}content`, librariesPath: base },
       // The API's own player page for it (lib/h5p-player.ts), for an <iframe sandbox="allow-scripts">.
-      playerUrl: playerAddress(row.id),
+      // The caller's own: the page saves their state in the activity (lib/h5p-state.ts).
+      playerUrl: playerAddress(row.id, caller.userId),
       assetBase: base,
       expiresAt: expiresAt.toISOString(),
     });
@@ -169,28 +176,68 @@ endpoint({
   },
 });
 
-const PlayerParams = z.object({ activityId: z.uuid(), grant: z.string().max(80) });
+const PlayerParams = z.object({ activityId: z.uuid(), grant: z.string().max(PLAYER_GRANT_MAX) });
+type PlayerParams = z.infer<typeof PlayerParams>;
 
 endpoint({
   name: 'h5p-player',
   methods: ['GET'],
   route: 'h5p-player/{activityId}/{grant}',
-  // Like its files: the grant in the address is the credential (a sandboxed frame sends no cookie).
+  // Like its files: the grant in the address is the credential (a sandboxed frame sends no cookie). This
+  // one names its reader too: the page holds their saved state in the activity and saves it under it.
   access: 'public',
-  // no-store: the page holds the grant of the activity's files.
+  // The reader's own answers are in the page: every page served is on the audit trail, under them.
+  audit: true,
+  // no-store: the page holds the grants and the reader's state.
   params: PlayerParams,
-  handler: async function servePlayerPage({ sql, params, request }): Promise<Reply> {
-    const check = checkGrant(params.activityId, params.grant);
-    if (check !== 'valid') throw grantRefused(check === 'expired');
-    const activity = await findCurrentH5pActivity(sql, params.activityId);
-    if (!activity) throw grantRefused(false);
+  handler: async function servePlayerPage({ sql, params, request, audit }): Promise<Reply> {
+    const { activity, readerId } = await grantedReader(sql, params, audit);
     const url = new URL(request.url);
     const apiBase = url.pathname.slice(0, url.pathname.indexOf('/h5p-player/'));
-    const assets = `${apiBase}/h5p-assets/${activity.id}/${params.grant}`;
-    return bytes(Buffer.from(playerPage(apiBase, activity.title, assets)), 'text/html; charset=utf-8', {
+    const page = playerPage(apiBase, activity.title, {
+      assets: `${apiBase}/h5p-assets/${activity.id}/${assetGrant(activity.id)}`,
+      state: `${apiBase}/h5p-state/${activity.id}/${params.grant}`,
+      previousState: (await findH5pState(sql, activity.id, readerId)).state,
+    });
+    return bytes(Buffer.from(page), 'text/html; charset=utf-8', {
       // Framed by the lesson: frame-ancestors decides (browsers ignore X-Frame-Options where it is set).
       'Content-Security-Policy': playerPageCsp(url.origin),
     });
+  },
+});
+
+/**
+ * The current activity and the reader a player grant names; refused like the files (404, 410 expired).
+ * The audit row names the reader: the grant acts for them, without their token.
+ */
+async function grantedReader(sql: AnySql, params: PlayerParams, audit: AuditNotes) {
+  const checked = checkReaderGrant(params.activityId, params.grant);
+  if (checked.check !== 'valid') throw grantRefused(checked.check === 'expired');
+  const activity = await findCurrentH5pActivity(sql, params.activityId);
+  if (!activity) throw grantRefused(false);
+  audit.actingUserId = checked.readerId;
+  return { activity, readerId: checked.readerId };
+}
+
+endpoint({
+  name: 'h5p-state',
+  methods: ['POST'],
+  route: 'h5p-state/{activityId}/{grant}',
+  // The player page's grant is the credential; it names the reader whose state this is.
+  access: 'public',
+  // A reader's own answers: every save is on the audit trail, under their id, in its transaction.
+  audit: true,
+  // No CORS for the page's opaque origin (`Origin: null` is never echoed): it posts without reading the
+  // answer (a simple text/plain request, lib/h5p-state.ts parseStateBody), and nothing here is readable.
+  params: PlayerParams,
+  rawBody: true,
+  maxBodyBytes: H5P_STATE_BODY_BYTES,
+  responses: { 204: null },
+  problems: [400, 404, 410],
+  handler: async function saveActivityState({ sql, params, rawBody, audit }): Promise<Reply> {
+    const { activity, readerId } = await grantedReader(sql, params, audit);
+    await saveH5pState(sql, activity.id, readerId, parseStateBody(rawBody));
+    return { kind: 'empty', status: 204 };
   },
 });
 

@@ -46,7 +46,7 @@ endpoint({
   cache: 'private',
   params: ModuleParams,
   handler: async function readPublishedLesson({ sql, params, caller }) {
-    const lesson = await findPublishedLesson(sql, contentScope(caller), params.moduleId);
+    const lesson = await findPublishedLesson(sql, contentScope(caller), params.moduleId, caller.userId);
     if (!lesson) throw notFound('No published lesson of a module you may see');
     return json(lesson);
   },

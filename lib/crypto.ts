@@ -24,6 +24,7 @@ export type PiiField =
   | 'transcript_documents.content'
   | 'scorm_records.suspend_data'
   | 'scorm_records.interactions'
+  | 'h5p_user_states.state'
   | 'credentials.revoke_reason'
   | (string & {});
 

@@ -30,13 +30,14 @@ const RUNTIME_TYPES: Record<string, string> = {
 
 /**
  * Loaded before the runtime: puts a storage in memory where the opaque origin has none, then, once the
- * page is read, reads the player's settings from the container's data attributes and starts h5p-standalone on it,
- * embedded in the page itself (`div`: the page is already the activity's own sandboxed frame). The
- * body's `data-h5p-state` says how it went (`ready` or `failed`), for a portal and the browser test.
+ * page is read, reads the player's settings and the reader's saved state from the container's data
+ * attributes and starts h5p-standalone on them, embedded in the page itself (`div`: the page is already
+ * the activity's own sandboxed frame), and saves the state as it changes. The body's `data-h5p-state`
+ * says how it went (`ready` or `failed`), for a portal and the browser test.
  */
 const START_SCRIPT = `'use strict';
 // An opaque origin has no storage: reading localStorage throws, and H5P's core reads it at start. A
-// storage kept in memory for the page's life stands in (nothing of an activity outlives its frame).
+// storage kept in memory for the page's life stands in; what outlives the frame is the state saved below.
 (function () {
   function memoryStorage() {
     var items = new Map();
@@ -57,9 +58,44 @@ const START_SCRIPT = `'use strict';
     }
   });
 })();
+// The reader's state in the activity: put in the page by the API (H5P hands it to the content type as
+// its previousState), saved whenever the content reports something (an xAPI event: answered,
+// completed…), every few seconds while it changes, and as the page goes away (keepalive: the request
+// outlives the page). Each save is a text/plain POST, a simple request from this opaque origin, sent
+// without reading the answer (no-cors: the API answers this origin nothing readable).
+function stateStore(url, saved) {
+  function current() {
+    var instance = window.H5P && H5P.instances && H5P.instances[0];
+    if (!instance || typeof instance.getCurrentState !== 'function') return undefined;
+    var state = instance.getCurrentState();
+    return state === undefined ? undefined : JSON.stringify(state);
+  }
+  return {
+    save: function () {
+      var state = current();
+      if (state === undefined || state === saved) return;
+      saved = state;
+      var body = JSON.stringify({ state: state });
+      fetch(url, {
+        method: 'POST',
+        mode: 'no-cors',
+        credentials: 'omit',
+        // A keepalive request may carry 64 KiB at most (a larger state is saved while the page is open).
+        keepalive: body.length < 60000,
+        headers: { 'Content-Type': 'text/plain' },
+        body: body
+      }).catch(function (error) {
+        saved = null;
+        console.warn('H5P player: the state was not saved (' + error + ')');
+      });
+    }
+  };
+}
 window.addEventListener('DOMContentLoaded', function () {
   var element = document.getElementById('h5p-container');
   var settings = element.dataset;
+  var previousState = element.hasAttribute('data-previous-state') ? settings.previousState : null;
+  var store = stateStore(settings.state, previousState);
   new H5PStandalone.H5P(element, {
     h5pJsonPath: settings.assets,
     contentJsonPath: settings.assets + '/content',
@@ -72,8 +108,20 @@ window.addEventListener('DOMContentLoaded', function () {
     export: false,
     embed: false,
     icon: false,
-    fullScreen: false
+    fullScreen: false,
+    // H5P's core hands a saved state to the content only while saveFreq is set; it saves through ajax
+    // only for a signed-in H5P user, which this page has none of: the store above saves instead.
+    saveFreq: 30,
+    contentUserData: previousState === null ? undefined : [{ state: previousState }]
   }).then(function () {
+    if (window.H5P && H5P.externalDispatcher) {
+      H5P.externalDispatcher.on('xAPI', function () { setTimeout(store.save, 0); });
+    }
+    setInterval(store.save, 5000);
+    window.addEventListener('pagehide', store.save);
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'hidden') store.save();
+    });
     document.body.setAttribute('data-h5p-state', 'ready');
   }, function (error) {
     console.error('H5P player: ' + (error && error.stack ? error.stack : error));
@@ -146,11 +194,18 @@ export function playerPageCsp(apiOrigin: string): string {
 
 /**
  * The player page of one activity. `apiBase` is the path the API is served under (`/api`); `assets` the
- * activity's signed base address without its trailing slash.
+ * activity's signed base address without its trailing slash; `state` the reader's state address
+ * (lib/h5p-state.ts) under the page's own grant; `previousState` what that reader saved, or null.
  */
-export function playerPage(apiBase: string, title: string, assets: string): string {
+export function playerPage(
+  apiBase: string,
+  title: string,
+  page: { assets: string; state: string; previousState: string | null },
+): string {
   const { version } = playerRuntime();
   const file = (name: string) => escapeAttribute(`${apiBase}/h5p-runtime/${version}/${name}`);
+  // The reader's saved state, as data (escaped): the start script hands it to H5P.
+  const previous = page.previousState === null ? '' : ` data-previous-state="${escapeAttribute(page.previousState)}"`;
   return `<!doctype html>
 <html lang="en">
   <head>
@@ -161,7 +216,7 @@ export function playerPage(apiBase: string, title: string, assets: string): stri
     <link rel="stylesheet" href="${file('styles/h5p.css')}" />
   </head>
   <body data-h5p-state="loading">
-    <div id="h5p-container" data-assets="${escapeAttribute(assets)}" data-frame-js="${file('frame.bundle.js')}" data-frame-css="${file('styles/h5p.css')}"></div>
+    <div id="h5p-container" data-assets="${escapeAttribute(page.assets)}" data-state="${escapeAttribute(page.state)}"${previous} data-frame-js="${file('frame.bundle.js')}" data-frame-css="${file('styles/h5p.css')}"></div>
     <script src="${file('player-start.js')}"></script>
     <script src="${file('main.bundle.js')}"></script>
   </body>

@@ -508,14 +508,15 @@ export type LessonActivity =
   | { activityKey: string; available: true; title: string; href: string; player: string }
   | { activityKey: string; available: false };
 
-export function toLessonActivity(key: string, row: H5pActivityRow | undefined): LessonActivity {
+/** `readerId`: who reads the lesson; the player address is theirs (it saves their state in the activity). */
+export function toLessonActivity(key: string, row: H5pActivityRow | undefined, readerId: string): LessonActivity {
   if (!row) return { activityKey: key, available: false };
   return {
     activityKey: key,
     available: true,
     title: row.title,
     href: toH5pActivityView(row).href,
-    player: playerAddress(row.id),
+    player: playerAddress(row.id, readerId),
   };
 }
 
@@ -561,6 +562,10 @@ export const assetsUnavailable = () =>
 const signature = (key: Buffer, activityId: string, expires: number) =>
   createHmac('sha256', key).update(`h5p-assets\n${activityId}\n${expires}`).digest('base64url');
 
+/** A player grant's signature: its own purpose, so an asset grant is never one, and the reader's id. */
+const readerSignature = (key: Buffer, activityId: string, readerId: string, expires: number) =>
+  createHmac('sha256', key).update(`h5p-player\n${activityId}\n${readerId}\n${expires}`).digest('base64url');
+
 /**
  * A grant for every file of one activity until `expires` (seconds since 1970): `<expires>.<HMAC>`,
  * the HMAC over the activity's id and the expiry. The player composes file paths itself (the libraries'
@@ -570,6 +575,9 @@ export function assetBase(activityId: string, now = Date.now()): { base: string;
   const { grant, expires } = grantFor(activityId, now);
   return { base: `/api/h5p-assets/${activityId}/${grant}/`, expiresAt: new Date(expires * 1000) };
 }
+
+/** The asset grant alone (`<expires>.<HMAC>`), for the player page, which composes the base on its own path. */
+export const assetGrant = (activityId: string, now = Date.now()): string => grantFor(activityId, now).grant;
 
 /**
  * Grants expire on a multiple of this many seconds (and at least H5P_ASSET_URL_SECONDS from now): every
@@ -581,17 +589,52 @@ const GRANT_STEP_SECONDS = 300;
 function grantFor(activityId: string, now: number): { grant: string; expires: number } {
   const key = signingKey();
   if (!key) throw assetsUnavailable();
-  const earliest = Math.floor(now / 1000) + config().H5P_ASSET_URL_SECONDS;
-  const expires = Math.ceil(earliest / GRANT_STEP_SECONDS) * GRANT_STEP_SECONDS;
+  const expires = expiryOf(now);
   return { grant: `${expires}.${signature(key, activityId, expires)}`, expires };
 }
 
-/** The player page of an activity (lib/h5p-player.ts), under the same kind of grant as its files. */
-export function playerAddress(activityId: string, now = Date.now()): string {
-  return `/api/h5p-player/${activityId}/${grantFor(activityId, now).grant}`;
+function expiryOf(now: number): number {
+  const earliest = Math.floor(now / 1000) + config().H5P_ASSET_URL_SECONDS;
+  return Math.ceil(earliest / GRANT_STEP_SECONDS) * GRANT_STEP_SECONDS;
 }
 
+/**
+ * The player page of an activity (lib/h5p-player.ts) for one reader: `<expires>.<reader id>.<HMAC>`, the
+ * HMAC over the activity, the reader and the expiry. The page serves the activity's files under an asset
+ * grant of its own, and saves and reads back the reader's state in the activity (lib/h5p-state.ts)
+ * under this one: whoever holds the address acts as that reader in that activity, and in nothing else.
+ */
+export function playerAddress(activityId: string, readerId: string, now = Date.now()): string {
+  const key = signingKey();
+  if (!key) throw assetsUnavailable();
+  const expires = expiryOf(now);
+  return `/api/h5p-player/${activityId}/${expires}.${readerId}.${readerSignature(key, activityId, readerId, expires)}`;
+}
+
+/** The longest player grant: the expiry (at most 12 digits), a uuid and the HMAC, with their dots. */
+export const PLAYER_GRANT_MAX = 12 + 1 + 36 + 1 + 43;
+
 export type GrantCheck = 'valid' | 'invalid' | 'expired';
+
+const READER_GRANT =
+  /^(\d{1,12})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+
+/** Whether a player grant was signed by this application for that activity, and for whom; in force or not. */
+export function checkReaderGrant(
+  activityId: string,
+  grant: string,
+  now = Date.now(),
+): { check: 'valid'; readerId: string } | { check: 'invalid' | 'expired' } {
+  const key = signingKey();
+  const match = READER_GRANT.exec(grant);
+  if (!key || !match) return { check: 'invalid' };
+  const expires = Number(match[1]);
+  const readerId = match[2] as string;
+  const expected = Buffer.from(readerSignature(key, activityId, readerId, expires), 'base64url');
+  const given = Buffer.from(match[3] as string, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { check: 'invalid' };
+  return expires * 1000 > now ? { check: 'valid', readerId } : { check: 'expired' };
+}
 
 /** Whether a grant was signed by this application for that activity, and is still in force. */
 export function checkGrant(activityId: string, grant: string, now = Date.now()): GrantCheck {

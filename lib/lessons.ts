@@ -145,8 +145,11 @@ interface PublishedRow {
   program_id: string;
 }
 
-/** The published lesson of a module the scope may read, in one statement; null when none or out of reach. */
-export async function findPublishedLesson(sql: AnySql, scope: RecordScope, moduleId: string) {
+/**
+ * The published lesson of a module the scope may read, in one statement; null when none or out of reach.
+ * `readerId`: who reads it (its activities' player addresses are theirs).
+ */
+export async function findPublishedLesson(sql: AnySql, scope: RecordScope, moduleId: string, readerId: string) {
   const [row] = await sql<PublishedRow[]>`
     select lv.module_id, lv.version, lv.title, lv.markdown, lv.html, lv.renderer_version, lp.published_at,
            m.title as module_title, m.program_id
@@ -155,7 +158,7 @@ export async function findPublishedLesson(sql: AnySql, scope: RecordScope, modul
       join modules m on m.id = lp.module_id
      where lp.module_id = ${moduleId} and ${programContentReadableSql(sql, scope, sql`m.program_id`)}`;
   if (!row) return null;
-  const { html, activities } = await withActivities(sql, row.module_id, htmlOf(row));
+  const { html, activities } = await withActivities(sql, row.module_id, htmlOf(row), readerId);
   return {
     moduleId: row.module_id,
     programId: row.program_id,
@@ -177,11 +180,12 @@ async function withActivities(
   sql: AnySql,
   moduleId: string,
   html: string,
+  readerId: string,
 ): Promise<{ html: string; activities: LessonActivity[] }> {
   const keys = embeddedActivities(html);
   if (keys.length === 0) return { html, activities: [] };
   const rows = await findH5pActivitiesByKey(sql, moduleId, keys);
-  const byKey = new Map(keys.map((key) => [key, toLessonActivity(key, rows.get(key))]));
+  const byKey = new Map(keys.map((key) => [key, toLessonActivity(key, rows.get(key), readerId)]));
   return {
     html: resolvePlaceholders(html, (key, inline) => lessonEmbedHtml(byKey.get(key) as LessonActivity, inline)),
     activities: [...byKey.values()],

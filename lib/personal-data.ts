@@ -107,6 +107,8 @@ export const PERSONAL_DATA: Readonly<Record<string, Readonly<Record<string, Prot
   h5p_activity_files: {
     path: none('a path inside an H5P package (content/images/tooth.png), validated at upload'),
   },
+  // An H5P content type keeps anything in its state (free-text answers included): the student's own words.
+  h5p_user_states: { state_ciphertext: encrypted('h5p_user_states.state') },
   enrollments: { status: STATE },
   enrollment_status_changes: {
     from_status: STATE,

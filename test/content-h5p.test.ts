@@ -223,8 +223,10 @@ describe('the player page and its runtime', () => {
   test('the page runs in a sandbox, framed only by the portal, over the same grant; the runtime is immutable', async () => {
     const { body } = await openActivity('quiz-1');
     const playerUrl = body.playerUrl as string;
-    const grant = (body.assetBase as string).split('/')[4];
-    expect(playerUrl).toBe(`/api/h5p-player/${(body.assetBase as string).split('/')[3]}/${grant}`);
+    const activityId = (body.assetBase as string).split('/')[3] as string;
+    // The page's grant is the caller's own (it saves their state): the expiry, their id, the HMAC.
+    const grant = playerUrl.split('/')[4];
+    expect(playerUrl).toMatch(new RegExp(`^/api/h5p-player/${activityId}/\\d+\\.${student.id}\\.[A-Za-z0-9_-]{43}$`));
     const page = await fetchAsset(playerUrl);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
@@ -238,6 +240,7 @@ describe('the player page and its runtime', () => {
     // No inline script: settings are data attributes; the files come from the activity's signed base.
     expect(html).not.toMatch(/<script>/);
     expect(html).toContain(`data-assets="${(body.assetBase as string).replace(/\/$/, '')}"`);
+    expect(html).toContain(`data-state="/api/h5p-state/${activityId}/${grant}"`);
     const runtime = [...html.matchAll(/(?:src|href)="(\/api\/h5p-runtime\/[0-9a-f]{16}\/[^"]+)"/g)].map((m) => m[1]);
     expect(runtime.length).toBeGreaterThanOrEqual(3);
     for (const href of runtime) {
@@ -260,8 +263,10 @@ describe('the player page and its runtime', () => {
     expect((await fetchAsset(`/api/h5p-runtime/0000000000000000/main.bundle.js`)).status).toBe(404);
     expect((await fetchAsset(`/api/h5p-runtime/not-a-version/main.bundle.js`)).status).toBe(400);
 
-    // The page honours only a grant of its own activity, in force.
-    const activityId = (body.assetBase as string).split('/')[3];
+    // The page honours only a grant of its own activity, in force; an asset grant is not one.
+    expect((await fetchAsset(`/api/h5p-player/${activityId}/${(body.assetBase as string).split('/')[4]}`)).status).toBe(
+      404,
+    );
     const flipped = `${grant?.slice(0, -2)}${grant?.at(-2) === 'A' ? 'B' : 'A'}${grant?.at(-1)}`;
     expect((await fetchAsset(`/api/h5p-player/${activityId}/${flipped}`)).status).toBe(404);
     expect((await fetchAsset(`/api/h5p-player/00000000-0000-4000-8000-000000000000/${grant}`)).status).toBe(404);

@@ -94,7 +94,7 @@ describe('placeholders in the published lesson', () => {
     const lesson = await readLesson(moduleId);
     const href = `/api/modules/${moduleId}/h5p/glove-order`;
     const player = (lesson.activities[0] as { player?: string }).player as string;
-    expect(player).toMatch(/^\/api\/h5p-player\/[0-9a-f-]{36}\/\d+\.[A-Za-z0-9_-]{43}$/);
+    expect(player).toMatch(/^\/api\/h5p-player\/[0-9a-f-]{36}\/\d+\.[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}$/);
     expect(lesson.activities).toEqual([
       { activityKey: 'glove-order', available: true, title: 'Putting on gloves', href, player },
       { activityKey: 'no-such-activity', available: false },

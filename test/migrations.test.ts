@@ -322,6 +322,7 @@ describe('the schema', () => {
     expect(rows.filter((row) => !row.select).map((row) => row.name)).toEqual([]);
     expect(rows.filter((row) => row.truncate).map((row) => row.name)).toEqual([]);
     expect(rows.filter((row) => row.delete).map((row) => row.name)).toEqual([
+      'h5p_user_states', // a player clears its reader's state ({"state": null})
       'instructor_assignments',
       'login_attempts',
       'module_xapi_activities', // a module's editors change which activities belong to it
@@ -348,6 +349,7 @@ describe('the schema', () => {
       'externships', // column-level: only the verification columns and the end date
       'h5p_activities', // column-level: only retiring an activity
       'h5p_activity_files', // written once with its activity
+      'h5p_user_states', // column-level: only the state and when it was saved
       'idempotency_keys',
       'ledger_entries', // append-only
       'ledger_entry_memos', // append-only (key rotation runs as the owner)
