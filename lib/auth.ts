@@ -2,7 +2,7 @@
 // (`sid`: the refresh-token family), verified in-process with no database round trip. Browsers carry
 // them in an HttpOnly cookie (with a double-submit CSRF token for mutations); tools send
 // `Authorization: Bearer`.
-import { hkdfSync, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hkdfSync, randomUUID, timingSafeEqual, webcrypto } from 'node:crypto';
 import type { HttpRequest } from '@azure/functions';
 import { type Caller, ROLES, type Role } from './access';
 import { ConfigError, config } from './config';
@@ -30,6 +30,14 @@ function key(): Uint8Array {
     signingKey = new Uint8Array(bytes);
   }
   return signingKey;
+}
+
+// The key as WebCrypto holds it, imported once: jose would import a raw key again on every signature
+// and every verification (bench/README.md, "Where a request's time goes").
+let hmacKey: Promise<webcrypto.CryptoKey> | undefined;
+function tokenKey(): Promise<webcrypto.CryptoKey> {
+  hmacKey ??= webcrypto.subtle.importKey('raw', key(), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  return hmacKey;
 }
 
 /**
@@ -67,18 +75,42 @@ export async function issueAccessToken(
     .setJti(randomUUID())
     .setIssuedAt()
     .setExpirationTime(`${ACCESS_TOKEN_TTL_SECONDS}s`)
-    .sign(key());
+    .sign(await tokenKey());
 }
 
 const ROLE_SET = new Set<string>(ROLES);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Tokens verified already, with their expiry: a client presents the same token on every request of
+ * its 15 minutes, and verifying it (jose's HMAC through WebCrypto) was a fifth of a signed-in request.
+ * Keyed by the whole token, whose signature is a function of its text, so a hit is a token this
+ * process verified; its expiry is checked again on every hit, and revocation is not cached (it is
+ * lib/revocations.ts's, after this). Bounded; only valid tokens enter, so forged ones cannot fill it.
+ */
+const verified = new Map<string, { caller: Caller; exp: number }>();
+const VERIFIED_MAX = 10_000;
+
+/** Seconds since the epoch, as jose compares `exp` (a token is expired once `exp <= now`). */
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
 /** The caller a token speaks for, or null when it is malformed, expired, forged or not ours. */
 export async function verifyAccessToken(token: string): Promise<Caller | null> {
   if (token.length > 4096) return null;
+  const known = verified.get(token);
+  if (known && known.exp > nowSeconds()) return { ...known.caller, roles: [...known.caller.roles] };
+  if (known) verified.delete(token);
+  const checked = await verifySignedToken(token);
+  if (!checked) return null;
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string);
+  verified.set(token, checked);
+  return { ...checked.caller, roles: [...checked.caller.roles] };
+}
+
+async function verifySignedToken(token: string): Promise<{ caller: Caller; exp: number } | null> {
   const { jwtVerify } = await jose();
   try {
-    const { payload } = await jwtVerify(token, key(), {
+    const { payload } = await jwtVerify(token, await tokenKey(), {
       algorithms: ['HS256'],
       issuer: ISSUER,
       audience: AUDIENCE,
@@ -89,7 +121,8 @@ export async function verifyAccessToken(token: string): Promise<Caller | null> {
     if (!roles.every((role) => typeof role === 'string' && ROLE_SET.has(role))) return null;
     // No session, no revocation check: a token without one (never issued by this app) is refused.
     if (typeof sid !== 'string' || !UUID.test(sid)) return null;
-    return { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string, sessionId: sid };
+    const caller = { userId: payload.sub, roles: roles as Role[], tokenId: payload.jti as string, sessionId: sid };
+    return { caller, exp: payload.exp as number };
   } catch {
     return null;
   }

@@ -607,6 +607,9 @@ describe('forged, expired and malformed access tokens are 401 in the header and 
 
   test.each(forgeries)('%s', async (_, forge) => {
     const user = await createTestUser(app.db.sql, { roles: ['student'] });
+    // The genuine token first, so it is one the app has verified and remembers (lib/auth.ts): a
+    // forgery made from a remembered token is still checked in full.
+    expect((await app.api('/auth/me', { headers: user.headers })).status).toBe(200);
     const token = await forge(user);
     const viaHeader = await app.api('/auth/me', { headers: { Authorization: `Bearer ${token}` } });
     const viaCookie = await app.api('/auth/me', { headers: { Cookie: `${ACCESS_COOKIE}=${token}` } });
@@ -616,6 +619,31 @@ describe('forged, expired and malformed access tokens are 401 in the header and 
     }
     // The genuine token still works: the 401s were about the forgery.
     expect((await app.api('/auth/me', { headers: user.headers })).status).toBe(200);
+  });
+});
+
+describe('a token the app has verified before', () => {
+  test('is refused once it expires, though it was accepted (and remembered) before', async () => {
+    const user = await createTestUser(app.db.sql, { roles: ['student'] });
+    const expiresAt = Math.floor(Date.now() / 1000) + 4;
+    const token = await signToken({ sub: user.id, roles: user.roles }, { expiresIn: expiresAt });
+    const headers = { Authorization: `Bearer ${token}` };
+    expect((await app.api('/auth/me', { headers })).status).toBe(200);
+    // Until the clock passes its expiry (a token is expired once exp <= now, in whole seconds).
+    while (Math.floor(Date.now() / 1000) < expiresAt) await new Promise((resolve) => setTimeout(resolve, 100));
+    const response = await app.api('/auth/me', { headers });
+    expect(response.status).toBe(401);
+    expect((await problemOf(response)).type).toBe('urn:aada:problem:unauthorized');
+  });
+
+  test('two callers, interleaved, each get their own account every time', async () => {
+    const student = await createTestUser(app.db.sql, { roles: ['student'] });
+    const staff = await createTestUser(app.db.sql, { roles: ['staff'] });
+    for (const user of [student, staff, student, staff]) {
+      const response = await app.api('/auth/me', { headers: user.headers });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ id: user.id, roles: user.roles });
+    }
   });
 });
 
