@@ -16,6 +16,11 @@
 // Imports from '@azure/functions' are NAMED imports on purpose: this project compiles to CommonJS, where
 // `import x from '@azure/functions'` becomes `require(...).default`, which is undefined for this bundle (it
 // sets `__esModule`). Named imports work in compiled CommonJS, under tsx and under vitest.
+//
+// Why one file over 350 lines: it stands in for one program, the Functions host. The core stand-in records
+// the registrations the server then routes, and the request path (routing, body streaming, the answers the
+// host gives itself: an empty 404, a refused method) must behave as Azure's host does, end to end; the
+// route-template grammar, the one part with its own specification, is lib/route-templates.ts.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';

@@ -1,6 +1,9 @@
 // Enrollment agreement routes for staff and the signed-in student: templates (admin), sending,
 // reading, the trail, resending, voiding, counter-signing and the sealed PDF. The public signing
 // steps and verification are functions/agreements-signing.ts; rules and SQL are lib/agreements.ts.
+//
+// Why one file over 350 lines: it holds only route declarations and request schemas, one short entry
+// per route of one area; the schemas of sending (a student or a lead, the form fields) are the bulk.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { sealAgreement } from '../lib/agreement-document';

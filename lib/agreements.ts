@@ -7,6 +7,10 @@
 // a template without counter-signature completes on the signer's signature. Nothing is completed that
 // the signer never signed (409, and a CHECK in migration 0019), no route deletes an agreement, and
 // every step is an append-only row of document_events with who and from where.
+//
+// Why one file over 350 lines: each step of the states above is a query on the same row and the same
+// event trail, and its guard (requireStatus) must be read against the others. The template, the sealed
+// document and the reminders are their own modules (lib/agreement-*.ts).
 import type { Caller, Role } from './access';
 import { type AgreementSchema, ESIGN_DISCLOSURE, type FormData } from './agreement-template';
 import { config } from './config';

@@ -6,6 +6,9 @@
 // A file is named within its module (`guide.pdf`); uploading a name again replaces the file (the old
 // row is retired, never deleted, and its object stays until the sweep). Lessons link to files by name
 // (lib/lesson-html.ts rewrites relative addresses to `/api/modules/{moduleId}/files/{name}`).
+//
+// Why one file over 350 lines: type sniffing, size limits, metadata stripping, storing and byte ranges
+// are the rules of one record, a module's content file, and every upload passes them in that order.
 import { Readable } from 'node:stream';
 import type { AnySql } from './db';
 import { badRequest, HttpError, payloadTooLarge } from './errors';

@@ -1,6 +1,10 @@
 // Personal data at rest: AES-256-GCM in the application (a fresh 96-bit nonce per value, the key id
 // inside the ciphertext so keys can rotate, the column as associated data so a value cannot be
 // moved to another column), and keyed HMAC blind indexes so lookups never decrypt a table.
+//
+// Why one file over 350 lines: the value format, the key ring (which key encrypts, which ids decrypt,
+// rotation), the segmented stream format of files and the blind indexes all rest on the same parsed
+// keys; a second module would have to hold the key material too.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { type Config, ConfigError, config } from './config';

@@ -13,6 +13,10 @@
 // Where: BLOB_ENDPOINT. In Azure the storage account, reached with the managed identity; locally and in
 // tests Azurite (dev/azurite.ts), reached with the emulator's published development key. Production
 // without BLOB_ENDPOINT does not start (lib/config.ts).
+//
+// Why one file over 350 lines: writing, reading (whole or a range), key rotation and the orphan sweep
+// share the object naming, the encryption framing and the container clients: they are the one format
+// of a stored object, and a change to it must be made in all of them at once.
 import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

@@ -12,6 +12,10 @@
 // nowhere), an h5p.json that parses with a title and a main library the package carries, and
 // content/content.json and every library.json parsing. The package is spooled to a temporary file
 // (the ZIP directory is at its end) and never held whole in memory.
+//
+// Why one file over 350 lines: its four sections (the package check, storing and finding, lesson embeds,
+// signed asset addresses) serve one record, an activity and its files. The package check is the bulk and
+// must be read whole: its rules together are what stands between an upload and the files store.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';

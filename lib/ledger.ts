@@ -6,6 +6,9 @@
 //
 // Who reads a ledger: finance and admin every student's, a student their own (the student's row is
 // found through ledgerOwnerVisible, so anyone else's ledger is a 404, whatever the route).
+//
+// Why one file over 350 lines: posting, reversing and reading share the entry row, its columns and the
+// rule of signed cents; payments (lib/ledger-payments.ts) and refunds (lib/refunds.ts) live apart.
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { type Caller, type RecordReach, type Role, recordVisibleSql, scopeOf } from './access';

@@ -1,6 +1,6 @@
 // Uploaded PDFs (a staff-uploaded agreement template) are rewritten, never stored as sent: a new
-// document of the upload's pages only. The old system validated a template and then stored the
-// original, scripts and all. Knows no area: callers say where the result goes. Re-exported by
+// document of the upload's pages only, so no script, action, form or attachment of the upload survives
+// (docs/replaced-system.md #16). Knows no area: callers say where the result goes. Re-exported by
 // lib/pdf.ts, the one PDF module.
 import { createRequire } from 'node:module';
 import type { PDFDocument } from 'pdf-lib';
@@ -38,7 +38,7 @@ const NEVER = [
 ];
 
 /**
- * Rewrites an uploaded PDF into a new document of its pages only, as the old system did not: the
+ * Rewrites an uploaded PDF into a new document of its pages only: the
  * catalog's OpenAction, additional actions, forms, name trees (JavaScript, embedded files) and every
  * page's annotations and actions are left behind, so no script, launch action, link or attachment
  * reaches a signer. Refused: anything without the %PDF- header, an encrypted or unparsable file, no

@@ -7,6 +7,11 @@
 // approves; approval posts the tuition reduction and the refund entry to the ledger (lib/ledger.ts
 // postEntry) and freezes what it posted (migration 0031's trigger); remittance records the check or
 // transfer that paid it. Open refunds by due date are the refunds-due list and timer.
+//
+// Why one file over 350 lines: recording, reading, override, approval, reversal, remittance and the
+// due list are the steps of one record's life, and each step checks the states the others leave (an
+// override only before approval, a reversal only before remittance); read apart, those guards drift.
+// The calculation itself is lib/refund-rules.ts, pure and separately tested.
 import type { Caller, RecordReach } from './access';
 import { recordVisibleSql, scopeOf } from './access';
 import { hoursAttended, lastDateOfAttendance } from './attendance';

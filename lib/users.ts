@@ -1,5 +1,9 @@
 // People: accounts with encrypted names and email, a blind index for lookups and uniqueness,
 // and their roles. Shared by sign-in, the admin user endpoints and the student endpoints.
+//
+// Why one file over 350 lines: every route and command that creates, changes or finds a person goes
+// through here (the name and email rules, the search tokens, create, update, the list), so there is one
+// rule for each; they share the encrypted columns and blind indexes.
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { ROLES, type Role } from './access';

@@ -2,6 +2,9 @@
 // related_agents, since, until, limit, format, attachments, ascending), each served by an index scan of
 // xapi_statement_index in key order; `more` links that page by keyset (the last key read, never an offset),
 // sealed so no filter value (an agent's email) reaches a URL; and the formats and multipart answers.
+//
+// Why one file over 350 lines: the query's parsing, its sealed `more` link and the formats are one
+// contract: a `more` link must reopen exactly the query, format and attachments choice first parsed.
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { decrypt, encrypt } from './crypto';

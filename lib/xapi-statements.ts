@@ -2,6 +2,11 @@
 // the LRS; their index rows), stored in one transaction with their link rows, voiding, the immutability of
 // an id (the same id with other content is a 409), and what targeting statements inherit. A statement is
 // stored encrypted; everything a filter needs is in xapi_statement_index (lib/xapi-index.ts).
+//
+// Why one file over 350 lines: preparing, storing, voiding and inheriting targets are one write path
+// inside one transaction whose order matters (statements, then their index rows, then voiding and
+// inheritance, then the activities); reading one statement stays beside it because it is the inverse
+// of how a statement is stored.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import { decrypt, encrypt } from './crypto';

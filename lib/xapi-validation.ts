@@ -4,6 +4,11 @@
 // the property path (`object.definition.choices[1].id`); the Statement Resource answers 400 with them. No kept
 // validation library covers both versions' rules (the JSON schemas in circulation miss the cross-property
 // ones: revision only with an activity, components per interaction type, a voiding object), so they are here.
+//
+// Why one file over 350 lines: one checker walks a statement the way the specification nests it
+// (actor, verb, object, result, context, attachments, and a sub-statement that repeats most of them),
+// so its methods call each other recursively and share the version and the issue list; split, every
+// part would need the others.
 
 export type XapiVersion = '1.0.3' | '2.0.0';
 
